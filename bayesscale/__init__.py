@@ -1,0 +1,48 @@
+"""bayesscale: Bayesian scaling-law inference with NUTS, on CPU or GPU.
+
+Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs with NUTS in
+NumPyro, check the fit with ArviZ, and turn the posterior into compute-optimal
+allocations with honest uncertainty bands.
+
+>>> import bayesscale as bs
+>>> post = bs.fit(bs.datasets.chinchilla(drop_highest_loss=5))   # doctest: +SKIP
+>>> post.summary(); post.check()                                  # doctest: +SKIP
+"""
+
+import os as _os
+import sys as _sys
+
+# Chains run in parallel across devices.  On CPU, JAX exposes one device unless
+# told otherwise before it starts, so set the host device count here, unless the
+# user already chose one or jax is already running.  BAYESSCALE_HOST_DEVICES
+# overrides the default (the number of CPU cores, at most 8).
+if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
+    _n = _os.environ.get("BAYESSCALE_HOST_DEVICES") or str(max(1, min(_os.cpu_count() or 1, 8)))
+    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") +
+                                f" --xla_force_host_platform_device_count={_n}").strip()
+
+from . import datasets  # noqa: E402
+from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
+from .diagnostics import Verdict  # noqa: E402
+from .fitting import FitWarning, fit, fit_many  # noqa: E402
+from .inference import SamplerSettings, configure_cache  # noqa: E402
+from .model import ModelSpec, Priors  # noqa: E402
+from .posterior import Posterior, load_posterior  # noqa: E402
+from .simulate import simulate_runs  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError", "DataWarning", "FitWarning", "ModelSpec", "Posterior", "Priors", "Runs", "SamplerSettings",
+    "Verdict", "configure_cache", "datasets", "fit", "fit_many", "load_posterior", "load_runs", "plots",
+    "simulate_runs",
+]
+
+
+def __getattr__(name):
+    # matplotlib is imported only when figures are asked for
+    if name == "plots":
+        from . import plots
+
+        return plots
+    raise AttributeError(f"module 'bayesscale' has no attribute {name!r}")

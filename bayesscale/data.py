@@ -1,0 +1,312 @@
+"""Reading and validating training runs.
+
+A table of runs has one row per finished training run with the columns
+
+========  ===============================================================
+``N``     model parameters
+``D``     training tokens (optional when ``C`` is given: ``D = C / (6 N)``)
+``C``     training FLOPs (optional: ``C = 6 N D``)
+``loss``  final loss (any positive metric that falls as the law says)
+``budget``  optional label of the run's sweep or budget group; by default
+          runs are grouped by compute, see :func:`budget_groups`
+========  ===============================================================
+
+Every problem raises :class:`DataError` naming the row, the column and the
+fix.  Nothing is dropped silently: :class:`Runs` holds every row it was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .laws import FLOPS_PER_PARAM_TOKEN, PARAMETERS
+
+__all__ = ["Runs", "DataError", "DataWarning", "load_runs", "budget_groups", "as_runs"]
+
+#: Number of law parameters plus the noise scale: the fewest runs that can be fitted.
+MIN_RUNS = len(PARAMETERS) + 1
+
+#: Relative tolerance of the C = 6 N D consistency check.
+C_RTOL = 0.05
+
+#: Runs whose compute lies within this many decades of their neighbour share a budget group.
+BUDGET_TOL_DEX = 0.05
+
+
+class DataError(ValueError):
+    """A table of runs cannot be used; the message names the row, column and fix."""
+
+
+class DataWarning(UserWarning):
+    """A table of runs is usable but something in it looks wrong."""
+
+
+def budget_groups(C, tol_dex: float = BUDGET_TOL_DEX) -> np.ndarray:
+    """Group runs into compute budgets.
+
+    Runs are sorted by ``log10 C``; a new group starts wherever the gap to
+    the previous run exceeds ``tol_dex`` decades, or the group would span
+    more than ``3 * tol_dex``.  Groups are numbered from the smallest budget
+    upward.
+
+    Parameters
+    ----------
+    C : array_like
+        Training compute of each run.
+    tol_dex : float
+        Gap, in decades of compute, that separates two budgets.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Group index of each run, in the input order.
+    """
+    logc = np.log10(np.asarray(C, dtype=float))
+    order = np.argsort(logc, kind="stable")
+    labels = np.empty(len(logc), dtype=np.int64)
+    g, start, prev = 0, None, None
+    for i in order:
+        if prev is not None and (logc[i] - prev > tol_dex or logc[i] - start > 3 * tol_dex):
+            g += 1
+            start = None
+        if start is None:
+            start = logc[i]
+        labels[i] = g
+        prev = logc[i]
+    return labels
+
+
+def _readonly(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Runs:
+    """A validated, immutable table of training runs.
+
+    Use :func:`load_runs` to build one.  Arrays are read-only float64.
+
+    Attributes
+    ----------
+    N, D, C, loss : numpy.ndarray
+        Parameters, tokens, FLOPs and final loss of each run.
+    run_id : numpy.ndarray of str
+        Row labels, used in every message about a run.
+    budget : numpy.ndarray of int
+        Budget (or sweep) group of each run, numbered from 0.
+    source : str
+        Where the table came from (a path, or ``"<DataFrame>"``).
+    sha256 : str
+        Hash of the table's contents, for reproducibility.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    C: np.ndarray
+    loss: np.ndarray
+    run_id: np.ndarray
+    budget: np.ndarray
+    source: str = "<DataFrame>"
+    sha256: str = field(default="")
+
+    def __post_init__(self):
+        for name in ("N", "D", "C", "loss"):
+            object.__setattr__(self, name, _readonly(np.asarray(getattr(self, name), dtype=float)))
+        object.__setattr__(self, "run_id", _readonly(np.asarray(self.run_id, dtype=str)))
+        object.__setattr__(self, "budget", _readonly(np.asarray(self.budget, dtype=np.int64)))
+        if not self.sha256:
+            object.__setattr__(self, "sha256", _hash_frame(self.to_frame()))
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    def __repr__(self) -> str:
+        return (f"Runs({len(self)} runs, {self.n_budgets} budgets, N {self.N.min():.3g}..{self.N.max():.3g}, "
+                f"D {self.D.min():.3g}..{self.D.max():.3g}, C {self.C.min():.3g}..{self.C.max():.3g}, "
+                f"source={self.source!r})")
+
+    @property
+    def n_budgets(self) -> int:
+        """Number of budget groups."""
+        return int(self.budget.max()) + 1 if len(self) else 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """The runs as a DataFrame with columns N, D, C, loss, budget, indexed by run id."""
+        return pd.DataFrame(
+            {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss, "budget": self.budget},
+            index=pd.Index(self.run_id, name="run"),
+        )
+
+    def subset(self, mask) -> "Runs":
+        """The runs selected by a boolean mask or an index array.
+
+        Budget groups are renumbered from 0 in the subset.
+        """
+        idx = np.arange(len(self))[np.asarray(mask)]
+        if len(idx) == 0:
+            raise DataError("the selection is empty: no run is left to fit. Select at least "
+                            f"{MIN_RUNS} runs.")
+        _, budget = np.unique(self.budget[idx], return_inverse=True)
+        return Runs(N=self.N[idx], D=self.D[idx], C=self.C[idx], loss=self.loss[idx],
+                    run_id=self.run_id[idx], budget=budget, source=self.source)
+
+    def budget_compute(self) -> np.ndarray:
+        """Geometric-mean compute of each budget group, indexed by group."""
+        logc = np.log(self.C)
+        return np.exp(np.array([logc[self.budget == g].mean() for g in range(self.n_budgets)]))
+
+
+def _hash_frame(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(df.reset_index(), index=False).values.tobytes())
+    return h.hexdigest()
+
+
+def _row_label(df: pd.DataFrame, i: int, source: str) -> str:
+    if source != "<DataFrame>":
+        return f"row {i + 2} of {os.path.basename(source)} (index {df.index[i]!r})"
+    return f"row {df.index[i]!r}"
+
+
+def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: float = BUDGET_TOL_DEX) -> Runs:
+    """Read and validate a table of training runs.
+
+    Parameters
+    ----------
+    path_or_frame : str, os.PathLike or pandas.DataFrame
+        A CSV file, or a DataFrame, with the columns ``N``, ``loss`` and
+        ``D`` or ``C`` (or both), and optionally ``budget``.
+    columns : dict, optional
+        Maps this package's column names to yours, for example
+        ``{"N": "params", "D": "tokens", "loss": "eval_loss"}``.
+    budget_tol_dex : float
+        Used to group runs into budgets when there is no ``budget`` column
+        (see :func:`budget_groups`).
+
+    Returns
+    -------
+    Runs
+
+    Raises
+    ------
+    DataError
+        On a missing column, a non-numeric, NaN, infinite or non-positive
+        value, an empty table, fewer runs than parameters, or a single
+        distinct ``N`` or ``D``.  The message names the row and column.
+
+    Warns
+    -----
+    DataWarning
+        When a given ``C`` disagrees with ``6 N D`` by more than 5%, naming
+        the runs.
+    """
+    if isinstance(path_or_frame, pd.DataFrame):
+        df, source = path_or_frame.copy(), "<DataFrame>"
+    elif isinstance(path_or_frame, (str, os.PathLike)):
+        path = Path(path_or_frame)
+        if not path.is_file():
+            raise DataError(f"{path}: no such file. Pass the path of a CSV of runs with columns N, D, loss.")
+        try:
+            df = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: cannot be read as CSV ({str(e).strip()}). "
+                            "Save the runs as a comma-separated file with a header row.") from None
+        source = str(path)
+    else:
+        raise DataError(f"expected a CSV path or a pandas DataFrame, got {type(path_or_frame).__name__}")
+
+    columns = dict(columns or {})
+    unknown = set(columns) - {"N", "D", "C", "loss", "budget"}
+    if unknown:
+        raise DataError(f"columns= maps unknown names {sorted(unknown)}; the names are N, D, C, loss, budget.")
+    df = df.rename(columns={v: k for k, v in columns.items()})
+    where = os.path.basename(source) if source != "<DataFrame>" else "the table"
+
+    if len(df) == 0:
+        raise DataError(f"{where} is empty: it has no runs. Add one row per finished training run.")
+    for col in ("N", "loss"):
+        if col not in df.columns:
+            raise DataError(_missing(col, df, where))
+    if "D" not in df.columns and "C" not in df.columns:
+        raise DataError(_missing("D", df, where) + " (Or give C, the training FLOPs, and D = C / (6 N) is used.)")
+
+    values = {}
+    for col in ("N", "D", "C", "loss"):
+        if col not in df.columns:
+            continue
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        for i in np.flatnonzero(num.isna().to_numpy()):
+            what = "is empty (NaN)" if pd.isna(raw.iloc[i]) else f"is not a number ({raw.iloc[i]!r})"
+            raise DataError(f"{_row_label(df, i, source)}, column {col!r}: the value {what}. "
+                            "Fix or remove that run.")
+        arr = num.to_numpy(dtype=float)
+        for i in np.flatnonzero(~np.isfinite(arr)):
+            raise DataError(f"{_row_label(df, i, source)}, column {col!r}: the value is infinite. "
+                            "Fix or remove that run.")
+        for i in np.flatnonzero(arr <= 0):
+            raise DataError(f"{_row_label(df, i, source)}, column {col!r}: the value {arr[i]:g} is not positive; "
+                            f"{col} must be > 0. Fix or remove that run.")
+        values[col] = arr
+
+    N, loss = values["N"], values["loss"]
+    if "D" in values:
+        D = values["D"]
+        C = values.get("C", FLOPS_PER_PARAM_TOKEN * N * D)
+        if "C" in values:
+            rel = np.abs(C / (FLOPS_PER_PARAM_TOKEN * N * D) - 1)
+            bad = np.flatnonzero(rel > C_RTOL)
+            if len(bad):
+                names = ", ".join(_row_label(df, i, source) for i in bad[:5])
+                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+                warnings.warn(f"{len(bad)} runs have C more than {C_RTOL:.0%} away from 6 N D: {names}{more}. "
+                              "The fit uses N and D; check the C column or the cost model.",
+                              DataWarning, stacklevel=2)
+    else:
+        C = values["C"]
+        D = C / (FLOPS_PER_PARAM_TOKEN * N)
+
+    n = len(df)
+    if n < MIN_RUNS:
+        raise DataError(f"{where} has {n} runs, fewer than the {MIN_RUNS} parameters of the law "
+                        "(E, A, B, alpha, beta, sigma). Add runs.")
+    for col, arr in (("N", N), ("D", D)):
+        if np.unique(arr).size < 2:
+            raise DataError(f"column {col!r}: every run has {col} = {arr[0]:g}. The law is not identifiable "
+                            f"from a single {col}; add runs at other values of {col}.")
+
+    if "budget" in df.columns:
+        labels = df["budget"]
+        if labels.isna().any():
+            i = int(np.flatnonzero(labels.isna().to_numpy())[0])
+            raise DataError(f"{_row_label(df, i, source)}, column 'budget': the label is empty. "
+                            "Give every run a budget label, or drop the column to group runs by compute.")
+        _, budget = np.unique(labels.astype(str).to_numpy(), return_inverse=True)
+    else:
+        budget = budget_groups(C, budget_tol_dex)
+
+    run_id = [str(x) for x in df.index] if source == "<DataFrame>" else [f"row {i + 2}" for i in range(n)]
+    if "run" in df.columns:
+        run_id = df["run"].astype(str).tolist()
+    runs = Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source)
+    return runs
+
+
+def _missing(col: str, df: pd.DataFrame, where: str) -> str:
+    have = ", ".join(map(str, df.columns)) or "none"
+    return (f"{where} has no column {col!r} (columns: {have}). Rename the column, or map it with "
+            f"columns={{'{col}': 'your_name'}} (CLI: --column {col}=your_name).")
+
+
+def as_runs(runs) -> Runs:
+    """Accept a :class:`Runs`, a DataFrame or a path; return :class:`Runs`."""
+    return runs if isinstance(runs, Runs) else load_runs(runs)

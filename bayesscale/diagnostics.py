@@ -1,0 +1,167 @@
+"""ArviZ diagnostics turned into a verdict with reasons.
+
+A fit is trusted only when every check passes:
+
+=====================  ==========================================
+R-hat (rank, split)    <= 1.01 for every parameter
+ESS bulk and tail      >= 400 for every parameter
+divergences            none
+E-BFMI                 >= 0.3 in every chain
+tree depth             no draw hits the limit
+=====================  ==========================================
+
+Influential runs (PSIS-LOO Pareto k > 0.7) do not fail the verdict: they say
+that the fit leans on single runs, not that the sampler failed.  They are
+named in :attr:`Verdict.notes` and nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Verdict", "THRESHOLDS", "diagnose", "pareto_k"]
+
+#: The thresholds of :func:`diagnose`.
+THRESHOLDS = {"r_hat": 1.01, "ess": 400, "bfmi": 0.3, "pareto_k": 0.7}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether to trust a fit, and why.
+
+    Attributes
+    ----------
+    ok : bool
+        True when every sampler diagnostic passes.
+    problems : list of str
+        One plain sentence per failed check (empty when ``ok``).
+    notes : list of str
+        Things worth knowing that do not fail the fit (influential runs).
+    table : pandas.DataFrame
+        The numbers behind the verdict: one row per check.
+    """
+
+    ok: bool
+    problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    table: pd.DataFrame | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        head = "OK: the sampler diagnostics pass." if self.ok else "NOT OK: do not trust this fit yet."
+        lines = [head] + [f"  - {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _ds(draws: dict):
+    import xarray as xr
+
+    return xr.Dataset({k: (("chain", "draw"), np.asarray(v, dtype=float)) for k, v in draws.items()})
+
+
+def convergence_table(draws: dict) -> pd.DataFrame:
+    """R-hat, bulk ESS and tail ESS of each ``(chains, draws)`` array."""
+    import arviz_stats as azs
+
+    ds = _ds(draws)
+    rhat, bulk, tail = azs.rhat(ds), azs.ess(ds, method="bulk"), azs.ess(ds, method="tail")
+    return pd.DataFrame({"r_hat": [float(rhat[k]) for k in draws],
+                         "ess_bulk": [float(bulk[k]) for k in draws],
+                         "ess_tail": [float(tail[k]) for k in draws]}, index=list(draws))
+
+
+def pareto_k(log_lik: np.ndarray) -> np.ndarray:
+    """PSIS-LOO Pareto k of each observation from ``(chains, draws, runs)`` log-likelihoods."""
+    import arviz_stats as azs
+    import xarray as xr
+
+    da = xr.DataArray(log_lik, dims=("chain", "draw", "run"))
+    res = azs.loo(xr.DataTree.from_dict({"log_likelihood": xr.Dataset({"y": da}),
+                                         "posterior": xr.Dataset({"_": da.isel(run=0)})}), pointwise=True)
+    return np.asarray(res.pareto_k)
+
+
+def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarray | None = None,
+             run_ids=None) -> Verdict:
+    """Check convergence and sampler health.
+
+    Parameters
+    ----------
+    draws : dict of str to ndarray
+        Parameters to check, each ``(chains, draws)``.
+    stats : dict of str to ndarray
+        Sampler statistics with ``diverging``, ``energy`` and ``num_steps``.
+    max_tree_depth : int
+        The sampler's tree-depth limit.
+    log_lik : ndarray, optional
+        ``(chains, draws, runs)`` pointwise log-likelihood, for PSIS-LOO.
+    run_ids : sequence of str, optional
+        Names of the runs, for the notes.
+
+    Returns
+    -------
+    Verdict
+    """
+    import arviz_stats as azs
+
+    t = THRESHOLDS
+    problems, notes, rows = [], [], []
+    conv = convergence_table(draws)
+    n_chains = next(iter(draws.values())).shape[0]
+    for name, r in conv.iterrows():
+        if n_chains > 1 and not r.r_hat <= t["r_hat"]:
+            problems.append(f"R-hat of {name} is {r.r_hat:.3f} (> {t['r_hat']}): the chains disagree; "
+                            "run longer warm-up or more draws.")
+        for kind in ("bulk", "tail"):
+            ess = r[f"ess_{kind}"]
+            if not ess >= t["ess"]:
+                problems.append(f"{kind.capitalize()} ESS of {name} is {ess:.0f} (< {t['ess']}): too few "
+                                "effective draws for stable intervals; run more draws or chains.")
+    if n_chains < 2:
+        problems.append("Only one chain: R-hat cannot detect non-convergence; run at least 2 chains.")
+    rows += [("max R-hat", conv.r_hat.max(), f"<= {t['r_hat']}"),
+             ("min ESS bulk", conv.ess_bulk.min(), f">= {t['ess']}"),
+             ("min ESS tail", conv.ess_tail.min(), f">= {t['ess']}")]
+
+    div = np.asarray(stats["diverging"])
+    n_div = int(div.sum())
+    if n_div:
+        problems.append(f"{n_div} divergent transitions ({n_div / div.size:.1%} of draws): the posterior has "
+                        "regions the sampler cannot explore; results may be biased. Raise target_accept "
+                        "(e.g. 0.95) or reconsider the priors.")
+    rows.append(("divergences", n_div, "= 0"))
+
+    bfmi = np.asarray(azs.bfmi(np.asarray(stats["energy"], dtype=float)))
+    if np.any(bfmi < t["bfmi"]):
+        bad = ", ".join(f"chain {i} ({b:.2f})" for i, b in enumerate(bfmi) if b < t["bfmi"])
+        problems.append(f"E-BFMI below {t['bfmi']} in {bad}: the momentum resampling explores the energy "
+                        "poorly; the warm-up may be too short.")
+    rows.append(("min E-BFMI", float(bfmi.min()), f">= {t['bfmi']}"))
+
+    saturated = np.asarray(stats["num_steps"]) >= 2 ** max_tree_depth - 1
+    if saturated.any():
+        problems.append(f"{int(saturated.sum())} draws ({saturated.mean():.1%}) hit the maximum tree depth "
+                        f"{max_tree_depth}: trajectories were cut short. Raise max_tree_depth or "
+                        "reparameterise.")
+    rows.append(("draws at max tree depth", int(saturated.sum()), "= 0"))
+
+    if log_lik is not None:
+        k = pareto_k(log_lik)
+        high = np.flatnonzero(k > t["pareto_k"])
+        if len(high):
+            ids = np.asarray(run_ids) if run_ids is not None else np.arange(len(k)).astype(str)
+            order = high[np.argsort(-k[high])]
+            named = ", ".join(f"{ids[i]} (k = {k[i]:.2f})" for i in order[:10])
+            more = f" and {len(order) - 10} more" if len(order) > 10 else ""
+            notes.append(f"{len(high)} influential run{'s' * (len(high) > 1)} (PSIS-LOO Pareto k > "
+                         f"{t['pareto_k']}): {named}{more}. The fit leans on them; check them, and refit "
+                         "without them to see how much the answer moves. Nothing was dropped.")
+        rows.append(("max Pareto k", float(k.max()), f"<= {t['pareto_k']} (note only)"))
+
+    table = pd.DataFrame(rows, columns=["check", "value", "target"]).set_index("check")
+    return Verdict(ok=not problems, problems=problems, notes=notes, table=table)

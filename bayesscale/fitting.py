@@ -1,0 +1,157 @@
+"""The entry points: :func:`fit` one table of runs, :func:`fit_many` many at once."""
+
+from __future__ import annotations
+
+import platform
+import warnings
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .data import DataError, Runs, as_runs, load_runs
+from .inference import SamplerSettings, sample
+from .model import ModelSpec, Priors
+from .posterior import Posterior
+
+__all__ = ["fit", "fit_many", "FitWarning"]
+
+
+class FitWarning(UserWarning):
+    """The sampler diagnostics failed: the posterior should not be trusted yet."""
+
+
+def _versions() -> dict:
+    import arviz_base
+    import jax
+    import numpy
+    import numpyro
+
+    from . import __version__
+
+    return {"bayesscale": __version__, "jax": jax.__version__, "numpyro": numpyro.__version__,
+            "arviz": arviz_base.__version__, "numpy": numpy.__version__, "pandas": pd.__version__,
+            "python": platform.python_version()}
+
+
+def _spec(likelihood, offsets, priors) -> ModelSpec:
+    return ModelSpec(likelihood=likelihood, offsets=offsets, priors=priors or Priors())
+
+
+def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
+        likelihood: str = "student_t", offsets: str = "none", priors: Priors | None = None,
+        device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
+        progress: bool | None = None) -> Posterior:
+    """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs with NUTS.
+
+    Parameters
+    ----------
+    runs : Runs, pandas.DataFrame or path
+        The runs (see :func:`bayesscale.load_runs`).
+    chains, warmup, draws : int
+        NUTS chains, warm-up iterations and kept draws per chain.
+    seed : int
+        Random seed; the same seed gives the same draws.
+    likelihood : {"student_t", "normal"}
+        Noise on log loss (see :mod:`bayesscale.model`).
+    offsets : {"none", "budget"}
+        ``"budget"`` adds an offset shared by the runs of each budget.
+    priors : Priors, optional
+        Override the default priors.
+    device : {"cpu", "gpu"}, optional
+        JAX platform; by default JAX's default.
+    max_tree_depth, target_accept
+        NUTS settings.
+    progress : bool, optional
+        Progress bar; by default shown when stderr is a terminal.
+
+    Returns
+    -------
+    Posterior
+
+    Warns
+    -----
+    FitWarning
+        When the diagnostics fail, with the same sentences as
+        ``posterior.check().problems``.
+    """
+    return _fit_all([as_runs(runs)], _spec(likelihood, offsets, priors),
+                    SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
+                                    target_accept=target_accept),
+                    seed=seed, device=device, progress=progress)[0]
+
+
+def fit_many(datasets, *, group: str | None = None, chains: int = 4, warmup: int = 1000, draws: int = 1000,
+             seed: int = 0, likelihood: str = "student_t", offsets: str = "none", priors: Priors | None = None,
+             device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
+             target_accept: float = 0.8, progress: bool | None = None):
+    """Fit the law to many data sets in one vectorised, compiled program.
+
+    Every data set gets its own posterior and its own diagnostics.  Data sets
+    are padded to one size, batched as data sets x chains, and split across
+    all visible devices (several GPUs, or CPU host devices).
+
+    Parameters
+    ----------
+    datasets : sequence of (Runs, DataFrame or path), or DataFrame
+        The data sets; or one DataFrame with a ``group`` column.
+    group : str, optional
+        Column of ``datasets`` (a DataFrame) that names each data set.
+    batch_size : int, optional
+        Most data sets per program call, when memory requires chunks.
+    Other parameters
+        As for :func:`fit`.  Data set ``k`` uses seed ``(seed, k)``.
+
+    Returns
+    -------
+    list of Posterior, or dict of label to Posterior
+        A list in the order of ``datasets``; a dict keyed by group label when
+        ``group`` is given.
+
+    Warns
+    -----
+    FitWarning
+        Naming the data sets whose diagnostics fail.
+    """
+    labels = None
+    if isinstance(datasets, pd.DataFrame):
+        if group is None or group not in datasets.columns:
+            raise DataError(f"fit_many got a DataFrame: pass group= naming the column that labels each data set "
+                            f"(columns: {', '.join(map(str, datasets.columns))}).")
+        parts = list(datasets.groupby(group, sort=True))
+        labels = [label for label, _ in parts]
+        datasets = [load_runs(part.drop(columns=[group])) for _, part in parts]
+    elif isinstance(datasets, (Runs, str)) or not isinstance(datasets, Sequence):
+        raise DataError("fit_many expects a list of run tables (Runs, DataFrames or paths), or a DataFrame "
+                        "with group=; for one table use bayesscale.fit.")
+    runs = [as_runs(d) for d in datasets]
+    if not runs:
+        raise DataError("fit_many got no data sets.")
+    posts = _fit_all(runs, _spec(likelihood, offsets, priors),
+                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
+                                     target_accept=target_accept),
+                     seed=seed, device=device, progress=progress, batch_size=batch_size, labels=labels)
+    return dict(zip(labels, posts)) if labels is not None else posts
+
+
+def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int, device, progress,
+             batch_size=None, labels=None) -> list[Posterior]:
+    draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
+    versions = _versions()
+    posts = []
+    for k, (r, d) in enumerate(zip(runs, draws)):
+        info = {"seed": seed, "dataset_index": k, "versions": versions}
+        if labels is not None:
+            info["label"] = str(labels[k])
+        posts.append(Posterior.from_draws(d, r, spec, settings, info))
+    if len(posts) == 1:
+        verdict = posts[0].check()
+        if not verdict.ok:
+            warnings.warn("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems),
+                          FitWarning, stacklevel=3)
+    else:
+        bad = [labels[k] if labels is not None else k for k, p in enumerate(posts) if not p.check().ok]
+        if bad:
+            shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+            warnings.warn(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
+                          "See posterior.check() for each.", FitWarning, stacklevel=3)
+    return posts

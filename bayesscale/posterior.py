@@ -1,0 +1,346 @@
+"""The fit result: an immutable posterior with the methods that read it.
+
+A :class:`Posterior` holds the draws, the sampler statistics, the runs it was
+fitted to, the model and the settings.  Everything else is derived from
+those, lazily and once: the ArviZ ``DataTree`` (:attr:`Posterior.tree`), the
+parameters on their natural scale (:attr:`Posterior.params`), the summary
+table and the verdict.  :meth:`Posterior.to_netcdf` and
+:func:`load_posterior` round-trip it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import laws
+from .data import BUDGET_TOL_DEX, Runs
+from .diagnostics import Verdict, convergence_table, diagnose
+from .inference import Draws, SamplerSettings
+from .model import ModelSpec, observation_logpdf, observation_sample
+
+__all__ = ["Posterior", "load_posterior", "atomic_write"]
+
+#: Parameters reported in summaries, in order.
+REPORTED = laws.PARAMETERS + ("sigma", "tau")
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` and move the result to ``path`` in one step.
+
+    A failure leaves nothing behind: no half-written file at ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _quantiles(x: np.ndarray, ci: float, axis=0):
+    if not 0 < ci < 1:
+        raise ValueError(f"ci must lie in (0, 1), got {ci!r}")
+    lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=axis)
+    return med, lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class Posterior:
+    """A fitted scaling law: posterior draws, diagnostics and derived quantities.
+
+    Build one with :func:`bayesscale.fit`; do not construct it by hand.
+
+    Attributes
+    ----------
+    samples : dict of str to ndarray
+        Sampled variables, ``(chains, draws, ...)``, on the sampler's scale
+        (centred terms ``t_N, t_D``; see :mod:`bayesscale.model`).
+    stats : dict of str to ndarray
+        Sampler statistics per draw.
+    runs : Runs
+        The data the law was fitted to.
+    spec : ModelSpec
+        The model.
+    settings : SamplerSettings
+        The sampler settings.
+    info : dict
+        Seed, device, timing and library versions.
+    """
+
+    samples: dict
+    stats: dict
+    runs: Runs
+    spec: ModelSpec
+    settings: SamplerSettings
+    info: dict = field(default_factory=dict)
+
+    # -- construction ------------------------------------------------------
+
+    @classmethod
+    def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
+                   info: dict) -> "Posterior":
+        samples = {k: np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
+        if "z_budget" in samples:
+            samples["z_budget"] = samples["z_budget"][..., : runs.n_budgets]
+        info = dict(info, device=draws.device, timing=dict(draws.timing))
+        return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info)
+
+    # -- parameters --------------------------------------------------------
+
+    @cached_property
+    def _natural(self) -> dict:
+        """Natural-scale parameters, ``(chains, draws)``."""
+        s = self.samples
+        c_N, c_D = np.log(self.runs.N).mean(), np.log(self.runs.D).mean()
+        out = {
+            "E": np.exp(s["log_E"]),
+            "A": np.exp(s["t_N"] + s["alpha"] * c_N),
+            "B": np.exp(s["t_D"] + s["beta"] * c_D),
+            "alpha": s["alpha"],
+            "beta": s["beta"],
+            "sigma": s["sigma"],
+        }
+        if "tau" in s:
+            out["tau"] = s["tau"]
+        return out
+
+    @property
+    def params(self) -> dict:
+        """Flat arrays of draws: ``E, A, B, alpha, beta, sigma`` (and ``tau``)."""
+        return {k: v.reshape(-1) for k, v in self._natural.items()}
+
+    @property
+    def n_draws(self) -> int:
+        """Total posterior draws (chains x draws)."""
+        return self.samples["alpha"].size
+
+    # -- predictions -------------------------------------------------------
+
+    def _offsets(self, C) -> np.ndarray:
+        """Budget offset draws ``(S, n)`` for runs at compute ``C``.
+
+        A run whose compute matches a fitted budget group shares that group's
+        offset; a new budget draws a fresh offset from ``Normal(0, tau)``.
+        """
+        C = np.atleast_1d(np.asarray(C, dtype=float))
+        S = self.n_draws
+        if "tau" not in self.samples:
+            return np.zeros((S, C.size))
+        rng = np.random.default_rng([int(self.info.get("seed", 0)), 7])
+        tau = self.samples["tau"].reshape(S, 1)
+        z = rng.standard_normal((S, C.size))
+        dist = np.abs(np.log10(C)[:, None] - np.log10(self.runs.budget_compute())[None, :])
+        nearest = dist.argmin(axis=1)
+        known = dist[np.arange(C.size), nearest] <= 1.5 * BUDGET_TOL_DEX
+        zb = self.samples["z_budget"].reshape(S, -1)
+        z[:, known] = zb[:, nearest[known]]
+        return tau * z
+
+    def log_noise(self, C, *, seed: int | None = None) -> np.ndarray:
+        """Predictive noise on log loss for new runs at compute ``C``: ``(S, n)`` draws.
+
+        Observation noise (Student-t or Normal with the drawn ``sigma``) plus,
+        in the budget-offset model, the offset of a new budget.
+        """
+        C = np.atleast_1d(np.asarray(C, dtype=float))
+        rng = np.random.default_rng([int(self.info.get("seed", 0)) if seed is None else seed, 11])
+        sigma = self.params["sigma"][:, None]
+        eps = observation_sample(rng, np.zeros((self.n_draws, C.size)), sigma, self.spec.likelihood,
+                                 self.spec.priors.df)
+        return eps + self._offsets(C)
+
+    def predict_draws(self, N, D) -> np.ndarray:
+        """Posterior predictive draws of loss for new runs, ``(S, n)``."""
+        N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)),
+                                   np.atleast_1d(np.asarray(D, dtype=float)))
+        if np.any(~np.isfinite(N) | (N <= 0)) or np.any(~np.isfinite(D) | (D <= 0)):
+            raise ValueError("N and D must be positive and finite")
+        p = {k: v[:, None] for k, v in self.params.items()}
+        mu = laws.log_loss(p, N[None, :], D[None, :])
+        return np.exp(mu + self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * N * D))
+
+    def predict(self, N, D, *, ci: float = 0.9) -> pd.DataFrame:
+        """Posterior predictive loss for new runs.
+
+        Parameters
+        ----------
+        N, D : array_like
+            Model parameters and training tokens (broadcast together).
+        ci : float
+            Probability mass of the equal-tailed interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``N, D, C, loss`` (predictive median), ``loss_lo``,
+            ``loss_hi`` and ``loss_mean``.
+        """
+        draws = self.predict_draws(N, D)
+        med, lo, hi = _quantiles(draws, ci)
+        N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
+        return pd.DataFrame({"N": N, "D": D, "C": laws.FLOPS_PER_PARAM_TOKEN * N * D, "loss": med,
+                             "loss_lo": lo, "loss_hi": hi, "loss_mean": draws.mean(axis=0)})
+
+    @cached_property
+    def _fitted(self) -> dict:
+        """Mean log loss, pointwise log-likelihood and replicated log loss at the runs."""
+        r = self.runs
+        nat = {k: v[..., None] for k, v in self._natural.items()}
+        mu = laws.log_loss(nat, r.N, r.D)
+        if "tau" in self.samples:
+            mu = mu + self.samples["tau"][..., None] * self.samples["z_budget"][..., r.budget]
+        sigma, lik, df = nat["sigma"], self.spec.likelihood, self.spec.priors.df
+        y = np.log(r.loss)
+        rng = np.random.default_rng([int(self.info.get("seed", 0)), 3])
+        return {"mu": mu, "log_lik": observation_logpdf(y, mu, sigma, lik, df),
+                "y_rep": observation_sample(rng, mu, sigma, lik, df)}
+
+    # -- summaries and checks ----------------------------------------------
+
+    def summary(self, *, ci: float = 0.9) -> pd.DataFrame:
+        """Posterior summary of the law's parameters.
+
+        Parameters
+        ----------
+        ci : float
+            Probability mass of the equal-tailed interval ``lo .. hi``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by parameter, with columns ``median, mean, sd, lo, hi,
+            r_hat, ess_bulk, ess_tail``; ``df.attrs["ci"]`` holds ``ci``.
+        """
+        nat = self._natural
+        conv = convergence_table(nat)
+        rows = {}
+        for k in [p for p in REPORTED if p in nat]:
+            x = nat[k].reshape(-1)
+            med, lo, hi = _quantiles(x, ci)
+            rows[k] = {"median": med, "mean": x.mean(), "sd": x.std(ddof=1), "lo": lo, "hi": hi,
+                       **conv.loc[k].to_dict()}
+        df = pd.DataFrame.from_dict(rows, orient="index")
+        df.index.name = "parameter"
+        df.attrs["ci"] = ci
+        return df
+
+    def check(self) -> Verdict:
+        """Verdict on the sampler: R-hat, ESS, divergences, E-BFMI, tree depth, influential runs.
+
+        See :mod:`bayesscale.diagnostics` for the thresholds.
+        """
+        return self._verdict
+
+    @cached_property
+    def _verdict(self) -> Verdict:
+        return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
+                        log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"Posterior({len(self.runs)} runs, {s.chains} chains x {s.draws} draws, "
+                f"likelihood={self.spec.likelihood!r}, offsets={self.spec.offsets!r}, "
+                f"ok={self.check().ok})")
+
+    # -- ArviZ -------------------------------------------------------------
+
+    @cached_property
+    def tree(self):
+        """The posterior as an ArviZ ``DataTree``.
+
+        Groups: ``posterior`` (sampled and natural-scale parameters),
+        ``sample_stats`` (``diverging``, ``tree_depth``, ``n_steps``,
+        ``energy``, ``lp``, ``acceptance_rate``, ``step_size``,
+        ``reached_max_treedepth``), ``observed_data`` and
+        ``posterior_predictive`` (``y`` = log loss), ``log_likelihood``
+        and ``constant_data`` (the runs).
+        """
+        from arviz_base import from_dict
+
+        r = self.runs
+        post = {**self.samples, **{k: v for k, v in self._natural.items() if k in ("E", "A", "B")}}
+        st = self.stats
+        sample_stats = {"diverging": st["diverging"].astype(bool), "tree_depth": st["tree_depth"],
+                        "n_steps": st["num_steps"], "energy": st["energy"], "lp": -st["potential_energy"],
+                        "acceptance_rate": st["accept_prob"], "step_size": st["step_size"],
+                        "reached_max_treedepth": st["reached_max_depth"].astype(bool)}
+        fitted = self._fitted
+        dims = {"y": ["run"], "z_budget": ["budget"], "N": ["run"], "D": ["run"], "C": ["run"],
+                "loss": ["run"], "budget_index": ["run"]}
+        coords = {"run": r.run_id.tolist(), "budget": np.arange(r.n_budgets)}
+        tree = from_dict(
+            {"posterior": post, "sample_stats": sample_stats,
+             "observed_data": {"y": np.log(r.loss)},
+             "posterior_predictive": {"y": fitted["y_rep"]},
+             "log_likelihood": {"y": fitted["log_lik"]},
+             "constant_data": {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}},
+            dims=dims, coords=coords, check_conventions=False)
+        tree.attrs.update(self._attrs())
+        return tree
+
+    def _attrs(self) -> dict:
+        import dataclasses
+
+        return {"bayesscale_spec": json.dumps(self.spec.to_dict()),
+                "bayesscale_settings": json.dumps(dataclasses.asdict(self.settings)),
+                "bayesscale_info": json.dumps(self.info, default=str),
+                "bayesscale_source": self.runs.source, "bayesscale_sha256": self.runs.sha256}
+
+    def to_netcdf(self, path: str | os.PathLike) -> Path:
+        """Write the posterior to a netCDF file, atomically.
+
+        :func:`load_posterior` reads it back to an identical posterior.
+        """
+        return atomic_write(path, lambda tmp: self.tree.to_netcdf(tmp, engine="netcdf4"))
+
+
+def load_posterior(path: str | os.PathLike) -> Posterior:
+    """Read a posterior written by :meth:`Posterior.to_netcdf`.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a bayesscale posterior.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        tree = xr.open_datatree(path, engine="netcdf4").load()
+    except Exception as e:  # noqa: BLE001 - any reader failure means "not a posterior file"
+        raise ValueError(f"{path} is not a netCDF posterior file ({e})") from None
+    attrs = tree.attrs
+    if "bayesscale_spec" not in attrs:
+        raise ValueError(f"{path} was not written by bayesscale (no bayesscale_spec attribute)")
+    spec = ModelSpec.from_dict(json.loads(attrs["bayesscale_spec"]))
+    settings = SamplerSettings(**json.loads(attrs["bayesscale_settings"]))
+    info = json.loads(attrs["bayesscale_info"])
+    cd = tree["constant_data"]
+    runs = Runs(N=cd["N"].values, D=cd["D"].values, C=cd["C"].values, loss=cd["loss"].values,
+                run_id=cd["run"].values.astype(str), budget=cd["budget_index"].values,
+                source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"])
+    post = tree["posterior"]
+    names = [k for k in post.data_vars if k not in ("E", "A", "B")]
+    samples = {k: post[k].values for k in names}
+    ss = tree["sample_stats"]
+    stats = {"diverging": ss["diverging"].values, "tree_depth": ss["tree_depth"].values,
+             "num_steps": ss["n_steps"].values, "energy": ss["energy"].values,
+             "potential_energy": -ss["lp"].values, "accept_prob": ss["acceptance_rate"].values,
+             "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
+    return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info)

@@ -1,0 +1,83 @@
+"""Synthetic runs drawn from known parameters, for checks and calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import laws
+from .data import Runs, load_runs
+
+__all__ = ["simulate_runs", "CHINCHILLA_FIT", "isoflop_design"]
+
+#: The published refit of Besiroglu et al. (2024) on the Chinchilla data.
+CHINCHILLA_FIT = {"E": 1.8169, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+def isoflop_design(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21), sizes_per_budget: int = 9,
+                   tokens_per_param=(2.0, 200.0)) -> tuple[np.ndarray, np.ndarray]:
+    """An isoFLOP sweep: at each budget, model sizes spaced evenly in log N.
+
+    Each budget's sizes span ``tokens_per_param`` (``D / N`` from 2 to 200
+    by default), the range Chinchilla's sweeps cover.
+
+    Returns
+    -------
+    N, D : ndarray
+    """
+    N, D = [], []
+    lo, hi = np.log(tokens_per_param[1]), np.log(tokens_per_param[0])
+    for C in np.asarray(budgets, dtype=float):
+        # D / N = r and 6 N D = C  =>  N = sqrt(C / (6 r))
+        r = np.exp(np.linspace(lo, hi, sizes_per_budget))
+        n = np.sqrt(C / (laws.FLOPS_PER_PARAM_TOKEN * r))
+        N.append(n)
+        D.append(C / (laws.FLOPS_PER_PARAM_TOKEN * n))
+    return np.concatenate(N), np.concatenate(D)
+
+
+def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 0.01, df: float | None = None,
+                  budget_sd: float = 0.0, seed: int = 0, as_frame: bool = False) -> Runs | pd.DataFrame:
+    """Draw synthetic runs from the law with known parameters.
+
+    ``log loss = log L(N, D) + u[budget] + eps`` with ``eps`` Normal (or
+    Student-t with ``df`` degrees of freedom) of scale ``sigma`` and
+    per-budget offsets ``u ~ Normal(0, budget_sd)``.
+
+    Parameters
+    ----------
+    params : dict, optional
+        ``E, A, B, alpha, beta``; default :data:`CHINCHILLA_FIT`.
+    N, D : array_like, optional
+        The design; default :func:`isoflop_design`.
+    sigma : float
+        Noise scale on log loss.
+    df : float, optional
+        Student-t degrees of freedom; None gives Normal noise.
+    budget_sd : float
+        Scale of offsets shared by runs of one compute budget.
+    seed : int
+        Random seed.
+    as_frame : bool
+        Return a DataFrame (columns N, D, C, loss) instead of :class:`Runs`.
+
+    Returns
+    -------
+    Runs or pandas.DataFrame
+    """
+    params = dict(CHINCHILLA_FIT if params is None else params)
+    if N is None and D is None:
+        N, D = isoflop_design()
+    N, D = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(D, dtype=float))
+    rng = np.random.default_rng(seed)
+    mu = laws.log_loss(params, N, D)
+    eps = rng.standard_normal(N.shape) if df is None else rng.standard_t(df, N.shape)
+    C = laws.FLOPS_PER_PARAM_TOKEN * N * D
+    frame = pd.DataFrame({"N": N, "D": D, "C": C})
+    if budget_sd > 0:
+        from .data import budget_groups
+
+        g = budget_groups(C)
+        mu = mu + rng.normal(0.0, budget_sd, g.max() + 1)[g]
+    frame["loss"] = np.exp(mu + sigma * eps)
+    return frame if as_frame else load_runs(frame)
