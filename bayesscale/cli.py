@@ -55,9 +55,10 @@ def _fit_kwargs(a) -> dict:
                 likelihood=a.likelihood, offsets=a.offsets, progress=False if a.no_progress else None)
 
 
-def _print_fit(post, out=sys.stdout):
+def _print_fit(post, out=None):
     import pandas as pd
 
+    out = out or sys.stdout
     s = post.summary()
     ci = s.attrs["ci"]
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):

@@ -106,7 +106,8 @@ class Runs:
     source : str
         Where the table came from (a path, or ``"<DataFrame>"``).
     sha256 : str
-        Hash of the table's contents, for reproducibility.
+        SHA-256 of the file's bytes (of the table's contents for a
+        DataFrame), for reproducibility.
     """
 
     N: np.ndarray
@@ -210,7 +211,7 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
         the runs.
     """
     if isinstance(path_or_frame, pd.DataFrame):
-        df, source = path_or_frame.copy(), "<DataFrame>"
+        df, source, file_hash = path_or_frame.copy(), "<DataFrame>", ""
     elif isinstance(path_or_frame, (str, os.PathLike)):
         path = Path(path_or_frame)
         if not path.is_file():
@@ -221,6 +222,7 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
             raise DataError(f"{path}: cannot be read as CSV ({str(e).strip()}). "
                             "Save the runs as a comma-separated file with a header row.") from None
         source = str(path)
+        file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
     else:
         raise DataError(f"expected a CSV path or a pandas DataFrame, got {type(path_or_frame).__name__}")
 
@@ -297,8 +299,7 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
     run_id = [str(x) for x in df.index] if source == "<DataFrame>" else [f"row {i + 2}" for i in range(n)]
     if "run" in df.columns:
         run_id = df["run"].astype(str).tolist()
-    runs = Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source)
-    return runs
+    return Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source, sha256=file_hash)
 
 
 def _missing(col: str, df: pd.DataFrame, where: str) -> str:

@@ -17,6 +17,7 @@ named in :attr:`Verdict.notes` and nothing is dropped.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,8 +82,11 @@ def pareto_k(log_lik: np.ndarray) -> np.ndarray:
     import xarray as xr
 
     da = xr.DataArray(log_lik, dims=("chain", "draw", "run"))
-    res = azs.loo(xr.DataTree.from_dict({"log_likelihood": xr.Dataset({"y": da}),
-                                         "posterior": xr.Dataset({"_": da.isel(run=0)})}), pointwise=True)
+    with warnings.catch_warnings():
+        # ArviZ warns about high k; diagnose() names those runs itself
+        warnings.simplefilter("ignore", UserWarning)
+        res = azs.loo(xr.DataTree.from_dict({"log_likelihood": xr.Dataset({"y": da}),
+                                             "posterior": xr.Dataset({"_": da.isel(run=0)})}), pointwise=True)
     return np.asarray(res.pareto_k)
 
 
@@ -151,7 +155,12 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
     rows.append(("draws at max tree depth", int(saturated.sum()), "= 0"))
 
     if log_lik is not None:
-        k = pareto_k(log_lik)
+        try:
+            k = pareto_k(log_lik)
+        except (ValueError, FloatingPointError) as e:
+            notes.append(f"PSIS-LOO could not be computed ({e}); influential runs are not checked.")
+            log_lik = None
+    if log_lik is not None:
         high = np.flatnonzero(k > t["pareto_k"])
         if len(high):
             ids = np.asarray(run_ids) if run_ids is not None else np.arange(len(k)).astype(str)

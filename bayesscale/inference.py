@@ -216,7 +216,7 @@ def _devices(device: str | None):
     try:
         return jax.devices(device) if device else jax.devices()
     except RuntimeError as e:
-        raise RuntimeError(f"device={device!r} is not available to JAX ({e}). Available: "
+        raise ValueError(f"device={device!r} is not available to JAX ({e}). Available: "
                            f"{sorted({d.platform for d in jax.devices()})}. Install bayesscale[cuda12] or "
                            "[cuda13] for GPUs, or pass device='cpu'.") from None
 
