@@ -267,6 +267,22 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple):
     return batched(init_one), batched(advance_one)
 
 
+def _auto_batch(K: int, n_pad: int, g_pad: int, settings: SamplerSettings, devices) -> int:
+    """Most data sets per call that fit in a quarter of device memory (2 GiB on CPU).
+
+    Per chain, a call holds the NUTS state (a dense mass matrix and its
+    adaptation windows, O(d^2)), the padded data, and one chunk of outputs.
+    """
+    d = len(SITES) + 1 + g_pad
+    per_chain = 4 * (8 * d * d + 4 * n_pad + settings.chunk * (d + 8)) * 2  # x2: double-buffered outputs
+    budget = 2 << 30
+    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    if stats and stats.get("bytes_limit"):
+        budget = stats["bytes_limit"] // 4
+    per_set = per_chain * settings.chains
+    return max(1, min(K, budget * len(devices) // per_set))
+
+
 def _progress_bar(total: int, enabled: bool | None, desc: str):
     if enabled is None:
         enabled = sys.stderr.isatty()
@@ -313,7 +329,8 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     K = len(datasets)
     n_pad = bucket_size(max(len(r) for r in datasets))
     g_pad = bucket_size(max(r.n_budgets for r in datasets))
-    per_call = K if batch_size is None else max(1, min(int(batch_size), K))
+    per_call = _auto_batch(K, n_pad, g_pad, settings, devices) if batch_size is None else \
+        max(1, min(int(batch_size), K))
     n_calls = math.ceil(K / per_call)
     chains = settings.chains
     # the batch axis (data sets x chains) must split evenly across devices

@@ -153,7 +153,7 @@ class ModelSpec:
     """
 
     likelihood: str = "student_t"
-    offsets: str = "budget"
+    offsets: str = "none"
     priors: Priors = Priors()
 
     def __post_init__(self):

@@ -1,0 +1,228 @@
+"""Backtests: fit on small budgets, predict larger ones, and score the predictions.
+
+A budget decision is an extrapolation.  :func:`backtest` measures how well a
+model's predictive intervals hold *beyond* the data it was fitted to, the
+way a decision uses them: fit on the smaller budgets, predict the held-out
+larger ones, and score coverage, log predictive density, CRPS and bias.
+
+Hold-out modes
+--------------
+``"largest_budget"``
+    Fit on every budget group but the largest; predict the largest.
+a number (compute threshold, FLOPs)
+    Hold out the runs at or above the threshold.  The comparison uses the
+    budget tolerance of :func:`bayesscale.data.budget_groups` (0.05
+    decades), so a run digitised at 9.3e20 FLOPs counts as the 1e21 budget.
+``"leave_one_budget_out"``
+    Rolling origin: for each budget group from the smallest upward (once at
+    least ``min_train_budgets`` groups lie below it), fit on the smaller
+    budgets and predict that one.  All folds run in one batched program
+    (:func:`bayesscale.fit_many`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .data import BUDGET_TOL_DEX, DataError, Runs, as_runs
+from .fitting import FitWarning, fit_many
+
+__all__ = ["backtest", "BacktestResult", "score_predictions", "LEVELS"]
+
+#: Central interval levels whose coverage is reported.
+LEVELS = (0.5, 0.8, 0.9)
+
+
+@dataclass(frozen=True, eq=False)
+class BacktestResult:
+    """Scores of a backtest.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per held-out fold and an ``overall`` row: ``n_runs``,
+        ``coverage_50``, ``coverage_80``, ``coverage_90``, ``mlpd`` (mean
+        log predictive density of log loss), ``crps`` (of log loss),
+        ``bias`` (mean observed minus predictive median, log loss),
+        ``width_90`` (median 90% interval width, in loss) and
+        ``extrapolation_dex`` (decades of compute beyond the largest
+        training run).
+    points : pandas.DataFrame
+        One row per held-out run: fold, N, D, C, observed loss, predictive
+        median and intervals, PIT value.
+    allocation : pandas.DataFrame
+        Per fold: median N_opt at the held-out compute from the fold's fit
+        and from a fit on all runs, and their ratio.
+    posteriors : list of Posterior
+        The fold fits.
+    holdout : str
+        The hold-out mode.
+    """
+
+    table: pd.DataFrame
+    points: pd.DataFrame
+    allocation: pd.DataFrame
+    posteriors: list
+    holdout: str
+
+    def __str__(self) -> str:
+        cols = ["n_runs", "extrapolation_dex", "coverage_50", "coverage_80", "coverage_90", "width_90",
+                "bias", "mlpd", "crps"]
+        with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 140):
+            return f"Backtest ({self.holdout})\n{self.table[cols].to_string()}"
+
+
+def _folds(runs: Runs, holdout, min_train_budgets: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(label, train mask, test mask) per fold."""
+    logc = np.log10(runs.C)
+    if isinstance(holdout, str) and holdout == "largest_budget":
+        top = runs.budget == runs.budget[np.argmax(runs.C)]
+        return [(f"budget {runs.budget_compute()[runs.budget[np.argmax(runs.C)]]:.3g}", ~top, top)]
+    if isinstance(holdout, str) and holdout == "leave_one_budget_out":
+        Cg = runs.budget_compute()
+        order = np.argsort(Cg)
+        folds = []
+        for i, g in enumerate(order):
+            if i < min_train_budgets:
+                continue
+            test = runs.budget == g
+            train = runs.C < Cg[g] * 10 ** (-BUDGET_TOL_DEX)
+            train &= ~test
+            folds.append((f"budget {Cg[g]:.3g}", train, test))
+        return folds
+    if isinstance(holdout, (int, float, np.floating)) and not isinstance(holdout, bool):
+        if not np.isfinite(holdout) or holdout <= 0:
+            raise ValueError(f"holdout threshold must be a positive number of FLOPs, got {holdout!r}")
+        test = logc >= np.log10(holdout) - BUDGET_TOL_DEX
+        return [(f"C >= {holdout:.3g}", ~test, test)]
+    raise ValueError(f"holdout must be 'largest_budget', 'leave_one_budget_out' or a compute threshold, "
+                     f"got {holdout!r}")
+
+
+def score_predictions(draws: np.ndarray, observed: np.ndarray, levels=LEVELS) -> dict:
+    """Score predictive draws of loss against observed losses.
+
+    Parameters
+    ----------
+    draws : ndarray, shape (S, n)
+        Posterior predictive draws of loss.
+    observed : ndarray, shape (n,)
+        Observed losses.
+
+    Returns
+    -------
+    dict
+        Per-run arrays: ``median``, ``lo_<p>``/``hi_<p>`` and ``covered_<p>``
+        for each level, ``pit``, ``lpd`` (log predictive density of log
+        loss, from a kernel density estimate over draws), ``crps`` (of log
+        loss) and ``error`` (log observed minus log median).
+    """
+    y = np.log(observed)
+    x = np.sort(np.log(draws), axis=0)
+    S = x.shape[0]
+    out = {"median": np.exp(np.median(x, axis=0)), "pit": (x < y).mean(axis=0)}
+    for p in levels:
+        lo, hi = np.quantile(x, [(1 - p) / 2, (1 + p) / 2], axis=0)
+        tag = f"{round(p * 100)}"
+        out[f"lo_{tag}"], out[f"hi_{tag}"] = np.exp(lo), np.exp(hi)
+        out[f"covered_{tag}"] = (lo <= y) & (y <= hi)
+    # CRPS from sorted samples: E|X - y| - 0.5 E|X - X'|
+    i = np.arange(1, S + 1)[:, None]
+    e_xy = np.abs(x - y).mean(axis=0)
+    e_xx = (2 * ((2 * i - S - 1) * x).sum(axis=0)) / S**2
+    out["crps"] = e_xy - 0.5 * e_xx
+    # log predictive density of y with a Gaussian KDE over the draws (Silverman bandwidth)
+    sd = x.std(axis=0)
+    bw = 1.06 * np.maximum(sd, 1e-12) * S ** (-0.2)
+    z = (y - x) / bw
+    out["lpd"] = np.log(np.mean(np.exp(-0.5 * z**2), axis=0) / (bw * np.sqrt(2 * np.pi)) + 1e-300)
+    out["error"] = y - np.log(out["median"])
+    return out
+
+
+def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed: int = 0,
+             compare_allocation: bool = True, **fit_kwargs) -> BacktestResult:
+    """Fit on smaller budgets, predict larger ones, and score the predictions.
+
+    Parameters
+    ----------
+    runs : Runs, DataFrame or path
+        The runs.
+    holdout : {"largest_budget", "leave_one_budget_out"} or float
+        The hold-out mode (see the module docstring).
+    min_train_budgets : int
+        ``leave_one_budget_out`` only: the fewest budget groups a fold
+        trains on.
+    seed : int
+        Random seed of the fits.
+    compare_allocation : bool
+        Also fit all runs, and report how the compute-optimal N at each
+        held-out budget moved.
+    **fit_kwargs
+        Passed to :func:`bayesscale.fit_many` (``chains``, ``draws``,
+        ``likelihood``, ``offsets``, ...).
+
+    Returns
+    -------
+    BacktestResult
+    """
+    runs = as_runs(runs)
+    folds = _folds(runs, holdout, min_train_budgets)
+    usable = [(lab, tr, te) for lab, tr, te in folds if tr.sum() >= 10 and te.sum() > 0]
+    if not usable:
+        raise DataError(f"holdout={holdout!r} leaves no fold with at least 10 training runs and 1 held-out run; "
+                        "choose a larger threshold or add runs at smaller budgets.")
+    datasets = [runs.subset(tr) for _, tr, _ in usable]
+    if compare_allocation:
+        datasets.append(runs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        posts = fit_many(datasets, seed=seed, **fit_kwargs)
+    for w in caught:
+        if issubclass(w.category, FitWarning):
+            warnings.warn(f"backtest fits: {w.message}", FitWarning, stacklevel=2)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    full = posts.pop() if compare_allocation else None
+
+    rows, points, alloc = [], [], []
+    for (label, train, test), post in zip(usable, posts):
+        te = runs.subset(test)
+        sc = score_predictions(post.predict_draws(te.N, te.D), te.loss)
+        width = sc["hi_90"] - sc["lo_90"]
+        ext = np.log10(te.C.max() / runs.C[train].max())
+        rows.append(_row(label, sc, width, ext))
+        pts = pd.DataFrame({"fold": label, "run": te.run_id, "N": te.N, "D": te.D, "C": te.C, "loss": te.loss,
+                            **{k: v for k, v in sc.items() if k not in ("lpd", "crps")},
+                            "lpd": sc["lpd"], "crps": sc["crps"]})
+        points.append(pts)
+        if full is not None:
+            from .laws import optimal_allocation
+
+            c = float(np.exp(np.log(te.C).mean()))
+            n_fold = np.median(optimal_allocation(post.params, c)[0])
+            n_full = np.median(optimal_allocation(full.params, c)[0])
+            alloc.append({"fold": label, "C": c, "N_opt_fold": n_fold, "N_opt_all": n_full,
+                          "ratio": n_fold / n_full})
+    points = pd.concat(points, ignore_index=True)
+    overall = {k: points[k].to_numpy() for k in points.columns if k.startswith("covered") or k in
+               ("lpd", "crps", "error")}
+    overall_width = np.median(points["hi_90"] - points["lo_90"])
+    rows.append({"fold": "overall", "n_runs": len(points),
+                 **{f"coverage_{k.split('_')[1]}": v.mean() for k, v in overall.items() if k.startswith("covered")},
+                 "mlpd": overall["lpd"].mean(), "crps": overall["crps"].mean(), "bias": overall["error"].mean(),
+                 "width_90": overall_width, "extrapolation_dex": max(r["extrapolation_dex"] for r in rows)})
+    table = pd.DataFrame(rows).set_index("fold")
+    return BacktestResult(table=table, points=points, allocation=pd.DataFrame(alloc), posteriors=posts,
+                          holdout=str(holdout))
+
+
+def _row(label, sc, width, ext) -> dict:
+    return {"fold": label, "n_runs": len(sc["median"]),
+            **{f"coverage_{k.split('_')[1]}": v.mean() for k, v in sc.items() if k.startswith("covered")},
+            "mlpd": sc["lpd"].mean(), "crps": sc["crps"].mean(), "bias": sc["error"].mean(),
+            "width_90": float(np.median(width)), "extrapolation_dex": float(ext)}

@@ -1,0 +1,186 @@
+"""How fast is one fit?  bayesscale against stock NumPyro and the point-fit pipeline.
+
+Same data (the 240-run Chinchilla subset) and the same model (centred, dense
+mass, Student-t) throughout; 4 chains x 1000 warm-up + 1000 draws.
+
+Rows
+----
+* stock NumPyro ``MCMC``, written as a user would: first run, and a re-fit
+  (``MCMC.run`` again: NumPyro re-traces and recompiles its loop).
+* bayesscale cold: a fresh process (``bayesscale fit`` on the command line)
+  with an empty, then a warm, persistent compilation cache.
+* bayesscale warm: a second ``fit`` in the same process, new seed.
+* the point-fit pipeline: Huber loss (delta 1e-3) on log loss, L-BFGS from
+  the 4,500-start grid of Hoffmann et al. / Besiroglu et al., then 4,000
+  bootstrap refits started from the best fit.
+
+Usage: ``python benchmarks/fit_speed.py [--skip-pointfit] [--bootstrap 4000]``.
+Prints a table and writes the "fit_speed" section of benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from functools import partial
+
+import numpy as np
+
+import bayesscale as bs
+from bayesscale.diagnostics import convergence_table
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine, table, write_section  # noqa: E402
+
+CHAINS, WARMUP, DRAWS = 4, 1000, 1000
+
+
+def mcmc_row(name: str, seconds: float, params: dict, stats: dict) -> dict:
+    conv = convergence_table(params)
+    ess = min(conv.ess_bulk.min(), conv.ess_tail.min())
+    return {"method": name, "wall s": seconds, "min ESS bulk": conv.ess_bulk.min(),
+            "min ESS tail": conv.ess_tail.min(), "ESS/s": ess / seconds,
+            "leapfrog/draw": float(np.mean(stats["num_steps"])), "max R-hat": conv.r_hat.max(),
+            "divergences": int(np.sum(stats["diverging"]))}
+
+
+def stock_numpyro(runs) -> list[dict]:
+    import jax
+    from numpyro.infer import MCMC, NUTS
+
+    from bayesscale.inference import bucket_size, model_data
+    from bayesscale.model import ModelSpec, numpyro_model
+
+    spec = ModelSpec()
+    data = model_data(runs, spec, len(runs), bucket_size(runs.n_budgets))
+    model = partial(numpyro_model, likelihood=spec.likelihood, offsets=spec.offsets)
+    mcmc = MCMC(NUTS(model, dense_mass=True), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
+                chain_method="parallel" if jax.device_count() >= CHAINS else "sequential", progress_bar=False)
+    rows = []
+    for i, label in enumerate(["stock NumPyro MCMC, first run", "stock NumPyro MCMC, re-fit"]):
+        t = time.perf_counter()
+        mcmc.run(jax.random.PRNGKey(i), data, extra_fields=("num_steps", "diverging"))
+        s = mcmc.get_samples(group_by_chain=True)
+        jax.block_until_ready(s)
+        dt = time.perf_counter() - t
+        ex = mcmc.get_extra_fields(group_by_chain=True)
+        params = {k: np.asarray(s[k]) for k in ("alpha", "beta", "log_E", "t_N", "t_D", "sigma")}
+        rows.append(mcmc_row(label, dt, params, {k: np.asarray(v) for k, v in ex.items()}))
+    return rows
+
+
+def fresh_process(csv: str, cache: str) -> float:
+    env = dict(os.environ, BAYESSCALE_CACHE_DIR=cache)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bayesscale.cli", "fit", csv, "--no-progress"], env=env, check=False,
+                   capture_output=True)
+    return time.perf_counter() - t
+
+
+def bayesscale_rows(runs, csv: str) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        for label in ("bayesscale CLI, fresh process, empty cache", "bayesscale CLI, fresh process, warm cache"):
+            rows.append({"method": label, "wall s": fresh_process(csv, cache)})
+    bs.fit(runs, seed=0, progress=False)  # compile in this process
+    t = time.perf_counter()
+    post = bs.fit(runs, seed=1, progress=False)
+    dt = time.perf_counter() - t
+    rows.append(mcmc_row("bayesscale fit, warm (same process)", dt, post._natural, post.stats))
+    rows[-1]["sampling s"] = post.info["timing"]["sampling"]
+    return rows
+
+
+# -- the point-fit pipeline ------------------------------------------------
+
+def huber(r, delta=1e-3):
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
+
+
+def huber_grad(r, delta=1e-3):
+    return np.clip(r, -delta, delta)
+
+
+def objective(theta, logN, logD, y, w):
+    """Huber loss of log-space predictions (theta = a, b, e, alpha, beta as in Hoffmann et al.)."""
+    a, b, e, alpha, beta = theta
+    t = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])
+    m = t.max(axis=0)
+    ex = np.exp(t - m)
+    lse = m + np.log(ex.sum(axis=0))
+    r = lse - y
+    soft = ex / ex.sum(axis=0)
+    g = w * huber_grad(r)
+    grad = np.array([(g * soft[0]).sum(), (g * soft[1]).sum(), (g * soft[2]).sum(),
+                     -(g * soft[0] * logN).sum(), -(g * soft[1] * logD).sum()])
+    return float((w * huber(r)).sum()), grad
+
+
+def point_fit(runs, n_boot: int, seed: int = 0) -> dict:
+    from scipy.optimize import minimize
+
+    logN, logD, y = np.log(runs.N), np.log(runs.D), np.log(runs.loss)
+    grid = list(itertools.product(np.arange(0, 30, 5), np.arange(0, 30, 5), np.arange(-1, 1.5, 0.5),
+                                  np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5)))
+    assert len(grid) == 4500
+    ones = np.ones_like(y)
+    t0 = time.perf_counter()
+    best = None
+    for start in grid:
+        r = minimize(objective, np.array(start, float), args=(logN, logD, y, ones), jac=True, method="L-BFGS-B")
+        if best is None or r.fun < best.fun:
+            best = r
+    t_grid = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    a_boot = []
+    for _ in range(n_boot):
+        w = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y)).astype(float)
+        r = minimize(objective, best.x, args=(logN, logD, y, w), jac=True, method="L-BFGS-B")
+        a_boot.append(r.x[4] / (r.x[3] + r.x[4]))
+    total = time.perf_counter() - t0
+    a, b, e, alpha, beta = best.x
+    return {"seconds": total, "grid seconds": t_grid, "E": np.exp(e), "A": np.exp(a), "B": np.exp(b),
+            "alpha": alpha, "beta": beta, "a_interval": np.quantile(a_boot, [0.025, 0.975])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--skip-pointfit", action="store_true")
+    ap.add_argument("--bootstrap", type=int, default=4000)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore", bs.FitWarning)
+    runs = bs.datasets.chinchilla(drop_highest_loss=5)
+    with tempfile.TemporaryDirectory() as d:
+        csv = os.path.join(d, "runs.csv")
+        runs.to_frame().drop(columns=["budget"]).to_csv(csv, index=False)
+        rows = stock_numpyro(runs) + bayesscale_rows(runs, csv)
+    stock, ours = rows[1]["wall s"], rows[-1]["wall s"]
+    notes = [f"warm re-fit speed-up over stock NumPyro re-fit: {stock / ours:.1f}x"]
+    if not args.skip_pointfit:
+        pf = point_fit(runs, args.bootstrap)
+        rows.append({"method": f"point fit: 4,500-start L-BFGS + {args.bootstrap} bootstrap refits",
+                     "wall s": pf["seconds"]})
+        notes.append(f"point-fit pipeline: {pf['seconds']:.1f} s (grid {pf['grid seconds']:.1f} s); "
+                     f"E={pf['E']:.3f} A={pf['A']:.1f} B={pf['B']:.1f} alpha={pf['alpha']:.4f} beta={pf['beta']:.4f}; "
+                     f"bootstrap 95% interval of a: {pf['a_interval'][0]:.3f}-{pf['a_interval'][1]:.3f}")
+        notes.append(f"end to end against the point-fit pipeline: {pf['seconds'] / ours:.0f}x faster (warm fit), "
+                     f"{pf['seconds'] / rows[3]['wall s']:.0f}x (fresh process, warm cache)")
+    cols = ["method", "wall s", "sampling s", "min ESS bulk", "min ESS tail", "ESS/s", "leapfrog/draw", "max R-hat",
+            "divergences"]
+    text = table(rows, cols)
+    print(text)
+    print("\n".join(notes))
+    write_section("fit_speed", f"## fit_speed.py\n\nMachine: {machine()}\n\n240-run Chinchilla subset, "
+                  f"{CHAINS} chains x {WARMUP} warm-up + {DRAWS} draws, Student-t model.\n\n{text}\n"
+                  + "\n".join(f"- {n}" for n in notes))
+
+
+if __name__ == "__main__":
+    main()
