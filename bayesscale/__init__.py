@@ -42,7 +42,7 @@ __all__ = [
 def __getattr__(name):
     # matplotlib is imported only when figures are asked for
     if name == "plots":
-        from . import plots
+        import importlib
 
-        return plots
+        return importlib.import_module(".plots", __name__)
     raise AttributeError(f"module 'bayesscale' has no attribute {name!r}")

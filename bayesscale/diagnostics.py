@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Verdict", "THRESHOLDS", "diagnose", "pareto_k"]
+__all__ = ["Verdict", "THRESHOLDS", "diagnose", "pareto_k", "screen", "convergence_table"]
 
 #: The thresholds of :func:`diagnose`.
 THRESHOLDS = {"r_hat": 1.01, "ess": 400, "bfmi": 0.3, "pareto_k": 0.7}
@@ -174,3 +174,41 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
 
     table = pd.DataFrame(rows, columns=["check", "value", "target"]).set_index("check")
     return Verdict(ok=not problems, problems=problems, notes=notes, table=table)
+
+
+def screen(draws: list[dict], stats: list[dict], *, max_tree_depth: int) -> pd.DataFrame:
+    """The sampler checks of :func:`diagnose` for many fits at once, vectorised.
+
+    Parameters
+    ----------
+    draws : list of dict
+        Per fit, parameters ``(chains, draws)`` (the same names in every fit).
+    stats : list of dict
+        Per fit, sampler statistics.
+    max_tree_depth : int
+        The sampler's tree-depth limit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fit: ``max_r_hat``, ``min_ess_bulk``, ``min_ess_tail``,
+        ``divergences``, ``min_bfmi``, ``at_max_depth`` and ``ok``.
+    """
+    import arviz_stats as azs
+    import xarray as xr
+
+    t = THRESHOLDS
+    names = list(draws[0])
+    ds = xr.Dataset({k: (("fit", "chain", "draw"), np.stack([d[k] for d in draws]).astype(float)) for k in names})
+    rhat = azs.rhat(ds).to_array().max("variable").values
+    bulk = azs.ess(ds, method="bulk").to_array().min("variable").values
+    tail = azs.ess(ds, method="tail").to_array().min("variable").values
+    energy = np.stack([s["energy"] for s in stats]).astype(float)
+    bfmi = np.asarray(azs.bfmi(energy)).reshape(len(draws), -1).min(axis=1)
+    div = np.array([int(np.sum(s["diverging"])) for s in stats])
+    sat = np.array([int(np.sum(np.asarray(s["num_steps"]) >= 2 ** max_tree_depth - 1)) for s in stats])
+    n_chains = ds.sizes["chain"]
+    ok = (n_chains >= 2) & (rhat <= t["r_hat"]) & (bulk >= t["ess"]) & (tail >= t["ess"]) & (div == 0) \
+        & (bfmi >= t["bfmi"]) & (sat == 0)
+    return pd.DataFrame({"max_r_hat": rhat, "min_ess_bulk": bulk, "min_ess_tail": tail, "divergences": div,
+                         "min_bfmi": bfmi, "at_max_depth": sat, "ok": ok})

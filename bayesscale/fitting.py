@@ -6,8 +6,10 @@ import platform
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
+from .diagnostics import screen
 from .data import DataError, Runs, as_runs, load_runs
 from .inference import SamplerSettings, sample
 from .model import ModelSpec, Priors
@@ -149,7 +151,9 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
             warnings.warn("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems),
                           FitWarning, stacklevel=3)
     else:
-        bad = [labels[k] if labels is not None else k for k, p in enumerate(posts) if not p.check().ok]
+        health = screen([p._natural for p in posts], [p.stats for p in posts],
+                        max_tree_depth=settings.max_tree_depth)
+        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~health.ok.to_numpy())]
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
             warnings.warn(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "

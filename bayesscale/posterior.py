@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import laws
+from . import allocation, laws
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
@@ -208,6 +208,94 @@ class Posterior:
         rng = np.random.default_rng([int(self.info.get("seed", 0)), 3])
         return {"mu": mu, "log_lik": observation_logpdf(y, mu, sigma, lik, df),
                 "y_rep": observation_sample(rng, mu, sigma, lik, df)}
+
+    # -- compute-optimal allocation (see bayesscale.allocation) ---------------
+
+    def allocate(self, budgets, *, ci: float = 0.8, cost=None) -> pd.DataFrame:
+        """Compute-optimal N, D, tokens per parameter and loss at each budget.
+
+        Evaluated for every posterior draw (closed form under ``C = 6 N D``,
+        numerically for another ``cost``); the loss is posterior predictive
+        (law, noise and, in the budget-offset model, a new budget's offset).
+
+        Parameters
+        ----------
+        budgets : array_like
+            Training compute in FLOPs.
+        ci : float
+            Probability mass of the equal-tailed intervals.
+        cost : callable, optional
+            ``flops_per_token(N)`` for another cost model ``C = cost(N) N D``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per budget: ``C``, ``N_opt``, ``N_opt_lo``, ``N_opt_hi``,
+            ``D_opt``..., ``tokens_per_param``..., ``loss``, ``loss_lo``,
+            ``loss_hi``.  ``df.attrs["draws"]`` holds the ``(S, n_budgets)``
+            draws behind it (``N_opt, D_opt, tokens_per_param, loss``).
+        """
+        budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
+        res = allocation.allocate(self.params, budgets, ci=ci, cost=cost, log_noise=self._budget_noise(budgets))
+        table = res.table
+        table.attrs["draws"] = res.draws
+        table.attrs["ci"] = ci
+        return table
+
+    def _budget_noise(self, budgets):
+        budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
+        if np.any(~np.isfinite(budgets) | (budgets <= 0)):
+            raise ValueError("budgets must be positive, finite numbers of FLOPs")
+        return self.log_noise(budgets)
+
+    def bayes_decision(self, budgets) -> pd.DataFrame:
+        """The N that minimises the posterior *expected* loss at each budget.
+
+        A decision, not a quantile: it differs from the median of ``N_opt``
+        when the posterior is skewed.  See
+        :func:`bayesscale.allocation.bayes_optimal_N`.
+        """
+        return allocation.bayes_optimal_N(self.params, budgets, log_noise=self._budget_noise(budgets))
+
+    def prob_below(self, N, D, target) -> np.ndarray:
+        """Posterior predictive probability that a run of (N, D) ends with loss below ``target``."""
+        N, D = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(D, dtype=float))
+        noise = self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * np.ravel(N) * np.ravel(D)).reshape(
+            (self.n_draws,) + N.shape)
+        return allocation.prob_below(self.params, N, D, target, log_noise=noise)
+
+    def best_D_for_N(self, N, *, C=None, ci: float = 0.8) -> pd.DataFrame:
+        """Tokens for a fixed model size (see :func:`bayesscale.allocation.best_D_for_N`)."""
+        return allocation.best_D_for_N(self.params, N, C=C, ci=ci).table
+
+    def best_N_for_D(self, D, *, C=None, ci: float = 0.8) -> pd.DataFrame:
+        """Model size for a fixed token count (see :func:`bayesscale.allocation.best_N_for_D`)."""
+        return allocation.best_N_for_D(self.params, D, C=C, ci=ci).table
+
+    def compute_for_loss(self, target, *, ci: float = 0.8) -> pd.DataFrame:
+        """The least compute that reaches a target loss on the frontier, with its band."""
+        return allocation.compute_for_loss(self.params, target, ci=ci).table
+
+    def frontier_exponents(self, *, ci: float = 0.95) -> pd.DataFrame:
+        """``a``, ``b`` and ``G`` of ``N_opt = G (C/6)^a``, ``D_opt = (C/6)^b / G`` with intervals.
+
+        The analogue of Table 2 of Hoffmann et al. (2022).
+        """
+        return allocation.frontier_exponents(self.params, ci=ci)
+
+    def excess_compute(self, C, k=None, *, ci: float = 0.8) -> pd.DataFrame:
+        """Excess compute and tokens for model sizes ``k * N_opt(C)`` (Kaplan et al. 2020, Fig. 12)."""
+        k = np.geomspace(0.25, 4, 49) if k is None else k
+        return allocation.excess_compute(self.params, C, k, ci=ci).table
+
+    def efficient_size_range(self, C, *, threshold: float = 0.2, ci: float = 0.8):
+        """Range of ``k = N / N_opt`` whose extra compute stays under ``threshold``.
+
+        Returns a :class:`bayesscale.allocation.SizeRange`; ``.sentence``
+        reads like "sizes between 0.53x and 2.25x the optimum cost at most
+        20% more compute".
+        """
+        return allocation.efficient_size_range(self.params, C, threshold=threshold, ci=ci)
 
     # -- summaries and checks ----------------------------------------------
 

@@ -29,6 +29,12 @@ def chinchilla240():
 
 
 @pytest.fixture(scope="session")
+def full_post(chinchilla240):
+    """The full-size default fit: 4 chains x 1000 warm-up + 1000 draws, seed 0."""
+    return bs.fit(chinchilla240, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
 def small_post(chinchilla240):
     """A short fit of the 240-run Chinchilla subset."""
     return fit_quietly(chinchilla240, seed=1)

@@ -16,12 +16,6 @@ PUBLISHED_95 = {"A": (285.2, 743.6), "B": (1042.4, 5810.3), "E": (1.769, 1.871),
                 "alpha": (0.317, 0.373), "beta": (0.331, 0.415)}
 
 
-@pytest.fixture(scope="module")
-def full_post(chinchilla240):
-    """The full-size fit the issue asks for: 4 chains x 1000 warm-up + 1000 draws, seed 0."""
-    return bs.fit(chinchilla240, seed=0, progress=False)
-
-
 @pytest.mark.slow
 def test_chinchilla_reproduces_published_refit(full_post):
     s = full_post.summary()

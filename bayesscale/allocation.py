@@ -1,0 +1,988 @@
+"""Compute-optimal allocation from posterior draws.
+
+Every function here is a pure function of ``params``, a mapping of flat
+float64 arrays of ``S`` posterior draws with the keys ``E, A, B, alpha,
+beta`` (extra keys such as ``sigma`` are ignored; scalars count as one
+draw).  Work is vectorised over draws and budgets at once: a ``(S, n)``
+array per quantity, never a Python loop over draws.
+
+Predictive uncertainty enters through the optional ``log_noise``: additive
+draws on log loss, an array broadcastable to ``(S, n)`` (one value per draw
+and budget) or of shape ``(S,)`` (one value per draw, shared by all
+budgets).  The predictive loss of draw ``s`` is
+``exp(log L_s + log_noise_s)``; :meth:`bayesscale.Posterior.log_noise`
+supplies such draws.
+
+Results: tables are :class:`pandas.DataFrame`.  Where a table summarises per-draw
+quantities it comes wrapped in a :class:`DrawTable` (or its subclass
+:class:`Allocation`): a frozen dataclass with the summary ``.table`` and the
+underlying ``.draws`` (a dict of read-only ``(S, n)`` arrays, one column per
+table row), so any other summary (a mean, a different interval, a
+histogram) is one NumPy call away.  Intervals are equal-tailed: ``*_lo`` and
+``*_hi`` are the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles over draws,
+the plain column is the median.
+
+The law and its closed-form frontier live in :mod:`bayesscale.laws`; this
+module only evaluates them over draws, inverts them and solves the cases
+without a closed form (another cost model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import laws
+
+__all__ = [
+    "DrawTable",
+    "Allocation",
+    "SizeRange",
+    "allocate",
+    "bayes_optimal_N",
+    "prob_below",
+    "best_D_for_N",
+    "best_N_for_D",
+    "compute_for_loss",
+    "frontier_exponents",
+    "excess_compute",
+    "efficient_size_range",
+]
+
+_LOG6 = float(np.log(laws.FLOPS_PER_PARAM_TOKEN))
+
+
+# ---------------------------------------------------------------------------
+# result containers
+# ---------------------------------------------------------------------------
+
+
+def _freeze(draws: Mapping) -> dict:
+    out = {}
+    for k, v in draws.items():
+        a = np.asarray(v)
+        if a.flags.writeable:
+            a = a.view()
+            a.setflags(write=False)
+        out[k] = a
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class DrawTable:
+    """A summary table together with the posterior draws it summarises.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per input value (budget, model size, target, ...): medians
+        and equal-tailed ``ci`` intervals (columns ``x, x_lo, x_hi``).
+    draws : dict of str to numpy.ndarray
+        Read-only ``(S, n)`` arrays of per-draw values; column ``j`` belongs
+        to row ``j`` of :attr:`table`.
+    ci : float
+        Probability mass of the intervals in :attr:`table`.
+    """
+
+    table: pd.DataFrame
+    draws: dict = field(repr=False)
+    ci: float = 0.8
+
+    def __post_init__(self):
+        object.__setattr__(self, "draws", _freeze(self.draws))
+
+    @property
+    def n_draws(self) -> int:
+        """Number of posterior draws behind the table."""
+        return next(iter(self.draws.values())).shape[0] if self.draws else 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """A copy of :attr:`table`."""
+        return self.table.copy()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({len(self.table)} rows, {self.n_draws} draws, ci={self.ci:g})\n"
+                f"{self.table.to_string()}")
+
+    def _repr_html_(self) -> str:
+        return self.table._repr_html_()
+
+
+class Allocation(DrawTable):
+    """Compute-optimal allocations: a :class:`DrawTable` of N, D, C and loss.
+
+    Returned by :func:`allocate`, :func:`best_D_for_N`, :func:`best_N_for_D`
+    and :func:`compute_for_loss`.  ``draws`` holds ``(S, n)`` arrays named
+    like the table's median columns (``N_opt``, ``D_opt``, ``loss``, ...).
+    """
+
+
+@dataclass(frozen=True, eq=False)
+class SizeRange:
+    """Model sizes whose extra compute stays below a threshold.
+
+    Returned by :func:`efficient_size_range`.  Sizes are multiples ``k`` of
+    the compute-optimal size ``N_opt(C)`` of each draw.
+
+    Attributes
+    ----------
+    C : float
+        The compute budget.
+    threshold : float
+        Largest accepted excess compute (0.2 = 20% more compute).
+    ci : float
+        Probability mass of the endpoint bands.
+    table : pandas.DataFrame
+        Index ``k_lo, k_hi`` (the smallest and largest acceptable size as a
+        multiple of ``N_opt``); columns ``median, lo, hi``, and ``N``,
+        ``N_lo``, ``N_hi``: the same in parameters (per draw ``k * N_opt``).
+    draws : dict of str to numpy.ndarray
+        ``k_lo`` and ``k_hi``, one value per draw.
+    """
+
+    C: float
+    threshold: float
+    ci: float
+    table: pd.DataFrame
+    draws: dict = field(repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "draws", _freeze(self.draws))
+
+    @property
+    def k_lo(self) -> float:
+        """Median smallest acceptable size, as a multiple of ``N_opt``."""
+        return float(self.table.loc["k_lo", "median"])
+
+    @property
+    def k_hi(self) -> float:
+        """Median largest acceptable size, as a multiple of ``N_opt``."""
+        return float(self.table.loc["k_hi", "median"])
+
+    @property
+    def sentence(self) -> str:
+        """The result in one sentence, for a report."""
+        t = self.table
+        return (f"At C = {self.C:.3g} FLOPs, model sizes between {self.k_lo:.2f}x and {self.k_hi:.2f}x the "
+                f"compute-optimal size cost at most {self.threshold:.0%} more compute to reach the optimum's "
+                f"loss (posterior medians; {self.ci:.0%} intervals of the bounds: "
+                f"{t.loc['k_lo', 'lo']:.2f}x to {t.loc['k_lo', 'hi']:.2f}x and "
+                f"{t.loc['k_hi', 'lo']:.2f}x to {t.loc['k_hi', 'hi']:.2f}x).")
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+# ---------------------------------------------------------------------------
+# input checks
+# ---------------------------------------------------------------------------
+
+
+def _params(params: Mapping) -> dict:
+    """Validate posterior draws; return flat float64 arrays of a common length S."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a mapping of posterior draws with keys {', '.join(laws.PARAMETERS)}; "
+                         f"got {type(params).__name__}")
+    missing = [k for k in laws.PARAMETERS if k not in params]
+    if missing:
+        raise ValueError(f"params lacks {', '.join(missing)}: give a dict of posterior draws with keys "
+                         f"{', '.join(laws.PARAMETERS)} (for example Posterior.params)")
+    out = {}
+    for k in laws.PARAMETERS:
+        a = np.asarray(params[k], dtype=np.float64)
+        if a.ndim > 1:
+            raise ValueError(f"params[{k!r}] has shape {a.shape}; give a flat array of draws "
+                             "(reshape chains x draws with .reshape(-1))")
+        out[k] = np.atleast_1d(a)
+    sizes = {a.size for a in out.values()} - {1}
+    if len(sizes) > 1:
+        raise ValueError("params arrays have different numbers of draws: "
+                         + ", ".join(f"{k}: {v.size}" for k, v in out.items()))
+    S = sizes.pop() if sizes else 1
+    if S == 0:
+        raise ValueError("params holds no draws (empty arrays)")
+    for k, a in out.items():
+        bad = ~np.isfinite(a) | (a <= 0)
+        if bad.any():
+            raise ValueError(f"params[{k!r}] has {int(bad.sum())} draws that are not positive and finite "
+                             f"(first: {a[np.argmax(bad)]!r}); the law needs E, A, B, alpha, beta > 0")
+        out[k] = np.broadcast_to(a, (S,))
+    return out
+
+
+def _positive(x, name: str, *, unit: str = "") -> np.ndarray:
+    """A 1-D float64 array of positive finite values, or a clear ValueError."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers{unit}; got {x!r}") from None
+    if a.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or a 1-D array; got shape {a.shape}")
+    a = np.atleast_1d(a)
+    if a.size == 0:
+        raise ValueError(f"{name} is empty; give at least one value{unit}")
+    bad = ~np.isfinite(a) | (a <= 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} must be positive and finite{unit}; got {a[i]!r} at position {i}")
+    return a
+
+
+def _check_ci(ci) -> float:
+    try:
+        c = float(ci)
+    except (TypeError, ValueError):
+        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
+    if not 0 < c < 1:
+        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r} (e.g. ci=0.8 for an 80% interval)")
+    return c
+
+
+def _noise(log_noise, S: int, shape: tuple) -> np.ndarray | None:
+    """Broadcast ``log_noise`` to ``(S,) + shape``; a 1-D array of length S is per draw."""
+    if log_noise is None:
+        return None
+    z = np.asarray(log_noise, dtype=np.float64)
+    if z.ndim == 1 and z.shape[0] == S and S > 1:
+        z = z.reshape((S,) + (1,) * len(shape))
+    try:
+        z = np.broadcast_to(z, (S,) + tuple(shape))
+    except ValueError:
+        raise ValueError(f"log_noise has shape {np.shape(log_noise)}, which does not broadcast to "
+                         f"(draws, n) = {(S,) + tuple(shape)}; give one value per draw (S,) or per draw and "
+                         "input (S, n)") from None
+    if not np.all(np.isfinite(z)):
+        raise ValueError("log_noise has non-finite values")
+    return z
+
+
+def _col(p: Mapping) -> dict:
+    """Draws as column vectors ``(S, 1)`` for a draws x inputs grid."""
+    return {k: v[:, None] for k, v in p.items()}
+
+
+# ---------------------------------------------------------------------------
+# summaries over draws
+# ---------------------------------------------------------------------------
+
+
+def _band(x: np.ndarray, ci: float):
+    """Median and equal-tailed interval over axis 0; ``+inf`` draws are allowed.
+
+    A quantile whose interpolation touches an infinite draw is ``inf``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    qs = np.array([0.5, (1 - ci) / 2, (1 + ci) / 2])
+    inf = np.isposinf(x)
+    if not inf.any():
+        med, lo, hi = np.quantile(x, qs, axis=0)
+        return med, lo, hi
+    S = x.shape[0]
+    n_inf = inf.sum(axis=0)
+    finite_max = np.where(inf, -np.inf, x).max(axis=0)
+    finite_max = np.where(np.isfinite(finite_max), finite_max, 0.0)
+    filled = np.where(inf, finite_max, x)
+    out = np.quantile(filled, qs, axis=0)
+    last_finite = S - 1 - n_inf
+    pos = np.ceil((S - 1) * qs).reshape((3,) + (1,) * (x.ndim - 1))
+    out = np.where(pos > last_finite, np.inf, out)
+    return out[0], out[1], out[2]
+
+
+def _bands_by_rank(key: np.ndarray, arrays: Mapping, ci: float) -> dict:
+    """Median and interval columns of several arrays that are monotone in ``key`` draw by draw.
+
+    ``arrays`` maps a name to ``(values, increasing)``: along axis 0 (the
+    draws) each array must be an increasing (or decreasing) function of
+    ``key`` within every column, e.g. ``D = C / (6 N)`` against ``N``.  The
+    order statistics of all of them then come from one ``argpartition`` of
+    ``key``.  Between two order statistics the interpolation is geometric
+    (the arrays are positive), so the summary columns keep the identities
+    of the draws: the median ``N_opt`` and ``D_opt`` still satisfy
+    ``6 N D = C`` to rounding.
+    """
+    S = key.shape[0]
+    qs = (0.5, (1 - ci) / 2, (1 + ci) / 2)
+    pos = []
+    for q in qs:
+        h = (S - 1) * q
+        j = int(np.floor(h))
+        pos.append((j, min(j + 1, S - 1), h - j))
+    kth = sorted({r for j, j1, _ in pos for r in (j, j1, S - 1 - j, S - 1 - j1)})
+    idx = np.argpartition(key, kth, axis=0)
+    at = {r: idx[r][None, :] for r in kth}
+    cols = {}
+    for name, (x, increasing) in arrays.items():
+        out = []
+        for j, j1, t in pos:
+            r0, r1 = (j, j1) if increasing else (S - 1 - j, S - 1 - j1)
+            v0 = np.take_along_axis(x, at[r0], axis=0)[0]
+            v1 = np.take_along_axis(x, at[r1], axis=0)[0]
+            out.append(v0 * (v1 / v0) ** t)
+        cols.update({name: out[0], f"{name}_lo": out[1], f"{name}_hi": out[2]})
+    return cols
+
+
+def _summary(name: str, x: np.ndarray, ci: float) -> dict:
+    med, lo, hi = _band(x, ci)
+    return {name: med, f"{name}_lo": lo, f"{name}_hi": hi}
+
+
+# ---------------------------------------------------------------------------
+# numeric solvers (vectorised over all elements at once)
+# ---------------------------------------------------------------------------
+
+
+def _root(fun: Callable, a: np.ndarray, b: np.ndarray, fa: np.ndarray, fb: np.ndarray, *, xtol: float,
+          maxiter: int = 200) -> np.ndarray:
+    """Elementwise root of ``fun`` on brackets ``[a, b]`` with ``fa * fb <= 0``.
+
+    Regula falsi with the Illinois modification (superlinear, never leaves
+    the bracket), falling back to bisection where the secant step is not
+    finite.  An element stops moving once its step is below ``xtol`` or
+    its function value is exactly zero; the loop ends when all have.
+    """
+    side = np.zeros(a.shape, dtype=np.int8)
+    done = np.zeros(a.shape, dtype=bool)
+    x = 0.5 * (a + b)
+    for _ in range(maxiter):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            x_new = (a * fb - b * fa) / (fb - fa)
+        x_new = np.where(np.isfinite(x_new), np.clip(x_new, np.minimum(a, b), np.maximum(a, b)), 0.5 * (a + b))
+        x_new = np.where(done, x, x_new)
+        fx = fun(x_new)
+        step = np.abs(x_new - x)
+        x = x_new
+        same_as_a = np.sign(fx) == np.sign(fa)  # the root lies in [x, b]: x replaces a
+        fb = np.where(same_as_a & (side == -1), 0.5 * fb, fb)
+        fa = np.where(~same_as_a & (side == 1), 0.5 * fa, fa)
+        a = np.where(same_as_a, x, a)
+        fa = np.where(same_as_a, fx, fa)
+        b = np.where(same_as_a, b, x)
+        fb = np.where(same_as_a, fb, fx)
+        side = np.where(same_as_a, -1, 1).astype(np.int8)
+        done |= (step <= xtol) | (fx == 0) | (np.abs(b - a) <= xtol)
+        if done.all():
+            break
+    return x
+
+
+def _log_cost_terms(cost: Callable, u: np.ndarray, h: float = 1e-4):
+    """``log flops_per_token(N)`` and its elasticity ``d log g / d log N`` at ``N = e^u``."""
+    vals = []
+    for shift in (0.0, h, -h):
+        g = np.asarray(cost(np.exp(u + shift)), dtype=np.float64)
+        ok = np.isfinite(g) & (g > 0)
+        if not np.all(ok):
+            raise ValueError("cost(N) must return positive, finite FLOPs per token for every N; got "
+                             f"{g[~ok].ravel()[0]!r}")
+        try:
+            vals.append(np.broadcast_to(np.log(g), u.shape))
+        except ValueError:
+            raise ValueError(f"cost(N) returned shape {g.shape} for N of shape {u.shape}; it must work "
+                             "elementwise on a NumPy array") from None
+    log_g, log_up, log_dn = vals
+    eta = (log_up - log_dn) / (2 * h)
+    return log_g, eta
+
+
+def _solve_cost(P: Mapping, log_C: np.ndarray, cost: Callable, *, xtol: float = 1e-11) -> np.ndarray:
+    """log N minimising ``L(N, C / cost(N))`` for every draw x budget.
+
+    The first-order condition in ``u = log N`` is
+    ``alpha A N^-alpha = beta B D^-beta (1 + eta)`` with
+    ``D = C / (g(N) N)`` and ``eta = d log g / d log N``; its log is
+    decreasing in ``u`` whenever ``N g(N)`` grows with ``N``, and is solved
+    with a bracketed secant method (see :func:`_root`).
+    """
+    log_aA = np.log(P["alpha"]) + np.log(P["A"])
+    log_bB = np.log(P["beta"]) + np.log(P["B"])
+    alpha, beta = P["alpha"], P["beta"]
+
+    def phi(u):
+        log_g, eta = _log_cost_terms(cost, u)
+        if np.any(1 + eta <= 0):
+            raise ValueError("cost: training compute flops_per_token(N) * N * D must grow with N at fixed D "
+                             "(d log flops_per_token / d log N > -1); this cost model has no compute-optimal size")
+        log_D = log_C - log_g - u
+        return (log_aA - alpha * u) - (log_bB - beta * log_D + np.log1p(eta))
+
+    # Start from the C = 6 N D optimum; two secant steps (the first with the
+    # slope -(alpha + beta) that phi has for a constant cost) land close to the
+    # root, and a narrow bracket around that point is then checked.  Where it
+    # does not hold the root, the bracket is six decades either side of u0.
+    f = laws.frontier_coefficients(P)
+    u0 = np.log(f["G"]) + f["a"] * (log_C - _LOG6)
+    f0 = phi(u0)
+    u1 = u0 + f0 / (alpha + beta)
+    f1 = phi(u1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u2 = np.where(f1 != f0, u1 - f1 * (u1 - u0) / (f1 - f0), u1)
+    u2 = np.where(np.isfinite(u2), u2, u1)
+    half = np.maximum(4 * np.abs(u2 - u1), 1e-8)
+    a, b = u2 - half, u2 + half
+    fa, fb = phi(a), phi(b)
+    bad = ~((fa >= 0) & (fb <= 0))
+    if bad.any():
+        width = 6 * np.log(10.0)
+        a, b = np.where(bad, u0 - width, a), np.where(bad, u0 + width, b)
+        fa, fb = np.where(bad, phi(a), fa), np.where(bad, phi(b), fb)
+        bad = ~((fa >= 0) & (fb <= 0))
+        if bad.any():
+            raise ValueError(f"cost: for {int(bad.sum())} draw x budget pairs the optimum under this cost model "
+                             "is not within 1e6-fold of the C = 6 N D optimum; check that flops_per_token(N) is "
+                             "FLOPs per token (about 6 for a dense transformer) and varies slowly with N")
+    return _root(phi, a, b, fa, fb, xtol=xtol)
+
+
+# ---------------------------------------------------------------------------
+# allocation at a budget
+# ---------------------------------------------------------------------------
+
+
+def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None = None,
+             log_noise=None) -> Allocation:
+    """Compute-optimal model size, tokens and loss at each budget, per draw.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta`` (flat arrays of length S).
+    budgets : array_like
+        Training compute budgets C in FLOPs (positive, finite).
+    ci : float
+        Probability mass of the equal-tailed intervals.
+    cost : callable, optional
+        Another cost model: ``cost(N)`` returns training FLOPs per token for
+        model size ``N`` (vectorised over a NumPy array), so that
+        ``C = cost(N) * N * D``.  Default: ``C = 6 N D``, solved in closed
+        form (:func:`bayesscale.laws.optimal_allocation`).  With a cost
+        model the optimum is found numerically for every draw and budget at
+        once, to about 1e-10 relative in N; ``N * cost(N)`` must grow with
+        N.
+    log_noise : array_like, optional
+        Predictive noise draws on log loss, broadcastable to ``(S, n)`` or
+        of shape ``(S,)``.  Without it, ``loss`` is the law's value at the
+        optimum (parameter uncertainty only).
+
+    Returns
+    -------
+    Allocation
+        ``table``: one row per budget with columns ``C, N_opt, N_opt_lo,
+        N_opt_hi, D_opt, D_opt_lo, D_opt_hi, tokens_per_param,
+        tokens_per_param_lo, tokens_per_param_hi, loss, loss_lo, loss_hi``
+        (medians over draws and equal-tailed ``ci`` intervals);
+        ``draws``: ``N_opt, D_opt, tokens_per_param, loss``, each
+        ``(S, n_budgets)``.
+
+    Raises
+    ------
+    ValueError
+        On non-positive or non-finite budgets, ``ci`` outside (0, 1),
+        malformed params or noise, or a cost model without an optimum.
+
+    Examples
+    --------
+    >>> from bayesscale.simulate import CHINCHILLA_FIT
+    >>> alloc = allocate(CHINCHILLA_FIT, [5.76e23])
+    >>> round(float(alloc.table["tokens_per_param"].iloc[0]), 1)
+    18.4
+    """
+    p = _params(params)
+    C = _positive(budgets, "budgets", unit=" (training FLOPs)")
+    ci = _check_ci(ci)
+    S = p["E"].shape[0]
+    noise = _noise(log_noise, S, (C.size,))
+    P = _col(p)
+    log_C = np.log(C)[None, :]
+    if cost is None:
+        N, D = laws.optimal_allocation(P, C[None, :])
+    else:
+        if not callable(cost):
+            raise ValueError(f"cost must be a callable flops_per_token(N), got {type(cost).__name__}")
+        log_N = _solve_cost(P, np.broadcast_to(log_C, (S, C.size)), cost)
+        log_g, _ = _log_cost_terms(cost, log_N)
+        N, D = np.exp(log_N), np.exp(log_C - log_g - log_N)
+    log_L = laws.log_loss(P, N, D)
+    if noise is not None:
+        log_L = log_L + noise
+    draws = {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": np.exp(log_L)}
+    # At a fixed budget D and D/N fall as N grows (N * cost(N) grows with N), so one
+    # ranking of N gives the quantiles of all three.
+    cols = {"C": C}
+    cols.update(_bands_by_rank(N, {"N_opt": (N, True), "D_opt": (D, False),
+                                   "tokens_per_param": (draws["tokens_per_param"], False)}, ci))
+    cols.update(_summary("loss", draws["loss"], ci))
+    return Allocation(table=pd.DataFrame(cols), draws=draws, ci=ci)
+
+
+def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e-10) -> pd.DataFrame:
+    """The model size minimising the posterior expected loss at each budget.
+
+    A decision, not a quantile: for budget C it is the N minimising
+    ``mean over draws of L_s(N, C / (6 N))`` (times ``exp(log_noise)``
+    when given, i.e. the posterior predictive expected loss).  On a skewed
+    posterior it differs from the median of the draws' ``N_opt``.
+
+    Each draw's loss is ``E + A e^(-alpha u) + B (C/6)^(-beta) e^(beta u)``
+    in ``u = log N``, a positive combination of exponentials and so convex;
+    the expectation is convex too, with its minimum between the smallest
+    and the largest per-draw optimum.  A safeguarded Newton iteration on the
+    analytic derivative, inside that bracket, finds it for all budgets at
+    once (no grid is needed).
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    budgets : array_like
+        Training compute in FLOPs (C = 6 N D).
+    log_noise : array_like, optional
+        Predictive noise on log loss, ``(S, n)`` or ``(S,)``.
+    tol : float
+        Convergence tolerance on ``log N``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``C, N_bayes, D_bayes, tokens_per_param, expected_loss``.
+    """
+    p = _params(params)
+    C = _positive(budgets, "budgets", unit=" (training FLOPs)")
+    S = p["E"].shape[0]
+    noise = _noise(log_noise, S, (C.size,))
+    w = np.full((S, C.size), 1.0 / S) if noise is None else np.exp(noise) / S
+    P = _col(p)
+    log_c = (np.log(C) - _LOG6)[None, :]
+    f = laws.frontier_coefficients(P)
+    u_s = np.log(f["G"]) + f["a"] * log_c  # per-draw optima (S, n)
+    lo, hi = u_s.min(axis=0), u_s.max(axis=0)
+    log_A = np.log(P["A"])
+    log_Bc = np.log(P["B"]) - P["beta"] * log_c
+    alpha, beta = P["alpha"], P["beta"]
+
+    def derivs(u):
+        tA = np.exp(log_A - alpha * u)
+        tB = np.exp(log_Bc + beta * u)
+        d1 = np.sum(w * (beta * tB - alpha * tA), axis=0)
+        d2 = np.sum(w * (beta**2 * tB + alpha**2 * tA), axis=0)
+        return d1, d2
+
+    u = np.clip(np.sum(w * u_s, axis=0) / np.sum(w, axis=0), lo, hi)
+    for _ in range(100):
+        d1, d2 = derivs(u)
+        hi = np.where(d1 > 0, u, hi)
+        lo = np.where(d1 < 0, u, lo)
+        u_new = u - d1 / d2
+        outside = (u_new < lo) | (u_new > hi)
+        u_new = np.where(outside, 0.5 * (lo + hi), u_new)
+        step = np.abs(u_new - u)
+        u = u_new
+        if np.all((step <= tol) | (hi - lo <= tol)):
+            break
+    N = np.exp(u)
+    D = C / (laws.FLOPS_PER_PARAM_TOKEN * N)
+    expected = np.sum(w * laws.loss(P, N[None, :], D[None, :]), axis=0)
+    return pd.DataFrame({"C": C, "N_bayes": N, "D_bayes": D, "tokens_per_param": D / N,
+                         "expected_loss": expected})
+
+
+def prob_below(params: Mapping, N, D, target, *, log_noise=None) -> np.ndarray:
+    """Posterior probability that a planned run reaches a loss below ``target``.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    N, D : array_like
+        Planned model size and training tokens.
+    target : array_like
+        Target loss.  ``N``, ``D`` and ``target`` broadcast together.
+    log_noise : array_like, optional
+        Predictive noise on log loss, broadcastable to ``(S,) + shape`` or
+        of shape ``(S,)``.  Without it the probability covers parameter
+        uncertainty only (whether the law's mean loss is below target);
+        with it, whether an actual run's loss is.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``P(loss < target)`` with the broadcast shape of the inputs (a 0-d
+        array for scalar inputs).
+    """
+    p = _params(params)
+    N = np.asarray(N, dtype=np.float64)
+    D = np.asarray(D, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    for name, a in (("N", N), ("D", D), ("target", target)):
+        if a.size == 0 or not np.all(np.isfinite(a) & (a > 0)):
+            raise ValueError(f"{name} must be positive and finite (and not empty)")
+    try:
+        shape = np.broadcast_shapes(N.shape, D.shape, target.shape)
+    except ValueError:
+        raise ValueError(f"N {N.shape}, D {D.shape} and target {target.shape} do not broadcast together") from None
+    S = p["E"].shape[0]
+    P = {k: v.reshape((S,) + (1,) * len(shape)) for k, v in p.items()}
+    log_L = laws.log_loss(P, N, D)
+    noise = _noise(log_noise, S, shape)
+    if noise is not None:
+        log_L = log_L + noise
+    return np.mean(log_L < np.log(target), axis=0)
+
+
+# ---------------------------------------------------------------------------
+# inverting the frontier
+# ---------------------------------------------------------------------------
+
+
+def _allocation_table(first: dict, draws: dict, ci: float) -> Allocation:
+    cols = dict(first)
+    for name, x in draws.items():
+        cols.update(_summary(name, x, ci))
+    return Allocation(table=pd.DataFrame(cols), draws=draws, ci=ci)
+
+
+def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8) -> Allocation:
+    """Training tokens for a model of fixed size ``N``.
+
+    Without a compute constraint the loss falls with every extra token, so
+    "the best D for N" needs a definition.  Two are offered:
+
+    * ``C=None`` (default): the budget at which ``N`` *is* the
+      compute-optimal size, and the tokens that go with it.  Per draw this
+      inverts the frontier ``N_opt(C) = G (C/6)^a``:
+      ``C*(N) = 6 (N / G)^(1/a)`` and ``D = D_opt(C*) = C* / (6 N)``.
+      Training ``N`` on fewer tokens wastes compute on a too-large model;
+      on more, a larger model would have been better for the same compute.
+    * ``C`` given: the tokens are forced, ``D = C / (6 N)``; the table
+      reports the loss this reaches and the penalty against the optimal
+      allocation of the same compute.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    N : array_like
+        Model sizes (parameters).
+    C : array_like, optional
+        Compute budgets, broadcast against ``N``.
+    ci : float
+        Probability mass of the intervals.
+
+    Returns
+    -------
+    Allocation
+        ``C=None``: columns ``N``, then median/``_lo``/``_hi`` of ``C``,
+        ``D``, ``tokens_per_param`` and ``loss`` (the law at ``(N, D)``).
+        ``C`` given: columns ``N, C, D, tokens_per_param`` (fixed) and
+        bands of ``loss``, ``loss_opt`` (optimal allocation of ``C``) and
+        ``loss_penalty = loss - loss_opt``.
+    """
+    p = _params(params)
+    Nv = _positive(N, "N", unit=" (model parameters)")
+    ci = _check_ci(ci)
+    P = _col(p)
+    if C is None:
+        f = laws.frontier_coefficients(P)
+        log_c = (np.log(Nv)[None, :] - np.log(f["G"])) / f["a"]  # log(C/6)
+        Cd = np.exp(log_c + _LOG6)
+        Dd = np.exp(log_c - np.log(Nv)[None, :])
+        Nd = np.broadcast_to(Nv[None, :], Cd.shape)
+        draws = {"C": Cd, "D": Dd, "tokens_per_param": Dd / Nd, "loss": laws.loss(P, Nd, Dd)}
+        return _allocation_table({"N": Nv}, draws, ci)
+    return _forced(P, Nv, None, C, ci)
+
+
+def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8) -> Allocation:
+    """Model size for a fixed number of training tokens ``D``.
+
+    The mirror image of :func:`best_D_for_N`:
+
+    * ``C=None`` (default): the budget at which ``D`` is the
+      compute-optimal token count, ``C*(D) = 6 (G D)^(1/b)``, and the model
+      size that goes with it, ``N = N_opt(C*) = C* / (6 D)``.  Useful when
+      the data set is fixed: a larger model than this would be better
+      served by more data.
+    * ``C`` given: the size is forced, ``N = C / (6 D)``; the table reports
+      the loss and the penalty against the optimal allocation of ``C``.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    D : array_like
+        Training tokens.
+    C : array_like, optional
+        Compute budgets, broadcast against ``D``.
+    ci : float
+        Probability mass of the intervals.
+
+    Returns
+    -------
+    Allocation
+        ``C=None``: columns ``D``, then median/``_lo``/``_hi`` of ``C``,
+        ``N``, ``tokens_per_param`` and ``loss``.  ``C`` given: columns
+        ``N, C, D, tokens_per_param`` and bands of ``loss``, ``loss_opt``
+        and ``loss_penalty``.
+    """
+    p = _params(params)
+    Dv = _positive(D, "D", unit=" (training tokens)")
+    ci = _check_ci(ci)
+    P = _col(p)
+    if C is None:
+        f = laws.frontier_coefficients(P)
+        log_c = (np.log(Dv)[None, :] + np.log(f["G"])) / f["b"]  # log(C/6)
+        Cd = np.exp(log_c + _LOG6)
+        Nd = np.exp(log_c - np.log(Dv)[None, :])
+        Dd = np.broadcast_to(Dv[None, :], Cd.shape)
+        draws = {"C": Cd, "N": Nd, "tokens_per_param": Dd / Nd, "loss": laws.loss(P, Nd, Dd)}
+        return _allocation_table({"D": Dv}, draws, ci)
+    return _forced(P, None, Dv, C, ci)
+
+
+def _forced(P: Mapping, N, D, C, ci: float) -> Allocation:
+    """Loss of a forced allocation (one of N, D given with C) against the optimum."""
+    C = _positive(C, "C", unit=" (training FLOPs)")
+    given = N if N is not None else D
+    try:
+        given, C = np.broadcast_arrays(given, C)
+    except ValueError:
+        raise ValueError(f"C (length {C.size}) does not broadcast against the sizes (length {given.size})") from None
+    other = C / (laws.FLOPS_PER_PARAM_TOKEN * given)
+    N, D = (given, other) if N is not None else (other, given)
+    L = laws.loss(P, N[None, :], D[None, :])
+    L_opt = laws.loss(P, *laws.optimal_allocation(P, C[None, :]))
+    draws = {"loss": L, "loss_opt": L_opt, "loss_penalty": L - L_opt}
+    return _allocation_table({"N": N, "C": C, "D": D, "tokens_per_param": D / N}, draws, ci)
+
+
+def compute_for_loss(params: Mapping, target, *, ci: float = 0.8) -> Allocation:
+    """Least compute that reaches a target loss, with its optimal N and D.
+
+    Along the compute-optimal frontier (C = 6 N D) the two power-law terms
+    share one exponent, so the frontier loss is itself a power law::
+
+        L_opt(C) = E + K (C / 6)^(-gamma),  gamma = alpha beta / (alpha + beta),
+        K = A G^-alpha + B G^beta
+
+    and ``C*(target) = 6 (K / (target - E))^(1/gamma)``, per draw, in
+    closed form.  A draw with ``E >= target`` never reaches the target: its
+    ``C`` (and ``N``, ``D``) is ``inf``, and a quantile that falls among
+    such draws is ``inf`` too.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    target : array_like
+        Target losses (law value, no observation noise).
+    ci : float
+        Probability mass of the intervals.
+
+    Returns
+    -------
+    Allocation
+        ``table``: columns ``target, reachable`` (share of draws with
+        ``E < target``), then median/``_lo``/``_hi`` of ``C``, ``N_opt``
+        and ``D_opt``; ``draws``: ``C, N_opt, D_opt``, each
+        ``(S, n_targets)``.
+    """
+    p = _params(params)
+    T = _positive(target, "target", unit=" (a loss)")
+    ci = _check_ci(ci)
+    P = _col(p)
+    f = laws.frontier_coefficients(P)
+    log_G = np.log(f["G"])
+    alpha, beta = P["alpha"], P["beta"]
+    log_K = np.logaddexp(np.log(P["A"]) - alpha * log_G, np.log(P["B"]) + beta * log_G)
+    gamma = alpha * beta / (alpha + beta)
+    gap = T[None, :] - P["E"]
+    reach = gap > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_c = np.where(reach, (log_K - np.log(np.where(reach, gap, 1.0))) / gamma, np.inf)
+        log_N = log_G + f["a"] * log_c
+        log_D = log_c - log_N
+    log_D = np.where(reach, log_D, np.inf)
+    draws = {"C": np.exp(log_c + _LOG6), "N_opt": np.exp(log_N), "D_opt": np.exp(log_D)}
+    return _allocation_table({"target": T, "reachable": reach.mean(axis=0)}, draws, ci)
+
+
+def frontier_exponents(params: Mapping, *, ci: float = 0.95) -> pd.DataFrame:
+    """Posterior of the frontier's exponents and coefficient (Chinchilla Table 2).
+
+    ``N_opt = G (C/6)^a`` and ``D_opt = G^-1 (C/6)^b`` with
+    ``a = beta / (alpha + beta)``, ``b = alpha / (alpha + beta)`` and
+    ``G = (alpha A / (beta B))^(1 / (alpha + beta))``.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    ci : float
+        Probability mass of the intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``a, b, G``; columns ``median, lo, hi, mean, sd``.  The draws
+        are :func:`bayesscale.laws.frontier_coefficients` of ``params``.
+    """
+    p = _params(params)
+    ci = _check_ci(ci)
+    f = laws.frontier_coefficients(p)
+    rows = {}
+    for k in ("a", "b", "G"):
+        x = np.asarray(f[k], dtype=np.float64)
+        med, lo, hi = _band(x, ci)
+        rows[k] = {"median": float(med), "lo": float(lo), "hi": float(hi), "mean": float(x.mean()),
+                   "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ---------------------------------------------------------------------------
+# the cost of deviating from the optimum
+# ---------------------------------------------------------------------------
+
+
+def _excess_terms(p: Mapping, C: float):
+    """Per-draw ``r = (A / N_opt^alpha) / (B / D_opt^beta)`` at budget C, ``(S,)``.
+
+    By the first-order condition ``r = beta / alpha`` under C = 6 N D; it is
+    computed from the allocation rather than assumed.
+    """
+    N_opt, D_opt = laws.optimal_allocation(p, C)
+    log_r = (np.log(p["A"]) - p["alpha"] * np.log(N_opt)) - (np.log(p["B"]) - p["beta"] * np.log(D_opt))
+    return np.exp(log_r), N_opt, D_opt
+
+
+def _scalar_budget(C) -> float:
+    c = _positive(C, "C", unit=" (training FLOPs)")
+    if c.size != 1:
+        raise ValueError(f"C must be a single compute budget, got {c.size} values; call once per budget")
+    return float(c[0])
+
+
+def excess_compute(params: Mapping, C, k, *, ci: float = 0.8) -> DrawTable:
+    """Extra compute and tokens needed at a non-optimal model size (Kaplan et al. 2020, Fig. 12).
+
+    For a model of size ``N = k N_opt(C)`` the loss ``L_opt`` of the optimal
+    allocation at ``C`` is reached with ``D'`` tokens where
+    ``B / D'^beta = L_opt - E - A / (k N_opt)^alpha``; if the right side is
+    not positive the model is too small ever to reach ``L_opt`` and the
+    draw's ratios are ``inf``.  The compute is ``C' = 6 k N_opt D'``.
+    Written relative to the optimum,
+    ``D' / D_opt = (1 + r (1 - k^-alpha))^(-1/beta)`` with
+    ``r = (A N_opt^-alpha) / (B D_opt^-beta)`` (which equals
+    ``beta / alpha`` at the optimum, so under C = 6 N D the curve does not
+    depend on ``C``), and ``C' / C = k D' / D_opt``: exactly 1 at
+    ``k = 1``, above 1 elsewhere.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    C : float
+        The compute budget defining ``N_opt`` and ``L_opt``.
+    k : array_like
+        Model sizes as multiples of ``N_opt``, e.g.
+        ``np.geomspace(0.2, 5, 61)``.
+    ci : float
+        Probability mass of the intervals.
+
+    Returns
+    -------
+    DrawTable
+        ``table``: columns ``k, reachable`` (share of draws that reach
+        ``L_opt`` at that size), then median/``_lo``/``_hi`` of
+        ``excess_compute`` (``C' / C``) and ``excess_tokens``
+        (``D' / D_opt``); ``draws``: those two, ``(S, n_k)``.
+    """
+    p = _params(params)
+    C = _scalar_budget(C)
+    kv = _positive(k, "k", unit=" (multiples of the optimal size)")
+    ci = _check_ci(ci)
+    r, _, _ = _excess_terms(p, C)
+    alpha, beta = p["alpha"][:, None], p["beta"][:, None]
+    rel = 1.0 + r[:, None] * (1.0 - kv[None, :] ** -alpha)
+    reach = rel > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tokens = np.where(reach, np.exp(-np.log(np.where(reach, rel, 1.0)) / beta), np.inf)
+    draws = {"excess_compute": kv[None, :] * tokens, "excess_tokens": tokens}
+    cols = {"k": kv, "reachable": reach.mean(axis=0)}
+    for name, x in draws.items():
+        cols.update(_summary(name, x, ci))
+    return DrawTable(table=pd.DataFrame(cols), draws=draws, ci=ci)
+
+
+def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: float = 0.8) -> SizeRange:
+    """The range of model sizes whose excess compute stays within ``threshold``.
+
+    Per draw, the excess compute ``C'/C`` of :func:`excess_compute` falls
+    monotonically in ``k`` below 1 and rises above 1, so the acceptable
+    sizes form one interval ``[k_lo, k_hi]`` around ``k = 1``; its endpoints
+    are found by bisection in ``log k`` for all draws at once.  Kaplan et
+    al. (2020) report about 0.6x to 2.2x for 20% extra compute.
+
+    Parameters
+    ----------
+    params : mapping
+        Posterior draws ``E, A, B, alpha, beta``.
+    C : float
+        The compute budget.
+    threshold : float
+        Largest accepted excess compute, as a fraction (0.2 = 20% more).
+    ci : float
+        Probability mass of the endpoints' intervals.
+
+    Returns
+    -------
+    SizeRange
+        Medians and bands of ``k_lo`` and ``k_hi`` (and the sizes in
+        parameters), per-draw endpoints, and :attr:`SizeRange.sentence`.
+    """
+    p = _params(params)
+    C = _scalar_budget(C)
+    try:
+        thr = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a positive number, got {threshold!r}") from None
+    if not (np.isfinite(thr) and thr > 0):
+        raise ValueError(f"threshold must be a positive fraction of extra compute (0.2 = 20%), got {threshold!r}")
+    ci = _check_ci(ci)
+    r, N_opt, _ = _excess_terms(p, C)
+    alpha, beta = p["alpha"], p["beta"]
+    log_thr = np.log1p(thr)
+
+    def excess(v):  # log(C'/C) - log(1 + threshold) at k = e^v; +inf where unreachable
+        rel = 1.0 + r * (1.0 - np.exp(-alpha * v))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = v - np.log(np.where(rel > 0, rel, 1.0)) / beta - log_thr
+        return np.where(rel > 0, out, np.inf)
+
+    def bisect(a, b):  # excess(a) > 0 >= excess(b) or the reverse; returns the crossing
+        fa = excess(a)
+        for _ in range(200):
+            m = 0.5 * (a + b)
+            fm = excess(m)
+            left = np.sign(fm) == np.sign(fa)
+            a, fa = np.where(left, m, a), np.where(left, fm, fa)
+            b = np.where(left, b, m)
+            if np.all(np.abs(b - a) <= 1e-13):
+                break
+        return 0.5 * (a + b)
+
+    v_min = -np.log1p(1.0 / r) / alpha  # below this size L_opt is out of reach
+    v_max = log_thr + np.log1p(r) / beta + 1.0  # excess(v_max) > 0
+    k_lo = np.exp(bisect(v_min, np.zeros_like(r)))
+    k_hi = np.exp(bisect(v_max, np.zeros_like(r)))
+    rows = {}
+    for name, kd in (("k_lo", k_lo), ("k_hi", k_hi)):
+        med, lo, hi = _band(kd, ci)
+        nmed, nlo, nhi = _band(kd * N_opt, ci)
+        rows[name] = {"median": float(med), "lo": float(lo), "hi": float(hi),
+                      "N": float(nmed), "N_lo": float(nlo), "N_hi": float(nhi)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return SizeRange(C=C, threshold=thr, ci=ci, table=table, draws={"k_lo": k_lo, "k_hi": k_hi})
