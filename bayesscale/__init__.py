@@ -22,10 +22,12 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
                                 f" --xla_force_host_platform_device_count={_n}").strip()
 
 from . import datasets  # noqa: E402
+from .backtest import BacktestResult, backtest  # noqa: E402
 from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
 from .diagnostics import Verdict  # noqa: E402
 from .fitting import FitWarning, fit, fit_many  # noqa: E402
 from .inference import SamplerSettings, configure_cache  # noqa: E402
+from .isoflop import compare_approaches, isoflop_analysis  # noqa: E402
 from .model import ModelSpec, Priors  # noqa: E402
 from .posterior import Posterior, load_posterior  # noqa: E402
 from .simulate import simulate_runs  # noqa: E402
@@ -33,16 +35,18 @@ from .simulate import simulate_runs  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "DataError", "DataWarning", "FitWarning", "ModelSpec", "Posterior", "Priors", "Runs", "SamplerSettings",
-    "Verdict", "configure_cache", "datasets", "fit", "fit_many", "load_posterior", "load_runs", "plots",
-    "simulate_runs",
+    "BacktestResult", "DataError", "DataWarning", "FitWarning", "ModelSpec", "Posterior", "Priors", "Runs",
+    "SamplerSettings", "Verdict", "backtest", "compare_approaches", "configure_cache", "datasets", "fit",
+    "fit_many", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",
 ]
 
 
 def __getattr__(name):
-    # matplotlib is imported only when figures are asked for
-    if name == "plots":
-        import importlib
+    # matplotlib is imported only when figures or reports are asked for
+    import importlib
 
+    if name == "plots":
         return importlib.import_module(".plots", __name__)
+    if name == "report":
+        return importlib.import_module(".report", __name__).report
     raise AttributeError(f"module 'bayesscale' has no attribute {name!r}")

@@ -7,10 +7,12 @@ Unit tests use short chains (fast on a 2-core CPU); a few tests marked
 import os
 import warnings
 
-import numpy as np
-import pytest
+# Two CPU host devices, whatever the machine: the sharded paths run in every test session.
+os.environ.setdefault("BAYESSCALE_HOST_DEVICES", "2")
 
-import bayesscale as bs
+import pytest  # noqa: E402
+
+import bayesscale as bs  # noqa: E402
 
 #: Short but usable sampler settings for unit tests.
 SMALL = dict(chains=2, warmup=300, draws=300)
