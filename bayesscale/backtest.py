@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import BUDGET_TOL_DEX, DataError, Runs, as_runs
+from .data import BUDGET_TOL_DEX, DataError, Runs, as_runs, rolling_folds
 from .fitting import FitWarning, fit_many
 
 __all__ = ["backtest", "BacktestResult", "score_predictions", "LEVELS"]
@@ -83,17 +83,7 @@ def _folds(runs: Runs, holdout, min_train_budgets: int) -> list[tuple[str, np.nd
         top = runs.budget == runs.budget[np.argmax(runs.C)]
         return [(f"budget {runs.budget_compute()[runs.budget[np.argmax(runs.C)]]:.3g}", ~top, top)]
     if isinstance(holdout, str) and holdout == "leave_one_budget_out":
-        Cg = runs.budget_compute()
-        order = np.argsort(Cg)
-        folds = []
-        for i, g in enumerate(order):
-            if i < min_train_budgets:
-                continue
-            test = runs.budget == g
-            train = runs.C < Cg[g] * 10 ** (-BUDGET_TOL_DEX)
-            train &= ~test
-            folds.append((f"budget {Cg[g]:.3g}", train, test))
-        return folds
+        return rolling_folds(runs, min_train_budgets)
     if isinstance(holdout, (int, float, np.floating)) and not isinstance(holdout, bool):
         if not np.isfinite(holdout) or holdout <= 0:
             raise ValueError(f"holdout threshold must be a positive number of FLOPs, got {holdout!r}")

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .laws import FLOPS_PER_PARAM_TOKEN, PARAMETERS
 
-__all__ = ["Runs", "DataError", "DataWarning", "load_runs", "budget_groups", "as_runs"]
+__all__ = ["Runs", "DataError", "DataWarning", "load_runs", "budget_groups", "as_runs", "rolling_folds"]
 
 #: Number of law parameters plus the noise scale: the fewest runs that can be fitted.
 MIN_RUNS = len(PARAMETERS) + 1
@@ -311,3 +311,25 @@ def _missing(col: str, df: pd.DataFrame, where: str) -> str:
 def as_runs(runs) -> Runs:
     """Accept a :class:`Runs`, a DataFrame or a path; return :class:`Runs`."""
     return runs if isinstance(runs, Runs) else load_runs(runs)
+
+
+def rolling_folds(runs: Runs, min_train_budgets: int = 3) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Rolling-origin folds over budget groups, from the smallest budget upward.
+
+    Each fold holds out one budget group and trains on every run at a
+    smaller compute (by more than the budget tolerance), once at least
+    ``min_train_budgets`` groups lie below it.
+
+    Returns
+    -------
+    list of (label, train mask, test mask)
+    """
+    Cg = runs.budget_compute()
+    folds = []
+    for i, g in enumerate(np.argsort(Cg)):
+        if i < min_train_budgets:
+            continue
+        test = runs.budget == g
+        train = (runs.C < Cg[g] * 10 ** (-BUDGET_TOL_DEX)) & ~test
+        folds.append((f"budget {Cg[g]:.3g}", train, test))
+    return folds

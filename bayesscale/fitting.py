@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .calibration import calibrate
 from .diagnostics import screen
 from .data import DataError, Runs, as_runs, load_runs
 from .inference import SamplerSettings, sample
@@ -40,7 +41,8 @@ def _spec(likelihood, offsets, priors) -> ModelSpec:
 
 
 def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
-        likelihood: str = "student_t", offsets: str = "none", priors: Priors | None = None,
+        likelihood: str = "student_t", offsets: str = "none", extrapolation: str = "calibrated",
+        priors: Priors | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
         progress: bool | None = None) -> Posterior:
     """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs with NUTS.
@@ -57,6 +59,11 @@ def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: i
         Noise on log loss (see :mod:`bayesscale.model`).
     offsets : {"none", "budget"}
         ``"budget"`` adds an offset shared by the runs of each budget.
+    extrapolation : {"calibrated", "none"}
+        ``"calibrated"`` (the default) widens predictions beyond the data by
+        the error of the data's own rolling-origin extrapolations (see
+        :mod:`bayesscale.calibration`; costs a batch of short refits).
+        ``"none"`` keeps parameter and noise uncertainty only.
     priors : Priors, optional
         Override the default priors.
     device : {"cpu", "gpu"}, optional
@@ -79,12 +86,12 @@ def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: i
     return _fit_all([as_runs(runs)], _spec(likelihood, offsets, priors),
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
-                    seed=seed, device=device, progress=progress)[0]
+                    seed=seed, device=device, progress=progress, extrapolation=extrapolation)[0]
 
 
 def fit_many(datasets, *, group: str | None = None, chains: int = 4, warmup: int = 1000, draws: int = 1000,
-             seed: int = 0, likelihood: str = "student_t", offsets: str = "none", priors: Priors | None = None,
-             device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
+             seed: int = 0, likelihood: str = "student_t", offsets: str = "none", extrapolation: str = "calibrated",
+             priors: Priors | None = None, device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
              target_accept: float = 0.8, progress: bool | None = None):
     """Fit the law to many data sets in one vectorised, compiled program.
 
@@ -131,20 +138,24 @@ def fit_many(datasets, *, group: str | None = None, chains: int = 4, warmup: int
     posts = _fit_all(runs, _spec(likelihood, offsets, priors),
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),
-                     seed=seed, device=device, progress=progress, batch_size=batch_size, labels=labels)
+                     seed=seed, device=device, progress=progress, batch_size=batch_size, labels=labels,
+                     extrapolation=extrapolation)
     return dict(zip(labels, posts)) if labels is not None else posts
 
 
 def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int, device, progress,
-             batch_size=None, labels=None) -> list[Posterior]:
+             batch_size=None, labels=None, extrapolation: str = "calibrated") -> list[Posterior]:
+    if extrapolation not in ("calibrated", "none"):
+        raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
+    extra = calibrate(runs, spec, seed=seed, device=device) if extrapolation == "calibrated" else [None] * len(runs)
     versions = _versions()
     posts = []
     for k, (r, d) in enumerate(zip(runs, draws)):
         info = {"seed": seed, "dataset_index": k, "versions": versions}
         if labels is not None:
             info["label"] = str(labels[k])
-        posts.append(Posterior.from_draws(d, r, spec, settings, info))
+        posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation=extra[k]))
     if len(posts) == 1:
         verdict = posts[0].check()
         if not verdict.ok:

@@ -295,7 +295,7 @@ def _progress_bar(total: int, enabled: bool | None, desc: str):
 
 def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int = 0,
            device: str | None = None, batch_size: int | None = None,
-           progress: bool | None = None) -> list[Draws]:
+           progress: bool | None = None, pad_like: list[Runs] | None = None) -> list[Draws]:
     """Run NUTS on each data set and return its draws.
 
     Parameters
@@ -317,6 +317,10 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
         them all at once.
     progress : bool, optional
         Show a progress bar; None shows one when stderr is a terminal.
+    pad_like : list of Runs, optional
+        Pad at least as much as for these data sets (subsets of them then
+        share their compiled program).  With ``batch_size``, every call is
+        padded to ``batch_size`` data sets for the same reason.
 
     Returns
     -------
@@ -327,10 +331,10 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     _ensure_cache()
     devices = tuple(_devices(device))
     K = len(datasets)
-    n_pad = bucket_size(max(len(r) for r in datasets))
-    g_pad = bucket_size(max(r.n_budgets for r in datasets))
-    per_call = _auto_batch(K, n_pad, g_pad, settings, devices) if batch_size is None else \
-        max(1, min(int(batch_size), K))
+    like = list(datasets) + list(pad_like or [])
+    n_pad = bucket_size(max(len(r) for r in like))
+    g_pad = bucket_size(max(r.n_budgets for r in like))
+    per_call = _auto_batch(K, n_pad, g_pad, settings, devices) if batch_size is None else max(1, int(batch_size))
     n_calls = math.ceil(K / per_call)
     chains = settings.chains
     # the batch axis (data sets x chains) must split evenly across devices

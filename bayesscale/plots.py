@@ -14,6 +14,7 @@ Every function takes a fitted :class:`bayesscale.Posterior` and returns a
 :func:`residuals`           log-loss residuals against C, N or D
 :func:`ppc`                 posterior predictive check of the log-loss distribution
 :func:`rank_plot`           rank plots of the law's parameters, per chain
+:func:`backtest_coverage`   nominal against empirical interval coverage of a backtest
 ==========================  ====================================================
 
 and :func:`save_figure` writes a figure to disk atomically.
@@ -69,6 +70,7 @@ __all__ = [
     "ppc",
     "rank_plot",
     "save_figure",
+    "backtest_coverage",
 ]
 
 #: FLOPs in one petaflop/s-day.
@@ -1099,3 +1101,114 @@ def save_figure(fig, path, *, dpi: int = 150) -> Path:
         os.chmod(tmp, 0o644)
 
     return atomic_write(path, write)
+
+
+# ---------------------------------------------------------------------------
+# 9. Backtest calibration
+# ---------------------------------------------------------------------------
+
+
+def _binomial_band(n: int, p: float, mass: float) -> tuple[float, float]:
+    """Equal-tailed ``mass`` interval of ``k / n`` for ``k ~ Binomial(n, p)``."""
+    import math
+
+    k = np.arange(n + 1)
+    log_pmf = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
+    with np.errstate(divide="ignore"):
+        log_pmf = log_pmf + k * np.log(p) + (n - k) * np.log1p(-p)
+    cdf = np.cumsum(np.exp(log_pmf - log_pmf.max()))
+    cdf /= cdf[-1]
+    lo = int(np.searchsorted(cdf, (1 - mass) / 2))
+    hi = int(np.searchsorted(cdf, (1 + mass) / 2))
+    return lo / n, min(hi, n) / n
+
+
+def backtest_coverage(result, *, ax=None) -> Figure:
+    """Calibration of a backtest: nominal against empirical coverage of held-out runs.
+
+    For each central predictive interval level of the backtest (50%, 80%
+    and 90% by default) the fraction of held-out runs whose observed loss
+    fell inside the interval is drawn against the level: one thin line per
+    fold (markers sized by the fold's number of runs, coloured from the
+    smallest to the largest held-out budget) and a thick black line for all
+    held-out runs together.  A calibrated model lies on the dashed
+    diagonal; the grey band is where the overall coverage of a calibrated
+    model would fall by chance (90% binomial interval for the overall
+    number of runs).  Points below the diagonal mean the intervals were
+    too narrow (over-confident extrapolation), above it too wide.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        The output of :func:`bayesscale.backtest`; its ``table`` has one
+        row per fold and an ``overall`` row, with ``n_runs`` and
+        ``coverage_<level>`` columns.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; a new figure is made when omitted.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``result`` is not a backtest result with coverage columns.
+    """
+    table = getattr(result, "table", None)
+    if table is None or not hasattr(table, "columns"):
+        raise ValueError(f"expected a bayesscale BacktestResult (from bayesscale.backtest), "
+                         f"got {type(result).__name__}")
+    cov_cols = sorted((c for c in table.columns if str(c).startswith("coverage_")),
+                      key=lambda c: float(str(c).split("_", 1)[1]))
+    try:
+        levels = np.array([float(str(c).split("_", 1)[1]) / 100 for c in cov_cols])
+    except ValueError:
+        raise ValueError(f"unexpected coverage columns {cov_cols} in the backtest table") from None
+    if not cov_cols or "n_runs" not in table.columns or len(table) == 0:
+        raise ValueError("the backtest table has no coverage_<level> or n_runs columns; "
+                         "pass the result of bayesscale.backtest")
+    folds = table.drop(index="overall", errors="ignore")
+    overall = table.loc["overall"] if "overall" in table.index else None
+
+    fig, ax = _single_axes(ax, (6.2, 4.8))
+    ax.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="calibrated (diagonal)", zorder=1)
+    if overall is not None and int(overall["n_runs"]) > 0:
+        n = int(overall["n_runs"])
+        grid = np.linspace(max(levels.min() - 0.1, 0.01), min(levels.max() + 0.08, 0.99), 40)
+        band = np.array([_binomial_band(n, p, 0.9) for p in grid])
+        ax.fill_between(grid, band[:, 0], band[:, 1], color="0.5", alpha=0.18, linewidth=0,
+                        label=f"chance range of a calibrated model ({n} runs)", zorder=0)
+    if len(folds):
+        cmap = _budget_cmap()
+        sizes = folds["n_runs"].to_numpy(dtype=float)
+        for j, (label, row) in enumerate(folds.iterrows()):
+            col = cmap(j / max(len(folds) - 1, 1))
+            y = row[cov_cols].to_numpy(dtype=float)
+            ax.plot(levels, y, color=col, linewidth=1.0, alpha=0.75, zorder=2)
+            ax.scatter(levels, y, s=12 + 10 * np.sqrt(sizes[j]), color=col, edgecolor="white", linewidth=0.5,
+                       zorder=3, label=f"{label} ({int(sizes[j])} run{'s' * (sizes[j] != 1)})")
+    if overall is not None:
+        y = overall[cov_cols].to_numpy(dtype=float)
+        ax.plot(levels, y, color="black", linewidth=2.2, marker="o", markersize=7, zorder=4,
+                label=f"all held-out runs ({int(overall['n_runs'])})")
+        for x_, y_ in zip(levels, y):
+            ax.annotate(f"{y_:.0%}", (x_, y_), xytext=(6, -12), textcoords="offset points", fontsize=8,
+                        color="black", zorder=5)
+    ax.text(0.97, 0.04, "below the diagonal:\nintervals too narrow", transform=ax.transAxes, ha="right",
+            va="bottom", fontsize=8, color="#7b241c")
+    ax.text(0.03, 0.96, "above the diagonal:\nintervals too wide", transform=ax.transAxes, ha="left", va="top",
+            fontsize=8, color="0.35")
+    ax.set_xlim(max(levels.min() - 0.1, 0.0), min(levels.max() + 0.08, 1.0))
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xticks(levels)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("Nominal coverage of the central predictive interval")
+    ax.set_ylabel("Empirical coverage of held-out runs")
+    holdout = getattr(result, "holdout", "")
+    ax.set_title("Backtest calibration" + (f" ({holdout})" if holdout else ""))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False,
+              ncols=2 if len(folds) > 12 else 1)
+    _style(ax)
+    return fig

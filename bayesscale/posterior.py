@@ -23,8 +23,9 @@ import pandas as pd
 from . import allocation, laws
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
+from .calibration import MIN_POINTS
 from .inference import Draws, SamplerSettings
-from .model import ModelSpec, observation_logpdf, observation_sample
+from .model import Extrapolation, ModelSpec, observation_logpdf, observation_sample
 
 __all__ = ["Posterior", "load_posterior", "atomic_write"]
 
@@ -79,6 +80,9 @@ class Posterior:
         The sampler settings.
     info : dict
         Seed, device, timing and library versions.
+    extrapolation : Extrapolation or None
+        Calibrated extra error beyond the data (see
+        :mod:`bayesscale.calibration`); None for the plain law.
     """
 
     samples: dict
@@ -87,17 +91,19 @@ class Posterior:
     spec: ModelSpec
     settings: SamplerSettings
     info: dict = field(default_factory=dict)
+    extrapolation: Extrapolation | None = None
 
     # -- construction ------------------------------------------------------
 
     @classmethod
     def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
-                   info: dict) -> "Posterior":
+                   info: dict, extrapolation: Extrapolation | None = None) -> "Posterior":
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
         if "z_budget" in samples:
             samples["z_budget"] = samples["z_budget"][..., : runs.n_budgets]
         info = dict(info, device=draws.device, timing=dict(draws.timing))
-        return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info)
+        return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info,
+                   extrapolation=extrapolation)
 
     # -- parameters --------------------------------------------------------
 
@@ -153,15 +159,19 @@ class Posterior:
     def log_noise(self, C, *, seed: int | None = None) -> np.ndarray:
         """Predictive noise on log loss for new runs at compute ``C``: ``(S, n)`` draws.
 
-        Observation noise (Student-t or Normal with the drawn ``sigma``) plus,
-        in the budget-offset model, the offset of a new budget.
+        Observation noise (Student-t or Normal with the drawn ``sigma``),
+        in the budget-offset model the offset of a new budget, and beyond
+        the data the calibrated extrapolation error (:attr:`extrapolation`).
         """
         C = np.atleast_1d(np.asarray(C, dtype=float))
         rng = np.random.default_rng([int(self.info.get("seed", 0)) if seed is None else seed, 11])
         sigma = self.params["sigma"][:, None]
         eps = observation_sample(rng, np.zeros((self.n_draws, C.size)), sigma, self.spec.likelihood,
                                  self.spec.priors.df)
-        return eps + self._offsets(C)
+        out = eps + self._offsets(C)
+        if self.extrapolation is not None:
+            out = out + np.sqrt(self.extrapolation.variance(C)) * rng.standard_normal(out.shape)
+        return out
 
     def predict_draws(self, N, D) -> np.ndarray:
         """Posterior predictive draws of loss for new runs, ``(S, n)``."""
@@ -335,8 +345,15 @@ class Posterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
-        return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                        log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+        v = diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
+                     log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+        x = self.extrapolation
+        if x is not None and x.kappa0 == x.kappa1 == 0.0 and x.n_points < MIN_POINTS:
+            note = (f"Extrapolation error could not be calibrated: the rolling-origin refits held out only "
+                    f"{x.n_points} runs (need {MIN_POINTS}). Intervals beyond the data carry parameter and "
+                    "noise uncertainty only; add budgets to calibrate them.")
+            v = Verdict(ok=v.ok, problems=v.problems, notes=[*v.notes, note], table=v.table)
+        return v
 
     def __repr__(self) -> str:
         s = self.settings
@@ -384,6 +401,8 @@ class Posterior:
         import dataclasses
 
         return {"bayesscale_spec": json.dumps(self.spec.to_dict()),
+                "bayesscale_extrapolation": json.dumps(None if self.extrapolation is None
+                                                      else self.extrapolation.to_dict()),
                 "bayesscale_settings": json.dumps(dataclasses.asdict(self.settings)),
                 "bayesscale_info": json.dumps(self.info, default=str),
                 "bayesscale_source": self.runs.source, "bayesscale_sha256": self.runs.sha256}
@@ -431,4 +450,6 @@ def load_posterior(path: str | os.PathLike) -> Posterior:
              "num_steps": ss["n_steps"].values, "energy": ss["energy"].values,
              "potential_energy": -ss["lp"].values, "accept_prob": ss["acceptance_rate"].values,
              "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
-    return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info)
+    x = json.loads(attrs.get("bayesscale_extrapolation", "null"))
+    return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info,
+                     extrapolation=None if x is None else Extrapolation(**x))

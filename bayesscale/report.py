@@ -1,0 +1,1344 @@
+"""The budget report: what we recommend, how sure we are, what could go wrong.
+
+:func:`report` turns a fitted :class:`~bayesscale.Posterior` and the compute
+budgets under discussion into one document for whoever signs off the budget,
+written three ways into a directory:
+
+``report.html``
+    One self-contained file: inline CSS, figures embedded as base64 PNG, no
+    external resources (it reads the same offline, attached to an e-mail).
+``report.md``
+    The same content as Markdown, with the figures beside it in
+    ``figures/*.png`` (referenced relatively).
+``report.json``
+    Every number, for machines: plain floats (``null`` where a number does
+    not exist), snake_case keys.
+
+The verdict on the fit comes first: a green banner when the sampler
+diagnostics pass, a red "DO NOT TRUST THIS FIT YET" when they fail.  Then the
+recommendation per budget (the Bayes decision for N and D, the quantile band
+of the loss-optimal N, tokens per parameter, expected loss, the chance of
+beating a target loss, how far the budget lies beyond the data, and the model
+sizes that cost at most 10% or 20% extra compute), the data, the diagnostics
+in plain words, the parameters and priors, the figures, an optional backtest,
+and what it takes to reproduce the report.
+
+Writes are atomic: every number, figure and page is rendered in memory
+first, written into a temporary directory beside ``out`` and moved into
+place only when all of it exists.  A failure at any point (bad input, a
+figure that cannot be drawn) leaves ``out`` as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import html as _html
+import io
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import types
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots as _plots  # figure functions are looked up at call time
+from .diagnostics import THRESHOLDS
+
+__all__ = ["report", "ReportPaths", "default_command", "EXTRAPOLATION_CAUTION_DEX",
+           "EXTRAPOLATION_WARNING_DEX", "SIZE_THRESHOLDS"]
+
+#: Decades of compute beyond the largest run above which the report advises caution.
+EXTRAPOLATION_CAUTION_DEX = 1.0
+
+#: Decades of compute beyond the largest run above which the report warns strongly.
+EXTRAPOLATION_WARNING_DEX = 2.0
+
+#: Extra-compute thresholds of the efficient model-size ranges.
+SIZE_THRESHOLDS = (0.1, 0.2)
+
+#: Resolution of the figures (a 7-inch figure is 840 pixels wide).
+FIGURE_DPI = 120
+
+_FILES = {"html": "report.html", "markdown": "report.md", "json": "report.json"}
+_FIG_DIR = "figures"
+
+#: Every figure the report can hold, in order: (name, title, caption, wide).
+_FIGURES = (
+    ("isoflop_profiles", "IsoFLOP profiles",
+     "Loss against model size at fixed compute, one curve per budget group of the runs: the posterior "
+     "predictive median with its {ci} band and the observed runs on top. The diamond marks the loss-optimal "
+     "size with its {ci} interval; the optimum sits at the bottom of each U.", False),
+    ("isoloss_contours", "IsoLoss contours",
+     "Lines of equal predicted loss over compute and model size. The red line is the efficient frontier (the "
+     "loss-optimal size at each compute) with its {ci} band; the points are the runs, coloured by loss.", False),
+    ("optimal_frontier", "Compute-optimal model size and tokens",
+     "The loss-optimal model size (left) and training tokens (right) against compute, with {ci} bands. The "
+     "budgets of this report are the red stars, labelled with their medians and {ci} intervals. The grey "
+     "points are the training runs: everything to their right is extrapolation.", True),
+    ("excess_compute", "The cost of a non-optimal model size",
+     "At the first budget ({first}): the extra compute (left) and tokens (right) a model of k times the "
+     "optimal size needs to reach the optimum's loss, with {ci} bands. The shaded range costs at most 20% "
+     "more compute.", True),
+    ("ppc", "Posterior predictive check",
+     "The distribution of the observed log losses (black) against data sets replicated from the fitted "
+     "model (blue). The black line should run inside the blue band; p-values near 0 or 1 flag a misfit.", False),
+    ("predicted_vs_observed", "Predicted against observed",
+     "Each run's observed loss against its posterior predictive median and 90% interval, coloured by "
+     "compute. Points should scatter around the diagonal, with about 90% of the intervals crossing it.", False),
+    ("backtest_coverage", "Backtest calibration",
+     "How often the held-out runs fell inside their central predictive intervals (y) against how often they "
+     "should have (x), per fold and overall. Below the diagonal the intervals were too narrow when "
+     "extrapolating; the grey band is the range a calibrated model reaches by chance.", False),
+)
+
+_PARAM_MEANING = {
+    "E": "irreducible loss",
+    "A": "coefficient of the model-size term",
+    "B": "coefficient of the data term",
+    "alpha": "model-size exponent",
+    "beta": "data exponent",
+    "sigma": "noise scale on log loss",
+    "tau": "scale of the per-budget offsets",
+}
+_PARAM_SYMBOL = {"alpha": "α", "beta": "β", "sigma": "σ", "tau": "τ"}
+
+_CHECKS = {
+    # verdict.table row: (label, plain words, kind of test)
+    "max R-hat": ("R-hat (largest)", "Do the chains agree? 1.00 means every chain found the same distribution.",
+                  ("<=", THRESHOLDS["r_hat"])),
+    "min ESS bulk": ("Effective sample size, bulk (smallest)",
+                     "Independent draws behind the medians; more draws give steadier numbers.",
+                     (">=", THRESHOLDS["ess"])),
+    "min ESS tail": ("Effective sample size, tails (smallest)",
+                     "Independent draws behind the interval ends.", (">=", THRESHOLDS["ess"])),
+    "divergences": ("Divergent transitions",
+                    "Places the sampler could not explore; any at all can bias the results.", ("==", 0)),
+    "min E-BFMI": ("E-BFMI (smallest)",
+                   "How freely the sampler moves between energy levels; low values mean poor exploration.",
+                   (">=", THRESHOLDS["bfmi"])),
+    "draws at max tree depth": ("Draws at the maximum tree depth",
+                                "Trajectories cut short before they finished; should be none.", ("==", 0)),
+    "max Pareto k": ("Pareto k, PSIS-LOO (largest)",
+                     "Does the fit lean on single runs? Above 0.7 a run is influential (a note, not a failure).",
+                     ("note", THRESHOLDS["pareto_k"])),
+}
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where :func:`report` wrote the report.
+
+    Attributes
+    ----------
+    directory : pathlib.Path
+        The output directory.
+    html, markdown, json : pathlib.Path
+        ``report.html`` (self-contained), ``report.md`` and ``report.json``.
+    figures : dict of str to pathlib.Path
+        The PNG figures beside the Markdown, by name (``isoflop_profiles``,
+        ``optimal_frontier``, ...).
+    """
+
+    directory: Path
+    html: Path
+    markdown: Path
+    json: Path
+    figures: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# number formatting
+# ---------------------------------------------------------------------------
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_count(x, sig: int = 3) -> str:
+    """Human count: 6.72e10 -> 67.2B, 1.36e12 -> 1.36T, 4e8 -> 400M."""
+    if not _finite(x):
+        return "n/a" if x is None or not np.isinf(float(x)) else "∞"
+    xr = float(f"{float(x):.{sig}g}")  # round first: 999.7M is 1.00B
+    if abs(xr) >= 1e15:
+        return _fmt_sci(xr, sig)
+    for div, suf in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"), (1.0, "")):
+        if abs(xr) >= div:
+            return f"{xr / div:#.{sig}g}".rstrip(".") + suf
+    return f"{xr:.{sig}g}"
+
+
+def _fmt_sci(x, sig: int = 3) -> str:
+    """Compute in FLOPs: 5.88e23, 1e25."""
+    if not _finite(x):
+        return "n/a" if x is None or not np.isinf(float(x)) else "∞"
+    s = f"{float(x):.{sig}g}"
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", s)
+
+
+def _fmt_num(x, sig: int = 4) -> str:
+    """A plain number with ``sig`` significant digits, trailing zeros kept (1.970)."""
+    if not _finite(x):
+        return "n/a"
+    x = float(x)
+    if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
+        return _fmt_sci(x, sig)
+    return f"{x:#.{sig}g}".rstrip(".")
+
+
+def _fmt_pct(p) -> str:
+    if not _finite(p):
+        return "n/a"
+    p = float(p)
+    if p >= 0.9995 and p < 1:
+        return ">99.9%"
+    if 0 < p <= 0.0005:
+        return "<0.1%"
+    if p in (0.0, 1.0):  # every posterior draw agrees: the probability is close to, not exactly, 0 or 1
+        return f"≈{p:.0%}"
+    return f"{p:.1%}"
+
+
+def _fmt_int(x) -> str:
+    return f"{int(round(float(x))):,}" if _finite(x) else "n/a"
+
+
+def _flops_arg(x: float) -> str:
+    """A budget as it is typed on a command line: 5.88e23 (exact round trip)."""
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", repr(float(x)))
+
+
+# ---------------------------------------------------------------------------
+# input checks
+# ---------------------------------------------------------------------------
+
+
+def _check_budgets(budgets) -> np.ndarray:
+    if budgets is None:
+        raise ValueError("budgets must be given: one or more training compute budgets in FLOPs, "
+                         "e.g. budgets=[5.88e23, 1e25]")
+    if isinstance(budgets, (str, bytes)):
+        raise ValueError(f"budgets must be numbers of FLOPs, got the string {budgets!r}")
+    try:
+        b = np.atleast_1d(np.asarray(budgets, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"budgets must be numbers of FLOPs, got {budgets!r}") from None
+    if b.ndim != 1 or b.size == 0:
+        raise ValueError(f"budgets must be a non-empty list of compute budgets in FLOPs, got {budgets!r}")
+    bad = ~np.isfinite(b) | (b <= 0)
+    if bad.any():
+        raise ValueError(f"budgets must be positive, finite numbers of FLOPs; budget {int(np.argmax(bad)) + 1} "
+                         f"is {b[np.argmax(bad)]!r}")
+    return b
+
+
+def _check_target(target_loss):
+    if target_loss is None:
+        return None
+    if isinstance(target_loss, (bool, np.bool_)):
+        raise ValueError(f"target_loss must be a positive number (a loss), got {target_loss!r}")
+    try:
+        t = float(target_loss)
+    except (TypeError, ValueError):
+        raise ValueError(f"target_loss must be a positive number (a loss), got {target_loss!r}") from None
+    if not (math.isfinite(t) and t > 0):
+        raise ValueError(f"target_loss must be a positive, finite loss, got {target_loss!r}")
+    return t
+
+
+def _check_ci(ci) -> float:
+    try:
+        c = float(ci)
+    except (TypeError, ValueError):
+        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
+    if not 0 < c < 1:
+        raise ValueError(f"ci must be a probability in (0, 1), e.g. ci=0.8 for 80% intervals; got {ci!r}")
+    return c
+
+
+def _check_out(out) -> Path:
+    if out is None or (isinstance(out, str) and not out.strip()):
+        raise ValueError("out must name the directory to write the report into")
+    try:
+        p = Path(os.fspath(out))
+    except TypeError:
+        raise ValueError(f"out must be a directory path, got {type(out).__name__}") from None
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"out={str(p)!r} exists and is not a directory; the report is a directory of files")
+    return p
+
+
+def _check_backtest(bt):
+    if bt is None:
+        return None
+    table = getattr(bt, "table", None)
+    if not isinstance(table, pd.DataFrame) or not any(str(c).startswith("coverage_") for c in table.columns):
+        raise ValueError(f"backtest must be the result of bayesscale.backtest (a BacktestResult), "
+                         f"got {type(bt).__name__}")
+    return bt
+
+
+# ---------------------------------------------------------------------------
+# JSON helpers
+# ---------------------------------------------------------------------------
+
+
+def _snake(key) -> str:
+    s = re.sub(r"[^0-9a-zA-Z]+", "_", str(key)).strip("_")
+    return s.lower()
+
+
+def _plain(x):
+    """JSON-safe plain Python: NaN and inf become None, numpy scalars Python numbers."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_plain(v) for v in x.tolist()]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, Path):
+        return str(x)
+    if x is None or isinstance(x, str):
+        return x
+    return str(x)
+
+
+def _band(med, lo, hi) -> dict:
+    return {"median": float(med), "lo": float(lo), "hi": float(hi)}
+
+
+def _records(df: pd.DataFrame, index_name: str) -> list[dict]:
+    out = []
+    for idx, row in df.iterrows():
+        rec = {index_name: idx if isinstance(idx, str) else _plain(idx)}
+        rec.update({_snake(k): _plain(v) for k, v in row.items()})
+        out.append(rec)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the numbers
+# ---------------------------------------------------------------------------
+
+
+def _times(factor: float) -> str:
+    """A ratio of compute: 45x, 772x, 3.2x."""
+    return f"{factor:,.0f}x" if factor >= 10 else f"{factor:.1f}x"
+
+
+def _extrapolation(dex: float) -> tuple[str, str]:
+    """Level and message for a budget ``dex`` decades beyond the largest run."""
+    times = _times(10 ** dex)
+    if dex <= 0:
+        return "inside", "Inside the compute range of the runs: an interpolation."
+    if dex <= EXTRAPOLATION_CAUTION_DEX:
+        return "near", (f"{dex:.2f} decades ({times}) beyond the largest run: a modest extrapolation.")
+    if dex <= EXTRAPOLATION_WARNING_DEX:
+        return "caution", (f"CAUTION: {dex:.2f} decades ({times}) beyond the largest run. The intervals assume "
+                           "the law holds unchanged over that range and do not include the risk that it bends. "
+                           "Check the extrapolation with a backtest and, if the budget allows, add a run at an "
+                           "intermediate budget before committing.")
+    return "strong", (f"STRONG WARNING: {dex:.2f} decades ({times}) beyond the largest run. More than two "
+                      "orders of magnitude past the data, the fitted law is an assumption, not a measurement: "
+                      "treat these numbers as a rough guide and de-risk with intermediate runs before "
+                      "committing the budget.")
+
+
+def _source_check(runs) -> dict:
+    """Does the data file at ``runs.source`` still hash to ``runs.sha256``?"""
+    src = str(runs.source)
+    info = {"source": src, "sha256": runs.sha256, "source_file_sha256": None, "source_matches": None}
+    try:
+        p = Path(src)
+        if src and not src.startswith("<") and p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            info["source_file_sha256"] = h.hexdigest()
+            info["source_matches"] = h.hexdigest() == runs.sha256
+    except OSError:
+        pass
+    return info
+
+
+def _diagnostics(verdict) -> list[dict]:
+    rows = []
+    table = verdict.table if verdict.table is not None else pd.DataFrame(columns=["value", "target"])
+    for check, r in table.iterrows():
+        label, words, (op, thr) = _CHECKS.get(check, (str(check), "", (None, None)))
+        v = r["value"]
+        if not _finite(v):
+            status = "n/a"
+        elif op == "<=":
+            status = "pass" if v <= thr else "fail"
+        elif op == ">=":
+            status = "pass" if v >= thr else "fail"
+        elif op == "==":
+            status = "pass" if v == thr else "fail"
+        elif op == "note":
+            status = "pass" if v <= thr else "note"
+        else:
+            status = ""
+        rows.append({"check": _snake(check), "label": label, "value": _plain(v), "target": str(r["target"]),
+                     "status": status, "meaning": words})
+    return rows
+
+
+def _fmt_diag_value(check: str, v) -> str:
+    if not _finite(v):
+        return "n/a"
+    if check == "max_r_hat":
+        return f"{float(v):.4f}"
+    if check.startswith("min_ess") or check in ("divergences", "draws_at_max_tree_depth"):
+        return _fmt_int(v)
+    return f"{float(v):.2f}"
+
+
+def _priors(posterior) -> list[dict]:
+    spec = posterior.spec
+    pri = spec.priors
+    desc = pri.describe()
+    try:
+        resolved = pri.resolve(posterior.runs.loss).describe()
+    except Exception:  # noqa: BLE001 - the formula alone is still a complete description
+        resolved = desc
+    out = []
+    for name, text in desc.items():
+        if name == "tau" and spec.offsets != "budget":
+            continue
+        if name == "df" and spec.likelihood != "student_t":
+            continue
+        rec = {"parameter": name, "prior": text, "with_these_data": None}
+        if resolved.get(name, text) != text:
+            rec["with_these_data"] = resolved[name]
+        out.append(rec)
+    return out
+
+
+def _likelihood_words(spec) -> str:
+    if spec.likelihood == "student_t":
+        return (f"Student-t noise (df = {spec.priors.df:g}) on log loss, with a learned scale: robust to "
+                "outlying runs.")
+    return "Normal noise on log loss, with a learned scale."
+
+
+def _offsets_words(spec) -> str:
+    if spec.offsets == "budget":
+        return ("Per-budget offsets: the runs of one compute budget share a random offset, so a new budget "
+                "brings new uncertainty.")
+    return "No offsets: the plain law, every run independent given the parameters."
+
+
+def _extrapolation_model(posterior) -> dict | None:
+    x = getattr(posterior, "extrapolation", None)
+    if x is None:
+        return None
+    try:
+        d = x.to_dict() if hasattr(x, "to_dict") else asdict(x)
+    except TypeError:
+        return None
+    return {_snake(k): _plain(v) for k, v in d.items()}
+
+
+def _budget_label(i: int, C: float) -> str:
+    return f"Budget {i + 1} ({_fmt_sci(C)})"
+
+
+def _compute(posterior, budgets, target, ci, backtest) -> dict:
+    """Every number of the report, JSON-ready."""
+    runs = posterior.runs
+    verdict = posterior.check()
+    summ = posterior.summary(ci=ci)
+    fe = posterior.frontier_exponents(ci=ci)
+    alloc = posterior.allocate(budgets, ci=ci)
+    bayes = posterior.bayes_decision(budgets)
+    N_b = bayes["N_bayes"].to_numpy(dtype=float)
+    D_b = bayes["D_bayes"].to_numpy(dtype=float)
+    pred = posterior.predict(N_b, D_b, ci=ci)
+    prob = posterior.prob_below(N_b, D_b, target) if target is not None else None
+    c_max = float(runs.C.max())
+    largest = int(np.argmax(runs.C))
+
+    budget_rows = []
+    for i, C in enumerate(budgets):
+        a = alloc.iloc[i]
+        dex = float(np.log10(C / c_max))
+        level, message = _extrapolation(dex)
+        ranges = []
+        for thr in SIZE_THRESHOLDS:
+            sr = posterior.efficient_size_range(C, threshold=thr, ci=ci)
+            t = sr.table
+            ranges.append({
+                "threshold": thr,
+                "k_lo": _band(t.loc["k_lo", "median"], t.loc["k_lo", "lo"], t.loc["k_lo", "hi"]),
+                "k_hi": _band(t.loc["k_hi", "median"], t.loc["k_hi", "lo"], t.loc["k_hi", "hi"]),
+                "n_lo": _band(t.loc["k_lo", "N"], t.loc["k_lo", "N_lo"], t.loc["k_lo", "N_hi"]),
+                "n_hi": _band(t.loc["k_hi", "N"], t.loc["k_hi", "N_lo"], t.loc["k_hi", "N_hi"]),
+                "sentence": sr.sentence,
+            })
+        row = {
+            "label": _budget_label(i, C),
+            "compute_flops": float(C),
+            "bayes_decision": {"n": float(N_b[i]), "d": float(D_b[i]),
+                               "tokens_per_param": float(bayes["tokens_per_param"].iloc[i]),
+                               "expected_loss": float(bayes["expected_loss"].iloc[i])},
+            "n_opt": _band(a["N_opt"], a["N_opt_lo"], a["N_opt_hi"]),
+            "d_opt": _band(a["D_opt"], a["D_opt_lo"], a["D_opt_hi"]),
+            "tokens_per_param": _band(a["tokens_per_param"], a["tokens_per_param_lo"], a["tokens_per_param_hi"]),
+            "loss_at_optimum": _band(a["loss"], a["loss_lo"], a["loss_hi"]),
+            "loss": {**_band(pred["loss"].iloc[i], pred["loss_lo"].iloc[i], pred["loss_hi"].iloc[i]),
+                     "mean": float(pred["loss_mean"].iloc[i])},
+            "target_loss": target,
+            "prob_below_target": None if prob is None else float(np.asarray(prob)[i]),
+            "extrapolation": {"dex": dex, "factor": float(10 ** dex), "largest_run_compute_flops": c_max,
+                              "level": level, "message": message},
+            "efficient_size_ranges": ranges,
+        }
+        budget_rows.append(row)
+
+    target_compute = None
+    if target is not None:
+        cf = posterior.compute_for_loss(target, ci=ci).iloc[0]
+        target_compute = {"target_loss": target, "reachable_share": float(cf["reachable"]),
+                          "compute_flops": _band(cf["C"], cf["C_lo"], cf["C_hi"]),
+                          "n_opt": _band(cf["N_opt"], cf["N_opt_lo"], cf["N_opt_hi"]),
+                          "d_opt": _band(cf["D_opt"], cf["D_opt_lo"], cf["D_opt_hi"])}
+
+    params = []
+    for name, r in summ.iterrows():
+        params.append({"parameter": name, "meaning": _PARAM_MEANING.get(name, ""),
+                       **{_snake(k): _plain(v) for k, v in r.items()}})
+    frontier = [{"name": k, **{_snake(c): _plain(v) for c, v in r.items()}} for k, r in fe.iterrows()]
+
+    bt = None
+    if backtest is not None:
+        table = backtest.table
+        overall = table.loc["overall"] if "overall" in table.index else None
+        calib = []
+        if overall is not None:
+            n = int(overall["n_runs"]) if "n_runs" in table.columns else 0
+            for c in table.columns:
+                if str(c).startswith("coverage_"):
+                    nominal = float(str(c).split("_", 1)[1]) / 100
+                    emp = float(overall[c])
+                    se = math.sqrt(nominal * (1 - nominal) / max(n, 1))
+                    verdict_words = ("too narrow" if emp < nominal - 2 * se else
+                                     "too wide" if emp > nominal + 2 * se else "about right")
+                    calib.append({"nominal": nominal, "empirical": emp, "n_runs": n, "assessment": verdict_words})
+        alloc_bt = getattr(backtest, "allocation", None)
+        bt = {"holdout": getattr(backtest, "holdout", None),
+              "table": _records(table, "fold"),
+              "calibration": calib,
+              "allocation": ([{_snake(k): _plain(v) for k, v in r.items()} for r in alloc_bt.to_dict("records")]
+                             if isinstance(alloc_bt, pd.DataFrame) and len(alloc_bt) else [])}
+
+    s = posterior.settings
+    info = dict(posterior.info or {})
+    return {
+        "schema": "bayesscale.report/1",
+        "title": "Compute budget report",
+        "law": "L(N, D) = E + A / N^alpha + B / D^beta",
+        "law_display": "L(N, D) = E + A / N^α + B / D^β",
+        "ci": ci,
+        "target_loss": target,
+        "verdict": {"ok": bool(verdict.ok), "problems": list(verdict.problems), "notes": list(verdict.notes),
+                    "diagnostics": _diagnostics(verdict)},
+        "data": {"n_runs": int(len(runs)), "n_budget_groups": int(runs.n_budgets),
+                 "n_min": float(runs.N.min()), "n_max": float(runs.N.max()),
+                 "d_min": float(runs.D.min()), "d_max": float(runs.D.max()),
+                 "c_min": float(runs.C.min()), "c_max": c_max,
+                 "loss_min": float(runs.loss.min()), "loss_max": float(runs.loss.max()),
+                 "largest_run": {"run_id": str(runs.run_id[largest]), "n": float(runs.N[largest]),
+                                 "d": float(runs.D[largest]), "c": float(runs.C[largest]),
+                                 "loss": float(runs.loss[largest])},
+                 "source": str(runs.source), "sha256": runs.sha256},
+        "model": {"likelihood": posterior.spec.likelihood, "offsets": posterior.spec.offsets,
+                  "likelihood_description": _likelihood_words(posterior.spec),
+                  "offsets_description": _offsets_words(posterior.spec),
+                  "priors": _priors(posterior), "extrapolation_error": _extrapolation_model(posterior)},
+        "parameters": params,
+        "frontier_exponents": frontier,
+        "budgets": budget_rows,
+        "compute_for_target": target_compute,
+        "backtest": bt,
+        "reproducibility": {
+            "source": str(runs.source), "sha256": runs.sha256, **{k: v for k, v in _source_check(runs).items()
+                                                                   if k not in ("source", "sha256")},
+            "settings": {"chains": s.chains, "warmup": s.warmup, "draws": s.draws, "seed": info.get("seed"),
+                         "likelihood": posterior.spec.likelihood, "offsets": posterior.spec.offsets,
+                         "max_tree_depth": s.max_tree_depth, "target_accept": s.target_accept,
+                         "dense_mass": s.dense_mass},
+            "versions": dict(info.get("versions") or {}),
+            "device": info.get("device"),
+            "timing_seconds": dict(info.get("timing") or {}),
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# the command that regenerates the report
+# ---------------------------------------------------------------------------
+
+
+def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.8, data_path=None,
+                    backtest=None) -> str:
+    """The ``bayesscale report`` command line that regenerates a report.
+
+    The input is ``data_path`` when given, else the runs' source file, else
+    ``FIT.nc`` (a placeholder for the saved posterior).  A data file (not a
+    ``.nc`` posterior) is refitted, so the sampler settings are spelled out.
+    """
+    src = str(data_path) if data_path is not None else str(posterior.runs.source)
+    if not src or src.startswith("<"):
+        src = "FIT.nc"
+    parts = ["bayesscale", "report", src]
+    if not src.endswith(".nc"):
+        s = posterior.settings
+        parts += ["--chains", str(s.chains), "--warmup", str(s.warmup), "--draws", str(s.draws),
+                  "--seed", str((posterior.info or {}).get("seed", 0)),
+                  "--likelihood", posterior.spec.likelihood, "--offsets", posterior.spec.offsets]
+    for b in np.atleast_1d(np.asarray(budgets, dtype=float)):
+        parts += ["--budget", _flops_arg(b)]
+    if target_loss is not None:
+        parts += ["--target", f"{float(target_loss):g}"]
+    if float(ci) != 0.8:
+        parts += ["--ci", f"{float(ci):g}"]
+    if backtest is not None:
+        parts += ["--backtest", str(getattr(backtest, "holdout", "largest_budget"))]
+    parts += ["--out", str(out)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+# ---------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------
+
+
+def _render_figures(posterior, budgets, ci, backtest) -> dict[str, bytes]:
+    """Draw every figure and return its PNG bytes, by name."""
+    named = {_budget_label(i, C): float(C) for i, C in enumerate(budgets)}
+    makers = {
+        "isoflop_profiles": lambda: _plots.isoflop_profiles(posterior, ci=ci),
+        "isoloss_contours": lambda: _plots.isoloss_contours(posterior, ci=ci),
+        "optimal_frontier": lambda: _plots.optimal_frontier(posterior, named=named, ci=ci),
+        "excess_compute": lambda: _plots.excess_compute(posterior, float(budgets[0]), ci=ci),
+        "ppc": lambda: _plots.ppc(posterior),
+        "predicted_vs_observed": lambda: _plots.predicted_vs_observed(posterior),
+    }
+    if backtest is not None:
+        makers["backtest_coverage"] = lambda: _plots.backtest_coverage(backtest)
+    out = {}
+    for name, make in makers.items():
+        fig = make()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=FIGURE_DPI, facecolor="white")
+        out[name] = buf.getvalue()
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the document: one list of blocks, rendered to HTML and to Markdown
+# ---------------------------------------------------------------------------
+
+
+class _Doc:
+    def __init__(self):
+        self.blocks: list[tuple] = []
+
+    def heading(self, level: int, text: str, anchor: str | None = None):
+        self.blocks.append(("heading", level, text, anchor))
+
+    def para(self, text: str, cls: str = ""):
+        self.blocks.append(("para", text, cls))
+
+    def banner(self, ok: bool, title: str, text: str, items=()):
+        self.blocks.append(("banner", ok, title, text, list(items)))
+
+    def callout(self, level: str, text: str):
+        self.blocks.append(("callout", level, text))
+
+    def bullets(self, items, cls: str = ""):
+        self.blocks.append(("bullets", list(items), cls))
+
+    def table(self, header, rows, *, align=None, cls: str = "", status_col: int | None = None):
+        self.blocks.append(("table", list(header), [list(r) for r in rows], align, cls, status_col))
+
+    def cards(self, cards, md_header, md_rows):
+        self.blocks.append(("cards", cards, md_header, md_rows))
+
+    def figures(self, names: list[str]):
+        self.blocks.append(("figures", names))
+
+    def code(self, text: str):
+        self.blocks.append(("code", text))
+
+    def toc(self, entries):
+        self.blocks.append(("toc", entries))
+
+
+def _inline_html(text: str) -> str:
+    s = _html.escape(str(text), quote=False)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+    s = re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+    return s
+
+
+def _md_cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+_CSS = """
+:root { --ink:#1f2933; --muted:#52606d; --line:#d9e2ec; --soft:#f5f7fa; --accent:#2c6e9b;
+        --ok:#1e7b46; --ok-bg:#e3f4ea; --bad:#b3261e; --bad-bg:#fdecea; --warn:#8a5a00; --warn-bg:#fff4d6; }
+* { box-sizing: border-box; }
+html { background: #eef2f6; }
+body { margin: 0; color: var(--ink); font: 15px/1.55 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto,
+       "Helvetica Neue", "Liberation Sans", "DejaVu Sans", Arial, sans-serif; }
+main { max-width: 1180px; margin: 0 auto; background: #fff; padding: 28px 44px 48px;
+       box-shadow: 0 1px 6px rgba(16,42,67,.08); min-height: 100vh; }
+header.top { border-bottom: 3px solid var(--accent); padding-bottom: 12px; margin-bottom: 18px; }
+header.top h1 { margin: 0; font-size: 28px; letter-spacing: -.01em; }
+header.top .sub { color: var(--muted); margin-top: 4px; font-size: 14px; }
+h2 { font-size: 21px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 17px; margin: 24px 0 8px; color: #243b53; }
+p { margin: 8px 0; }
+code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; background: var(--soft);
+       padding: 1px 4px; border-radius: 3px; }
+pre { background: #102a43; color: #f0f4f8; padding: 12px 14px; border-radius: 6px; overflow-x: auto;
+      font: 13px/1.5 "DejaVu Sans Mono", Menlo, Consolas, monospace; white-space: pre-wrap; word-break: break-all; }
+.banner { border-radius: 8px; padding: 16px 20px; margin: 6px 0 18px; border-left: 8px solid; }
+.banner .title { font-size: 22px; font-weight: 800; letter-spacing: .01em; }
+.banner p { margin: 6px 0 0; }
+.banner ul { margin: 8px 0 0; padding-left: 22px; }
+.banner.ok { background: var(--ok-bg); border-color: var(--ok); color: #14532d; }
+.banner.ok .title { color: var(--ok); }
+.banner.bad { background: var(--bad-bg); border-color: var(--bad); color: #5f1410; }
+.banner.bad .title { color: var(--bad); font-size: 26px; }
+.callout { border-radius: 6px; padding: 10px 14px; margin: 10px 0; border-left: 5px solid; }
+.callout.info { background: #e8f1f8; border-color: var(--accent); }
+.callout.caution { background: var(--warn-bg); border-color: #e0a800; color: #5c3d00; }
+.callout.danger { background: var(--bad-bg); border-color: var(--bad); color: #5f1410; font-weight: 600; }
+.toc { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 8px 16px;
+       margin: 14px 0; font-size: 14px; }
+.toc a { color: var(--accent); text-decoration: none; margin-right: 18px; white-space: nowrap; }
+table { border-collapse: collapse; width: 100%; margin: 10px 0 14px; font-size: 14px; }
+th, td { padding: 7px 10px; border-bottom: 1px solid var(--line); vertical-align: top; text-align: left; }
+th { background: #f0f4f8; color: #243b53; font-weight: 650; border-bottom: 2px solid #bcccdc; }
+tbody tr:nth-child(even) td { background: #fafbfc; }
+table.narrow { width: auto; min-width: 55%; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.kv td:first-child { width: 36%; color: #334e68; font-weight: 600; }
+.status { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 12px; font-weight: 700;
+          text-transform: uppercase; letter-spacing: .03em; }
+.status.pass { background: var(--ok-bg); color: var(--ok); }
+.status.fail { background: var(--bad-bg); color: var(--bad); }
+.status.note { background: var(--warn-bg); color: var(--warn); }
+.status.na { background: var(--soft); color: var(--muted); }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr)); gap: 14px; margin: 12px 0; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; background: #fcfdfe;
+        box-shadow: 0 1px 2px rgba(16,42,67,.05); }
+.card .head { font-size: 14px; color: var(--accent); letter-spacing: .01em; font-weight: 700; }
+.card .big { font-size: 24px; font-weight: 750; margin: 4px 0 2px; color: #102a43; }
+.card .big small { font-size: 14px; font-weight: 500; color: var(--muted); }
+.card dl { display: grid; grid-template-columns: auto 1fr; gap: 3px 12px; margin: 8px 0 4px; font-size: 14px; }
+.card dt { color: var(--muted); }
+.card dd { margin: 0; font-variant-numeric: tabular-nums; }
+.pill { display: inline-block; padding: 2px 10px; border-radius: 10px; font-size: 12px; font-weight: 700; }
+.pill.inside, .pill.near { background: var(--ok-bg); color: var(--ok); }
+.pill.caution { background: var(--warn-bg); color: var(--warn); }
+.pill.strong { background: var(--bad-bg); color: var(--bad); }
+.figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 18px; margin: 12px 0; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px; background: #fff; }
+figure.wide { grid-column: 1 / -1; }
+figure img { display: block; width: 100%; height: auto; }
+figcaption { font-size: 13px; color: var(--muted); margin-top: 6px; }
+figcaption b { color: var(--ink); }
+ul.plain { padding-left: 20px; }
+.muted { color: var(--muted); font-size: 13px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
+@media print { html { background: #fff; } main { box-shadow: none; padding: 0; } figure, table, .card { break-inside: avoid; } }
+"""
+
+
+def _html_doc(doc: _Doc, figs: dict, captions: dict, title: str, subtitle: str, footer: str) -> str:
+    out = []
+    for b in doc.blocks:
+        kind = b[0]
+        if kind == "heading":
+            _, level, text, anchor = b
+            aid = f' id="{_html.escape(anchor)}"' if anchor else ""
+            out.append(f"<h{level}{aid}>{_inline_html(text)}</h{level}>")
+        elif kind == "para":
+            _, text, cls = b
+            c = f' class="{cls}"' if cls else ""
+            out.append(f"<p{c}>{_inline_html(text)}</p>")
+        elif kind == "banner":
+            _, ok, btitle, text, items = b
+            li = "".join(f"<li>{_inline_html(i)}</li>" for i in items)
+            out.append(f'<section class="banner {"ok" if ok else "bad"}" role="status" id="verdict-banner">'
+                       f'<div class="title">{_inline_html(btitle)}</div><p>{_inline_html(text)}</p>'
+                       + (f"<ul>{li}</ul>" if li else "") + "</section>")
+        elif kind == "callout":
+            _, level, text = b
+            out.append(f'<div class="callout {level}">{_inline_html(text)}</div>')
+        elif kind == "bullets":
+            _, items, cls = b
+            li = "".join(f"<li>{_inline_html(i)}</li>" for i in items)
+            out.append(f'<ul class="{cls or "plain"}">{li}</ul>')
+        elif kind == "table":
+            _, header, rows, align, cls, status_col = b
+            align = align or ["l"] * len(header)
+            ths = "".join(f'<th class="{"num" if a == "r" else ""}">{_inline_html(h)}</th>'
+                          for h, a in zip(header, align))
+            body = []
+            for r in rows:
+                tds = []
+                for j, (v, a) in enumerate(zip(r, align)):
+                    if status_col is not None and j == status_col:
+                        st = str(v).lower().replace("/", "")
+                        tds.append(f'<td><span class="status {st}">{_html.escape(str(v))}</span></td>')
+                    else:
+                        tds.append(f'<td class="{"num" if a == "r" else ""}">{_inline_html(v)}</td>')
+                body.append("<tr>" + "".join(tds) + "</tr>")
+            c = f' class="{cls}"' if cls else ""
+            out.append(f"<table{c}><thead><tr>{ths}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        elif kind == "cards":
+            _, cards, _h, _r = b
+            html_cards = []
+            for cd in cards:
+                dl = "".join(f"<dt>{_inline_html(k)}</dt><dd>{_inline_html(v)}</dd>" for k, v in cd["rows"])
+                html_cards.append(
+                    f'<div class="card"><div class="head">{_inline_html(cd["head"])}</div>'
+                    f'<div class="big">{_inline_html(cd["big"])} <small>{_inline_html(cd["small"])}</small></div>'
+                    f'<dl>{dl}</dl><span class="pill {cd["pill_class"]}">{_inline_html(cd["pill"])}</span></div>')
+            out.append(f'<div class="cards">{"".join(html_cards)}</div>')
+        elif kind == "figures":
+            _, names = b
+            items = []
+            for name in names:
+                ftitle, caption, wide = captions[name]
+                data = base64.b64encode(figs[name]).decode("ascii")
+                items.append(f'<figure class="{"wide" if wide else ""}" id="fig-{name}">'
+                             f'<img src="data:image/png;base64,{data}" alt="{_html.escape(ftitle)}">'
+                             f"<figcaption><b>{_html.escape(ftitle)}.</b> {_inline_html(caption)}</figcaption>"
+                             "</figure>")
+            out.append(f'<div class="figs">{"".join(items)}</div>')
+        elif kind == "code":
+            out.append(f"<pre>{_html.escape(b[1])}</pre>")
+        elif kind == "toc":
+            links = "".join(f'<a href="#{_html.escape(a)}">{_html.escape(t)}</a>' for a, t in b[1])
+            out.append(f'<nav class="toc">{links}</nav>')
+    body = "\n".join(out)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<meta name="generator" content="bayesscale">\n'
+            f"<title>{_html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+            f'<header class="top"><h1>{_html.escape(title)}</h1><div class="sub">{_inline_html(subtitle)}</div>'
+            f"</header>\n{body}\n<footer>{_inline_html(footer)}</footer>\n</main>\n</body>\n</html>\n")
+
+
+def _md_doc(doc: _Doc, captions: dict, title: str, subtitle: str, footer: str) -> str:
+    out = [f"# {title}", "", subtitle, ""]
+    for b in doc.blocks:
+        kind = b[0]
+        if kind == "heading":
+            _, level, text, _a = b
+            out += [f"{'#' * level} {text}", ""]
+        elif kind == "para":
+            out += [b[1], ""]
+        elif kind == "banner":
+            _, ok, btitle, text, items = b
+            out += [f"> **{btitle}**", ">", f"> {text}"]
+            if items:
+                out += [">"] + [f"> - {i}" for i in items]
+            out.append("")
+        elif kind == "callout":
+            _, level, text = b
+            out += [f"> {text}", ""]
+        elif kind == "bullets":
+            out += [f"- {i}" for i in b[1]] + [""]
+        elif kind == "table":
+            _, header, rows, align, _cls, _sc = b
+            align = align or ["l"] * len(header)
+            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            out.append("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+            out += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
+            out.append("")
+        elif kind == "cards":
+            _, _cards, header, rows = b
+            out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
+            out.append("|" + "|".join("---" for _ in header) + "|")
+            out += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
+            out.append("")
+        elif kind == "figures":
+            for name in b[1]:
+                ftitle, caption, _w = captions[name]
+                out += [f"![{ftitle}]({_FIG_DIR}/{name}.png)", "", f"*{ftitle}.* {caption}", ""]
+        elif kind == "code":
+            out += ["```bash", b[1], "```", ""]
+        elif kind == "toc":
+            continue
+    out += ["---", "", footer, ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# building the document from the numbers
+# ---------------------------------------------------------------------------
+
+
+def _range(band: dict, fmt) -> str:
+    return f"{fmt(band['lo'])} – {fmt(band['hi'])}"
+
+
+def _build(facts: dict, fig_names: list[str]) -> _Doc:
+    ci = facts["ci"]
+    cis = f"{ci:.0%}"
+    doc = _Doc()
+    v = facts["verdict"]
+    budgets = facts["budgets"]
+    target = facts["target_loss"]
+    data = facts["data"]
+
+    # -- the verdict banner, first ------------------------------------------------
+    if v["ok"]:
+        doc.banner(True, "Diagnostics pass: the fit can be used",
+                   "The sampler converged: R-hat, effective sample sizes, divergences, E-BFMI and tree depth all "
+                   "meet their thresholds. This says the posterior was computed correctly, not that the law "
+                   "holds beyond the data; read the extrapolation notes below.")
+    else:
+        doc.banner(False, "DO NOT TRUST THIS FIT YET",
+                   "The sampler diagnostics failed, so the numbers in this report may be wrong. Do not sign off a "
+                   "budget on them: rerun the fit with a longer warm-up and more draws (and, for divergences, a "
+                   "higher target_accept) until this banner turns green.", v["problems"])
+
+    sections = [("summary", "Recommendation"), ("data", "Data"), ("verdict", "Verdict on the fit"),
+                ("parameters", "Parameters and priors"), ("budgets", "Budgets in detail"), ("figures", "Figures")]
+    if facts["backtest"] is not None:
+        sections.append(("backtest", "Backtest"))
+    sections.append(("reproducibility", "Reproducibility"))
+    doc.toc([(a, f"{i}. {t}" if i else t) for i, (a, t) in enumerate(sections)])
+
+    # -- recommendation at a glance --------------------------------------------------
+    doc.heading(2, "Recommendation at a glance", "summary")
+    doc.para(f"For each budget: the recommended model size N and training tokens D (the Bayes decision: the N "
+             f"that minimises the expected loss over the posterior, with D = C / 6N), the expected loss of that "
+             f"run with its {cis} predictive interval, and how far the budget lies beyond the largest training "
+             f"run. All intervals in this report are equal-tailed {cis} posterior intervals.")
+    cards, md_rows = [], []
+    for b in budgets:
+        bd, ext = b["bayes_decision"], b["extrapolation"]
+        rows = [("Loss-optimal N, " + cis, _range(b["n_opt"], _fmt_count)),
+                ("Tokens per parameter", f"{bd['tokens_per_param']:.1f} ({_range(b['tokens_per_param'], lambda x: f'{x:.1f}')})"),
+                ("Expected loss", f"{_fmt_num(b['loss']['mean'])} ({_range(b['loss'], _fmt_num)})")]
+        if target is not None:
+            rows.append((f"P(loss < {_fmt_num(target, 3)})", _fmt_pct(b["prob_below_target"])))
+        rows.append(("Sizes within 20% extra compute",
+                     f"{_fmt_count(b['efficient_size_ranges'][-1]['n_lo']['median'])} – "
+                     f"{_fmt_count(b['efficient_size_ranges'][-1]['n_hi']['median'])}"))
+        pill = {"inside": "within the data", "near": f"{ext['dex']:.2f} decades beyond the data",
+                "caution": f"caution: {ext['dex']:.2f} decades beyond the data",
+                "strong": f"strong warning: {ext['dex']:.2f} decades beyond the data"}[ext["level"]]
+        cards.append({"head": f"{b['label'].split(' (')[0]}: C = {_fmt_sci(b['compute_flops'])} FLOPs",
+                      "big": f"N = {_fmt_count(bd['n'])}", "small": f"params · D = {_fmt_count(bd['d'])} tokens",
+                      "rows": rows, "pill": pill, "pill_class": ext["level"]})
+        md_rows.append([f"{_fmt_sci(b['compute_flops'])} FLOPs", _fmt_count(bd["n"]), f"{_fmt_count(bd['d'])} tokens",
+                        f"{bd['tokens_per_param']:.1f}",
+                        f"{_fmt_num(b['loss']['mean'])} ({_range(b['loss'], _fmt_num)})"]
+                       + ([_fmt_pct(b["prob_below_target"])] if target is not None else []) + [pill])
+    md_header = (["Budget C", "Model size N", "Tokens D", "Tokens/param", f"Expected loss ({cis})"]
+                 + ([f"P(loss < {_fmt_num(target, 3)})"] if target is not None else []) + ["Extrapolation"])
+    doc.cards(cards, md_header, md_rows)
+
+    risks = []
+    if not v["ok"]:
+        risks.append("**The fit failed its diagnostics** (see the banner above): fix that first.")
+    for b in budgets:
+        lvl = b["extrapolation"]["level"]
+        if lvl in ("caution", "strong"):
+            risks.append(f"**{b['label']}**: {b['extrapolation']['message']}")
+    bt = facts["backtest"]
+    if bt is not None:
+        narrow = [c for c in bt["calibration"] if c["assessment"] == "too narrow"]
+        if narrow:
+            c = narrow[-1]
+            risks.append(f"**The backtest found the intervals too narrow**: held-out runs fell inside their "
+                         f"{c['nominal']:.0%} intervals only {c['empirical']:.0%} of the time. Widen your "
+                         "expectations accordingly.")
+    if facts["model"]["extrapolation_error"] is None:
+        risks.append("The intervals carry parameter and noise uncertainty only: the chance that the law bends "
+                     "beyond the data is not in them.")
+    for n in v["notes"]:
+        risks.append(n)
+    if facts["compute_for_target"] is not None:
+        ct = facts["compute_for_target"]
+        if ct["reachable_share"] <= 0:
+            doc.para(f"**Target loss {_fmt_num(target, 3)}**: no posterior draw reaches it at any budget (the "
+                     "irreducible loss E lies above it).")
+        else:
+            doc.para(f"**Target loss {_fmt_num(target, 3)}**: the least compute that reaches it on the "
+                     f"compute-optimal frontier is C = {_fmt_sci(ct['compute_flops']['median'])} FLOPs "
+                     f"({cis}: {_range(ct['compute_flops'], _fmt_sci)}), with N = "
+                     f"{_fmt_count(ct['n_opt']['median'])} and D = {_fmt_count(ct['d_opt']['median'])} tokens "
+                     f"(the law's loss, without run-to-run noise; reachable in {_fmt_pct(ct['reachable_share'])} "
+                     "of the posterior draws).")
+    doc.heading(3, "What could go wrong")
+    doc.bullets(risks or ["Nothing flagged: the diagnostics pass and every budget lies within one decade of the "
+                          "data."])
+
+    # -- 1. data ---------------------------------------------------------------------
+    doc.heading(2, "1. Data", "data")
+    lr = data["largest_run"]
+    doc.table(["Quantity", "Value"], [
+        ["Runs", f"{data['n_runs']:,}"],
+        ["Budget groups (runs sharing a compute budget)", f"{data['n_budget_groups']:,}"],
+        ["Model size N", f"{_fmt_count(data['n_min'])} – {_fmt_count(data['n_max'])} parameters"],
+        ["Training tokens D", f"{_fmt_count(data['d_min'])} – {_fmt_count(data['d_max'])} tokens"],
+        ["Training compute C", f"{_fmt_sci(data['c_min'])} – {_fmt_sci(data['c_max'])} FLOPs"],
+        ["Final loss", f"{_fmt_num(data['loss_min'])} – {_fmt_num(data['loss_max'])}"],
+        ["Largest run", f"{lr['run_id']}: N = {_fmt_count(lr['n'])}, D = {_fmt_count(lr['d'])} tokens, "
+                        f"C = {_fmt_sci(lr['c'])} FLOPs, loss {_fmt_num(lr['loss'])}"],
+        ["Source", f"`{data['source']}`"],
+    ], cls="kv")
+
+    # -- 2. verdict ------------------------------------------------------------------
+    doc.heading(2, "2. Verdict on the fit", "verdict")
+    doc.para("The sampler diagnostics check that the posterior was computed correctly. Every check but the "
+             "last must pass; the last (Pareto k) only names runs the fit leans on.")
+    doc.table(["Check", "Value", "Target", "Status", "What it means"],
+              [[d["label"], _fmt_diag_value(d["check"], d["value"]), d["target"], d["status"], d["meaning"]]
+               for d in v["diagnostics"]], align=["l", "r", "l", "l", "l"], status_col=3)
+    if v["problems"]:
+        doc.para("**Problems** (each one fails the fit):")
+        doc.bullets(v["problems"])
+    else:
+        doc.para("**Problems:** none.")
+    if v["notes"]:
+        doc.para("**Notes** (worth knowing; they do not fail the fit):")
+        doc.bullets(v["notes"])
+
+    # -- 3. parameters ---------------------------------------------------------------
+    doc.heading(2, "3. Parameters and priors", "parameters")
+    doc.para(f"The law: **{facts['law_display']}**, fitted to log loss. Medians with {cis} intervals; R-hat and "
+             "effective sample sizes per parameter.")
+    doc.table(["Parameter", "Meaning", "Median", f"{cis} interval", "sd", "R-hat", "ESS bulk", "ESS tail"],
+              [[_PARAM_SYMBOL.get(p["parameter"], p["parameter"]), p["meaning"], _fmt_num(p["median"]),
+                f"{_fmt_num(p['lo'])} – {_fmt_num(p['hi'])}", _fmt_num(p["sd"], 3),
+                f"{p['r_hat']:.3f}" if _finite(p.get("r_hat")) else "n/a", _fmt_int(p.get("ess_bulk")),
+                _fmt_int(p.get("ess_tail"))] for p in facts["parameters"]],
+              align=["l", "l", "r", "r", "r", "r", "r", "r"])
+    doc.para(f"The compute-optimal frontier: N_opt = G (C/6)^a and D_opt = (C/6)^b / G "
+             f"(Hoffmann et al. 2022, Table 2).")
+    doc.table(["Quantity", "Median", f"{cis} interval"],
+              [[{"a": "a (N_opt ∝ C^a)", "b": "b (D_opt ∝ C^b)", "G": "G"}.get(f["name"], f["name"]),
+                _fmt_num(f["median"]), f"{_fmt_num(f['lo'])} – {_fmt_num(f['hi'])}"]
+               for f in facts["frontier_exponents"]], align=["l", "r", "r"], cls="narrow")
+    doc.heading(3, "Model and priors")
+    m = facts["model"]
+    items = [f"**Likelihood:** {m['likelihood_description']}", f"**Offsets:** {m['offsets_description']}"]
+    x = m["extrapolation_error"]
+    if x is not None:
+        items.append("**Extrapolation error:** beyond the largest run the predictions carry an extra error "
+                     f"calibrated on the data's own extrapolations ({', '.join(f'{k} = {_fmt_num(val)}' for k, val in x.items())}).")
+    doc.bullets(items)
+    doc.table(["Parameter", "Prior", "With these data"],
+              [[p["parameter"], f"`{p['prior']}`", f"`{p['with_these_data']}`" if p["with_these_data"] else "same"]
+               for p in m["priors"]])
+
+    # -- 4. budgets ------------------------------------------------------------------
+    doc.heading(2, "4. Budgets in detail", "budgets")
+    doc.para(f"The **recommended** size is the Bayes decision: the N that minimises the posterior expected loss "
+             f"at the budget (a decision, not a quantile). The **loss-optimal N** band is where the optimum "
+             f"itself could lie: the {cis} interval of each posterior draw's optimum. The expected loss is the "
+             f"posterior predictive loss of a run at the recommended N and D (law, parameter uncertainty and "
+             f"run-to-run noise).")
+    for b in budgets:
+        bd, ext = b["bayes_decision"], b["extrapolation"]
+        doc.heading(3, f"{b['label'].split(' (')[0]}: C = {_fmt_sci(b['compute_flops'])} FLOPs")
+        level = {"inside": "info", "near": "info", "caution": "caution", "strong": "danger"}[ext["level"]]
+        doc.callout(level, f"**Extrapolation:** {ext['message']} (Largest run: C = "
+                           f"{_fmt_sci(ext['largest_run_compute_flops'])} FLOPs; log10(C / largest) = "
+                           f"{ext['dex']:.2f}.)")
+        rows = [
+            ["Recommended model size N", f"**{_fmt_count(bd['n'])}** parameters"],
+            ["Recommended training tokens D", f"**{_fmt_count(bd['d'])}** tokens"],
+            ["Tokens per parameter", f"{bd['tokens_per_param']:.1f} (loss-optimal, {cis}: "
+                                     f"{_range(b['tokens_per_param'], lambda t: f'{t:.1f}')})"],
+            [f"Loss-optimal N, median and {cis} interval",
+             f"{_fmt_count(b['n_opt']['median'])} ({_range(b['n_opt'], _fmt_count)})"],
+            [f"Loss-optimal D, median and {cis} interval",
+             f"{_fmt_count(b['d_opt']['median'])} ({_range(b['d_opt'], _fmt_count)}) tokens"],
+            ["Expected loss at the recommended N, D",
+             f"**{_fmt_num(b['loss']['mean'])}** (median {_fmt_num(b['loss']['median'])}; {cis}: "
+             f"{_range(b['loss'], _fmt_num)})"],
+        ]
+        if target is not None:
+            rows.append([f"P(loss < {_fmt_num(target, 3)}) at the recommended N, D",
+                         f"**{_fmt_pct(b['prob_below_target'])}**"])
+        rows.append(["Beyond the largest run", f"{ext['dex']:.2f} decades ({_times(ext['factor'])})"
+                     if ext["dex"] > 0 else f"{ext['dex']:.2f} decades (inside the data)"])
+        doc.table(["Quantity", "Value"], rows, cls="kv")
+        doc.para("Model sizes that cost little extra compute (to reach the optimum's loss with a model of k "
+                 "times the optimal size):")
+        doc.table(["Extra compute at most", "Sizes (k = N / N_opt)", "Model sizes N",
+                   f"{cis} intervals of the ends (k)"],
+                  [[f"{r['threshold']:.0%}", f"{r['k_lo']['median']:.2f}x – {r['k_hi']['median']:.2f}x",
+                    f"{_fmt_count(r['n_lo']['median'])} – {_fmt_count(r['n_hi']['median'])}",
+                    f"{r['k_lo']['lo']:.2f}–{r['k_lo']['hi']:.2f}x and {r['k_hi']['lo']:.2f}–{r['k_hi']['hi']:.2f}x"]
+                   for r in b["efficient_size_ranges"]], align=["l", "r", "r", "r"], cls="narrow")
+
+    # -- 5. figures ------------------------------------------------------------------
+    doc.heading(2, "5. Figures", "figures")
+    main_figs = [n for n in fig_names if n != "backtest_coverage"]
+    doc.figures(main_figs)
+
+    # -- 6. backtest -----------------------------------------------------------------
+    n_sec = 6
+    if bt is not None:
+        doc.heading(2, f"{n_sec}. Backtest", "backtest")
+        n_sec += 1
+        doc.para(f"Hold-out mode **{bt['holdout']}**: the model was refitted without the held-out (larger) "
+                 "budgets and asked to predict them, the way a budget decision extrapolates. Coverage is the "
+                 "share of held-out runs inside their central predictive interval; MLPD and CRPS score the "
+                 "whole predictive distribution of log loss (higher MLPD, lower CRPS are better); bias is the "
+                 "mean observed minus predicted log loss.")
+        cols = ["n_runs", "extrapolation_dex", "coverage_50", "coverage_80", "coverage_90", "width_90", "bias",
+                "mlpd", "crps"]
+        cols = [c for c in cols if c in bt["table"][0]] if bt["table"] else []
+        heads = {"n_runs": "Runs", "extrapolation_dex": "Beyond training (decades)", "coverage_50": "50% cover",
+                 "coverage_80": "80% cover", "coverage_90": "90% cover", "width_90": "90% width (loss)",
+                 "bias": "Bias (log loss)", "mlpd": "MLPD", "crps": "CRPS"}
+
+        def cell(c, val):
+            if val is None:
+                return "n/a"
+            if c == "n_runs":
+                return _fmt_int(val)
+            if c.startswith("coverage"):
+                return f"{val:.0%}"
+            if c == "extrapolation_dex":
+                return f"{val:.2f}"
+            return _fmt_num(val, 3)
+
+        doc.table(["Fold"] + [heads.get(c, c) for c in cols],
+                  [[("**overall**" if r["fold"] == "overall" else r["fold"])] + [cell(c, r.get(c)) for c in cols]
+                   for r in bt["table"]], align=["l"] + ["r"] * len(cols))
+        if bt["calibration"]:
+            doc.bullets([f"{c['nominal']:.0%} intervals held {c['empirical']:.0%} of the {c['n_runs']} held-out "
+                         f"runs: **{c['assessment']}**." for c in bt["calibration"]])
+        if bt["allocation"]:
+            doc.para("How far the recommended size moved: the median loss-optimal N at each held-out budget "
+                     "from the fold's fit against the fit on all runs.")
+            doc.table(["Fold", "C (FLOPs)", "N_opt, fold fit", "N_opt, all runs", "Ratio"],
+                      [[a.get("fold"), _fmt_sci(a.get("c")), _fmt_count(a.get("n_opt_fold")),
+                        _fmt_count(a.get("n_opt_all")), f"{a['ratio']:.2f}" if _finite(a.get("ratio")) else "n/a"]
+                       for a in bt["allocation"]], align=["l", "r", "r", "r", "r"])
+        doc.figures(["backtest_coverage"])
+
+    # -- 7. reproducibility ------------------------------------------------------------
+    r = facts["reproducibility"]
+    doc.heading(2, f"{n_sec}. Reproducibility", "reproducibility")
+    s = r["settings"]
+    match = {True: "matches the runs' hash", False: "differs from the runs' hash (the runs are a subset or a "
+             "transformation of the file)", None: "not checked (file not found)"}[r["source_matches"]]
+    versions = ", ".join(f"{k} {val}" for k, val in r["versions"].items()) or "not recorded"
+    timing = r["timing_seconds"]
+    doc.table(["Item", "Value"], [
+        ["Data source", f"`{r['source']}`"],
+        ["Data SHA-256", f"`{r['sha256']}`"],
+        ["Source file today", match],
+        ["Sampler", f"NUTS, {s['chains']} chains x {s['warmup']:,} warm-up + {s['draws']:,} draws, seed "
+                    f"{s['seed']}, max tree depth {s['max_tree_depth']}, target accept {s['target_accept']:g}, "
+                    f"{'dense' if s['dense_mass'] else 'diagonal'} mass matrix"],
+        ["Model", f"likelihood {s['likelihood']}, offsets {s['offsets']}"],
+        ["Library versions", versions],
+        ["Device", str(r["device"] or "not recorded")],
+        ["Sampling time", f"{timing['total']:.1f} s" if _finite(timing.get("total")) else "not recorded"],
+        ["Report generated", r["generated_utc"]],
+    ], cls="kv")
+    doc.para("The command that regenerates this report:")
+    doc.code(r["command"])
+    return doc
+
+
+# ---------------------------------------------------------------------------
+# writing, atomically
+# ---------------------------------------------------------------------------
+
+
+def _publish(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
+    """Write ``files`` (relative path -> bytes) under ``out`` all or nothing.
+
+    Everything is written into a fresh temporary directory beside ``out``.
+    A new ``out`` is then renamed into place in one step; into an existing
+    one each file is moved with ``os.replace`` (figures first, the HTML
+    last), and figures of an earlier report that this one lacks
+    (``stale``) are removed.
+    """
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        os.chmod(tmp, 0o755)
+        (tmp / _FIG_DIR).mkdir(mode=0o755)
+        for rel, data in files.items():
+            p = tmp / rel
+            with open(p, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(p, 0o644)
+        if not out.exists():
+            try:
+                os.rename(tmp, out)
+                return
+            except OSError:
+                if not out.is_dir():
+                    raise
+        (out / _FIG_DIR).mkdir(parents=True, exist_ok=True)
+        order = sorted(files, key=lambda rel: (not rel.startswith(_FIG_DIR + "/"), rel.endswith(".html")))
+        for rel in order:
+            os.replace(tmp / rel, out / rel)
+        for rel in stale:
+            try:
+                (out / rel).unlink()
+            except FileNotFoundError:
+                pass
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# the entry point
+# ---------------------------------------------------------------------------
+
+
+def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: float = 0.8, command: str | None = None,
+           data_path=None) -> ReportPaths:
+    """Write the budget report of a fitted posterior: HTML, Markdown and JSON.
+
+    The report answers, for each compute budget, what to train (model size
+    and tokens), how sure we are (intervals, the chance of beating a target
+    loss) and what could go wrong (failed diagnostics, long extrapolation,
+    a miscalibrated backtest).  See the module docstring for the files.
+
+    Parameters
+    ----------
+    posterior : Posterior
+        A fitted posterior (:func:`bayesscale.fit` or
+        :func:`bayesscale.load_posterior`).
+    budgets : sequence of float
+        Training compute budgets in FLOPs (positive, finite, at least one).
+        The excess-compute figure is drawn at the first.
+    target_loss : float, optional
+        A loss to beat: the report gives ``P(loss < target_loss)`` at the
+        recommended N, D of each budget and the least compute that reaches
+        it.
+    out : str or os.PathLike
+        Output directory; created if missing.  Files of an earlier report
+        there are replaced, anything else is left alone.
+    backtest : BacktestResult, optional
+        A :func:`bayesscale.backtest` result: adds a backtest section with
+        its table and the :func:`bayesscale.plots.backtest_coverage` figure.
+    ci : float
+        Probability mass of every interval in the report.
+    command : str, optional
+        The command line that regenerates the report, shown under
+        reproducibility.  Default: :func:`default_command`.
+    data_path : str or os.PathLike, optional
+        The data (or saved posterior) the command starts from; default the
+        runs' source file.
+
+    Returns
+    -------
+    ReportPaths
+        The paths written.
+
+    Raises
+    ------
+    ValueError
+        On empty, non-positive or non-finite budgets, a non-positive
+        ``target_loss``, ``ci`` outside (0, 1), an ``out`` that is a file, or
+        a ``backtest`` that is not a backtest result.  Nothing is written.
+    """
+    if not (hasattr(posterior, "params") and hasattr(posterior, "runs") and hasattr(posterior, "check")):
+        raise ValueError(f"expected a bayesscale Posterior (from bayesscale.fit or load_posterior), "
+                         f"got {type(posterior).__name__}")
+    budgets = _check_budgets(budgets)
+    target = _check_target(target_loss)
+    ci = _check_ci(ci)
+    out = _check_out(out)
+    backtest = _check_backtest(backtest)
+    if command is not None and not isinstance(command, str):
+        raise ValueError(f"command must be a string, got {type(command).__name__}")
+
+    # 1. every number, then every figure, then every page: all in memory
+    facts = _compute(posterior, budgets, target, ci, backtest)
+    cmd = command if command is not None else default_command(
+        posterior, budgets=budgets, out=out, target_loss=target, ci=ci, data_path=data_path, backtest=backtest)
+    generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    facts["reproducibility"]["command"] = cmd
+    facts["reproducibility"]["generated_utc"] = generated
+    figs = _render_figures(posterior, budgets, ci, backtest)
+    facts["figures"] = {name: f"{_FIG_DIR}/{name}.png" for name in figs}
+
+    cis = f"{ci:.0%}"
+    captions = {name: (title, caption.format(ci=cis, first=f"C = {_fmt_sci(budgets[0])} FLOPs"), wide)
+                for name, title, caption, wide in _FIGURES if name in figs}
+    fig_names = [name for name, *_ in _FIGURES if name in figs]
+    doc = _build(facts, fig_names)
+    runs = posterior.runs
+    src_name = Path(str(runs.source)).name if not str(runs.source).startswith("<") else str(runs.source)
+    title = facts["title"]
+    subtitle = (f"Scaling law **{facts['law_display']}** fitted with NUTS to {len(runs):,} runs ({src_name}); "
+                f"budgets {', '.join(_fmt_sci(b) for b in budgets)} FLOPs"
+                + (f"; target loss {_fmt_num(target, 3)}" if target is not None else "") + f". Generated {generated}.")
+    footer = (f"Generated by bayesscale {(posterior.info or {}).get('versions', {}).get('bayesscale', '')} on "
+              f"{generated}. Intervals are equal-tailed {cis} posterior intervals unless stated otherwise.")
+    html_text = _html_doc(doc, figs, captions, title, subtitle, footer)
+    md_text = _md_doc(doc, captions, title, subtitle, footer)
+    json_text = json.dumps(_plain(facts), indent=2, allow_nan=False, ensure_ascii=False)
+
+    files = {_FILES["json"]: json_text.encode("utf-8") + b"\n", _FILES["markdown"]: md_text.encode("utf-8"),
+             _FILES["html"]: html_text.encode("utf-8")}
+    files.update({f"{_FIG_DIR}/{name}.png": data for name, data in figs.items()})
+    stale = [f"{_FIG_DIR}/{name}.png" for name, *_ in _FIGURES if name not in figs]
+
+    # 2. all of it on disk, or none of it
+    _publish(out, files, stale)
+    return ReportPaths(directory=out, html=out / _FILES["html"], markdown=out / _FILES["markdown"],
+                       json=out / _FILES["json"], figures={name: out / _FIG_DIR / f"{name}.png" for name in figs})
+
+
+# ``bayesscale.report`` is resolved lazily by the package's ``__getattr__``, but importing this
+# submodule binds the *module* to that name, so ``bs.report(...)`` would stop working after the
+# first import.  Making the module callable keeps ``bs.report(post, budgets=..., out=...)`` working
+# either way.
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
