@@ -37,12 +37,16 @@ def isoflop_design(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21), sizes_per
 
 
 def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 0.01, df: float | None = None,
-                  budget_sd: float = 0.0, seed: int = 0, as_frame: bool = False) -> Runs | pd.DataFrame:
+                  budget_sd: float = 0.0, curvature: float = 0.0, seed: int = 0,
+                  as_frame: bool = False) -> Runs | pd.DataFrame:
     """Draw synthetic runs from the law with known parameters.
 
-    ``log loss = log L(N, D) + u[budget] + eps`` with ``eps`` Normal (or
-    Student-t with ``df`` degrees of freedom) of scale ``sigma`` and
-    per-budget offsets ``u ~ Normal(0, budget_sd)``.
+    ``log loss = log L(N, D) + u[budget] + k * x**2 + eps`` with ``eps``
+    Normal (or Student-t with ``df`` degrees of freedom) of scale
+    ``sigma``, per-budget offsets ``u ~ Normal(0, budget_sd)``, and a
+    curvature the law cannot express: ``k = curvature`` times the squared
+    distance ``x`` in decades of compute from the design's geometric-mean
+    compute.  The last two are misspecifications for calibration checks.
 
     Parameters
     ----------
@@ -56,6 +60,9 @@ def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 
         Student-t degrees of freedom; None gives Normal noise.
     budget_sd : float
         Scale of offsets shared by runs of one compute budget.
+    curvature : float
+        Coefficient of the extra curvature in log compute (log-loss units
+        per squared decade).
     seed : int
         Random seed.
     as_frame : bool
@@ -79,5 +86,8 @@ def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 
 
         g = budget_groups(C)
         mu = mu + rng.normal(0.0, budget_sd, g.max() + 1)[g]
+    if curvature:
+        x = np.log10(C) - np.log10(C).mean()
+        mu = mu + curvature * x**2
     frame["loss"] = np.exp(mu + sigma * eps)
     return frame if as_frame else load_runs(frame)
