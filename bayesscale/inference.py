@@ -222,8 +222,12 @@ def _devices(device: str | None):
 
 
 @functools.lru_cache(maxsize=32)
-def _programs(structure: tuple, settings: SamplerSettings, devices: tuple):
-    """Jitted ``init(keys, data)`` and ``advance(states, data)`` over a batch axis."""
+def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple):
+    """Jitted ``init(keys, data) -> leaves`` and ``advance(leaves, data) -> (leaves, out)``.
+
+    The NUTS state crosses the program boundary as its flat list of leaves:
+    the host never needs its structure, and flat programs can be exported.
+    """
     import jax
     from jax.sharding import Mesh, PartitionSpec as P
     from numpyro.infer import NUTS
@@ -233,12 +237,16 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple):
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth)
     chunk = settings.chunk
+    treedef = {}
 
     def init_one(key, data):
         _COMPILES["count"] += 1  # runs at trace time only
-        return kernel.init(key, settings.warmup, model_args=(data,), model_kwargs={})
+        state = kernel.init(key, settings.warmup, model_args=(data,), model_kwargs={})
+        leaves, treedef["state"] = jax.tree.flatten(state)
+        return leaves
 
-    def advance_one(state, data):
+    def advance_one(leaves, data):
+        state = jax.tree.unflatten(treedef["state"], leaves)  # init is always traced first
         post = kernel.postprocess_fn((data,), {})
 
         def step(s, _):
@@ -248,7 +256,8 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple):
                    "energy": s.energy, "potential_energy": s.potential_energy}
             return s, out
 
-        return jax.lax.scan(step, state, None, length=chunk)
+        state, out = jax.lax.scan(step, state, None, length=chunk)
+        return jax.tree.leaves(state), out
 
     def batched(fn):
         if devices[0].platform == "cpu":
@@ -265,6 +274,71 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple):
         return jax.jit(fn)
 
     return batched(init_one), batched(advance_one)
+
+
+def _code_version() -> str:
+    """Hash of everything that shapes the programs: this package's model code and the libraries."""
+    import hashlib
+
+    import jax
+    import numpyro
+
+    from . import laws, model
+
+    h = hashlib.sha256(f"{jax.__version__} {numpyro.__version__}".encode())
+    for mod in (laws, model, sys.modules[__name__]):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=32)
+def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_spec, data_spec):
+    """``init`` and ``advance`` for one shape, from the export cache when possible.
+
+    Tracing NUTS takes seconds of Python; with the persistent cache on, the
+    traced programs are exported (``jax.export``) next to the compiled
+    ones, so a fresh process deserialises them instead of tracing again.
+    """
+    import hashlib
+
+    import jax
+    from jax import export
+
+    def compiled(e):
+        if len(devices) == 1:
+            return jax.jit(e.call)
+        # every input and output is split along its leading (batch) axis
+        batch = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("b",)),
+                                           jax.sharding.PartitionSpec("b"))
+        return jax.jit(e.call, in_shardings=batch, out_shardings=batch)
+
+    cache = _CACHE_STATE["dir"]
+    key = hashlib.sha256(repr((_code_version(), structure, settings, devices[0].platform, len(devices),
+                                keys_spec, data_spec)).encode()).hexdigest()[:32]
+    files = [cache / "programs" / f"{key}-{name}.jaxexport" for name in ("init", "advance")] if cache else None
+    if files and all(f.is_file() for f in files):
+        try:
+            exported = [export.deserialize(bytearray(f.read_bytes())) for f in files]
+            return tuple(compiled(e) for e in exported)
+        except Exception:  # noqa: BLE001 - a stale or corrupt entry: trace again
+            pass
+    init, advance = _traced_programs(structure, settings, devices)
+    keys = jax.ShapeDtypeStruct(*keys_spec)
+    data = {k: jax.ShapeDtypeStruct(*v) for k, v in data_spec}
+    if not files:
+        return init, advance
+    try:
+        e_init = export.export(init)(keys, data)
+        leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in e_init.out_avals]
+        e_adv = export.export(advance)(leaves, data)
+        files[0].parent.mkdir(parents=True, exist_ok=True)
+        for f, e in zip(files, (e_init, e_adv)):
+            tmp = f.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(e.serialize())
+            os.replace(tmp, f)
+        return compiled(e_init), compiled(e_adv)
+    except Exception:  # noqa: BLE001 - export is an optimisation; the traced programs always work
+        return init, advance
 
 
 def _auto_batch(K: int, n_pad: int, g_pad: int, settings: SamplerSettings, devices) -> int:
@@ -340,7 +414,6 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     # the batch axis (data sets x chains) must split evenly across devices
     slots = per_call * chains
     slots += (-slots) % len(devices)
-    init, advance = _programs(spec.structure, settings, devices)
 
     root = jax.random.PRNGKey(seed)
     total = settings.warmup + settings.draws
@@ -359,6 +432,9 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
             keys = np.stack([np.asarray(jax.random.split(jax.random.fold_in(root, k), chains)[ch])
                              for k, ch in elems])
+            if c == 0:
+                init, advance = _programs(spec.structure, settings, devices, (keys.shape, keys.dtype),
+                                          tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
             t0 = time.perf_counter()
             states = init(keys, data)
             outs = []
