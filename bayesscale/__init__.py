@@ -48,5 +48,5 @@ def __getattr__(name):
     if name == "plots":
         return importlib.import_module(".plots", __name__)
     if name == "report":
-        return importlib.import_module(".report", __name__).report
+        return importlib.import_module(".reporting", __name__).report
     raise AttributeError(f"module 'bayesscale' has no attribute {name!r}")

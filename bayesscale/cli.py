@@ -129,7 +129,7 @@ def _load_posterior_or_fit(path: str, a):
 
 def _cmd_report(a) -> int:
     import bayesscale as bs
-    from bayesscale.report import report
+    from bayesscale.reporting import report
 
     post = _load_posterior_or_fit(a.source, a)
     bt = None

@@ -378,7 +378,9 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
     C = iso_result.profiles["C"].to_numpy()
     N3 = laws.optimal_allocation({k: v[:, None] for k, v in p.items()}, C[None, :])[0]
     entries = [("a", np.nan, a2, f["a"]), ("b", np.nan, 1.0 - a2, f["b"])]
-    entries += [("N_opt", C[j], np.exp(iso_result.draws["log_N_opt"][:, j]), N3[:, j]) for j in range(C.size)]
+    with np.errstate(over="ignore"):  # a flat profile's vertex can lie absurdly far out: inf, summarised as such
+        n2 = np.exp(iso_result.draws["log_N_opt"])
+    entries += [("N_opt", C[j], n2[:, j], N3[:, j]) for j in range(C.size)]
     rows = []
     for name, c, d2, d3 in entries:
         m2, l2, h2 = _nanband(d2[:, None], ci)

@@ -1132,10 +1132,10 @@ def backtest_coverage(result, *, ax=None) -> Figure:
     fold (markers sized by the fold's number of runs, coloured from the
     smallest to the largest held-out budget) and a thick black line for all
     held-out runs together.  A calibrated model lies on the dashed
-    diagonal; the grey band is where the overall coverage of a calibrated
-    model would fall by chance (90% binomial interval for the overall
-    number of runs).  Points below the diagonal mean the intervals were
-    too narrow (over-confident extrapolation), above it too wide.
+    diagonal; the grey bar at each level is where the overall coverage of
+    a calibrated model would fall by chance (90% binomial interval for the
+    overall number of runs).  Points below the diagonal mean the intervals
+    were too narrow (over-confident extrapolation), above it too wide.
 
     Parameters
     ----------
@@ -1171,14 +1171,13 @@ def backtest_coverage(result, *, ax=None) -> Figure:
     folds = table.drop(index="overall", errors="ignore")
     overall = table.loc["overall"] if "overall" in table.index else None
 
-    fig, ax = _single_axes(ax, (6.2, 4.8))
+    fig, ax = _single_axes(ax, (8.6, 4.8))
     ax.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="calibrated (diagonal)", zorder=1)
     if overall is not None and int(overall["n_runs"]) > 0:
         n = int(overall["n_runs"])
-        grid = np.linspace(max(levels.min() - 0.1, 0.01), min(levels.max() + 0.08, 0.99), 40)
-        band = np.array([_binomial_band(n, p, 0.9) for p in grid])
-        ax.fill_between(grid, band[:, 0], band[:, 1], color="0.5", alpha=0.18, linewidth=0,
-                        label=f"chance range of a calibrated model ({n} runs)", zorder=0)
+        band = np.array([_binomial_band(n, p, 0.9) for p in levels])
+        ax.vlines(levels, band[:, 0], band[:, 1], color="0.55", alpha=0.35, linewidth=14, zorder=0,
+                  label=f"90% chance range of a calibrated model ({n} runs)")
     if len(folds):
         cmap = _budget_cmap()
         sizes = folds["n_runs"].to_numpy(dtype=float)
@@ -1187,7 +1186,7 @@ def backtest_coverage(result, *, ax=None) -> Figure:
             y = row[cov_cols].to_numpy(dtype=float)
             ax.plot(levels, y, color=col, linewidth=1.0, alpha=0.75, zorder=2)
             ax.scatter(levels, y, s=12 + 10 * np.sqrt(sizes[j]), color=col, edgecolor="white", linewidth=0.5,
-                       zorder=3, label=f"{label} ({int(sizes[j])} run{'s' * (sizes[j] != 1)})")
+                       zorder=3, label=f"{label} ({int(sizes[j])} run{'' if sizes[j] == 1 else 's'})")
     if overall is not None:
         y = overall[cov_cols].to_numpy(dtype=float)
         ax.plot(levels, y, color="black", linewidth=2.2, marker="o", markersize=7, zorder=4,

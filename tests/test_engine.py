@@ -89,7 +89,7 @@ def test_progress_bar_is_reported(four_sets, capsys):
 
 def run_fit_in_fresh_process(cache: str) -> subprocess.CompletedProcess:
     code = ("import bayesscale as bs, warnings; warnings.simplefilter('ignore');"
-            "bs.fit(bs.simulate_runs(seed=1), chains=2, warmup=50, draws=50, progress=False)")
+            "bs.fit(bs.simulate_runs(seed=1), chains=2, warmup=50, draws=50, progress=False, extrapolation='none')")
     env = dict(os.environ, BAYESSCALE_CACHE_DIR=cache)
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 

@@ -42,9 +42,7 @@ import os
 import re
 import shlex
 import shutil
-import sys
 import tempfile
-import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,6 +66,9 @@ SIZE_THRESHOLDS = (0.1, 0.2)
 
 #: Resolution of the figures (a 7-inch figure is 840 pixels wide).
 FIGURE_DPI = 120
+
+#: Problems listed in the red banner (all of them are in the verdict section).
+_BANNER_PROBLEMS = 5
 
 _FILES = {"html": "report.html", "markdown": "report.md", "json": "report.json"}
 _FIG_DIR = "figures"
@@ -98,7 +99,7 @@ _FIGURES = (
     ("backtest_coverage", "Backtest calibration",
      "How often the held-out runs fell inside their central predictive intervals (y) against how often they "
      "should have (x), per fold and overall. Below the diagonal the intervals were too narrow when "
-     "extrapolating; the grey band is the range a calibrated model reaches by chance.", False),
+     "extrapolating; the grey bars are the range a calibrated model reaches by chance.", False),
 )
 
 _PARAM_MEANING = {
@@ -461,6 +462,36 @@ def _extrapolation_model(posterior) -> dict | None:
     return {_snake(k): _plain(v) for k, v in d.items()}
 
 
+def _calibrated(xm: dict | None) -> bool:
+    return xm is not None and any(_finite(xm.get(k)) and xm.get(k) > 0 for k in ("kappa0", "kappa1"))
+
+
+def _extrapolation_words(xm: dict | None) -> str:
+    if xm is None:
+        return ("none: beyond the largest run the intervals carry parameter and noise uncertainty only, not the "
+                "risk that the law bends.")
+    if not _calibrated(xm):
+        return ("not calibrated (too few held-out runs in the rolling-origin refits): beyond the largest run the "
+                "intervals carry parameter and noise uncertainty only.")
+    if {"kappa0", "kappa1"} <= set(xm):
+        where = (f", calibrated on {int(xm['n_points'])} held-out runs in {int(xm['n_folds'])} rolling-origin "
+                 "refits of the data" if _finite(xm.get("n_points")) and _finite(xm.get("n_folds")) else "")
+        return ("beyond the largest run every prediction carries an extra error on log loss with standard "
+                f"deviation sqrt(κ0² + κ1² d) at d decades past the data (κ0 = {_fmt_num(xm['kappa0'], 3)}, "
+                f"κ1 = {_fmt_num(xm['kappa1'], 3)}){where}.")
+    return "calibrated extra error beyond the data: " + ", ".join(f"{k} = {v}" for k, v in xm.items()) + "."
+
+
+def _extra_sd(x_obj, C: float):
+    """Standard deviation of the calibrated extrapolation error on log loss at ``C`` (None without one)."""
+    if x_obj is None or not hasattr(x_obj, "variance"):
+        return None
+    try:
+        return float(np.sqrt(np.asarray(x_obj.variance(C), dtype=float)))
+    except (TypeError, ValueError):
+        return None
+
+
 def _budget_label(i: int, C: float) -> str:
     return f"Budget {i + 1} ({_fmt_sci(C)})"
 
@@ -479,6 +510,8 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
     prob = posterior.prob_below(N_b, D_b, target) if target is not None else None
     c_max = float(runs.C.max())
     largest = int(np.argmax(runs.C))
+    xm = _extrapolation_model(posterior)
+    x_obj = getattr(posterior, "extrapolation", None)
 
     budget_rows = []
     for i, C in enumerate(budgets):
@@ -512,7 +545,8 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
             "target_loss": target,
             "prob_below_target": None if prob is None else float(np.asarray(prob)[i]),
             "extrapolation": {"dex": dex, "factor": float(10 ** dex), "largest_run_compute_flops": c_max,
-                              "level": level, "message": message},
+                              "level": level, "message": message,
+                              "extra_sd_log_loss": _extra_sd(x_obj, C)},
             "efficient_size_ranges": ranges,
         }
         budget_rows.append(row)
@@ -576,7 +610,8 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
         "model": {"likelihood": posterior.spec.likelihood, "offsets": posterior.spec.offsets,
                   "likelihood_description": _likelihood_words(posterior.spec),
                   "offsets_description": _offsets_words(posterior.spec),
-                  "priors": _priors(posterior), "extrapolation_error": _extrapolation_model(posterior)},
+                  "priors": _priors(posterior), "extrapolation_error": xm,
+                  "extrapolation_description": _extrapolation_words(xm)},
         "parameters": params,
         "frontier_exponents": frontier,
         "budgets": budget_rows,
@@ -605,25 +640,32 @@ def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.
                     backtest=None) -> str:
     """The ``bayesscale report`` command line that regenerates a report.
 
-    The input is ``data_path`` when given, else the runs' source file, else
-    ``FIT.nc`` (a placeholder for the saved posterior).  A data file (not a
-    ``.nc`` posterior) is refitted, so the sampler settings are spelled out.
+    The input is ``data_path`` when given, else the runs' source file when
+    it still holds exactly the fitted runs (same SHA-256), else ``FIT.nc``, a
+    placeholder for the saved posterior (:meth:`Posterior.to_netcdf`).  A
+    data file (not a ``.nc`` posterior) is refitted, so the sampler settings
+    are spelled out.  The command line has no option for ``ci``: it always
+    writes 80% intervals.
     """
-    src = str(data_path) if data_path is not None else str(posterior.runs.source)
-    if not src or src.startswith("<"):
-        src = "FIT.nc"
+    if data_path is not None:
+        src = str(data_path)
+    else:
+        src = str(posterior.runs.source)
+        if not src or src.startswith("<") or _source_check(posterior.runs)["source_matches"] is not True:
+            src = "FIT.nc"
     parts = ["bayesscale", "report", src]
-    if not src.endswith(".nc"):
+    if not src.endswith((".nc", ".nc4", ".netcdf")):
         s = posterior.settings
         parts += ["--chains", str(s.chains), "--warmup", str(s.warmup), "--draws", str(s.draws),
                   "--seed", str((posterior.info or {}).get("seed", 0)),
                   "--likelihood", posterior.spec.likelihood, "--offsets", posterior.spec.offsets]
+        if getattr(posterior, "extrapolation", None) is None:
+            parts += ["--extrapolation", "none"]
     for b in np.atleast_1d(np.asarray(budgets, dtype=float)):
         parts += ["--budget", _flops_arg(b)]
     if target_loss is not None:
-        parts += ["--target", f"{float(target_loss):g}"]
-    if float(ci) != 0.8:
-        parts += ["--ci", f"{float(ci):g}"]
+        parts += ["--target-loss", f"{float(target_loss):g}"]
+    # ``ci`` has no command-line option: the command line always reports 80% intervals
     if backtest is not None:
         parts += ["--backtest", str(getattr(backtest, "holdout", "largest_budget"))]
     parts += ["--out", str(out)]
@@ -637,7 +679,10 @@ def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.
 
 def _render_figures(posterior, budgets, ci, backtest) -> dict[str, bytes]:
     """Draw every figure and return its PNG bytes, by name."""
-    named = {_budget_label(i, C): float(C) for i, C in enumerate(budgets)}
+    # smallest budget first: optimal_frontier stacks later labels higher, where the larger budgets sit;
+    # short labels keep the boxes apart (the caption and the tables give the compute)
+    order = np.argsort(np.asarray(budgets), kind="stable")
+    named = {f"Budget {int(i) + 1}": float(budgets[i]) for i in order}
     makers = {
         "isoflop_profiles": lambda: _plots.isoflop_profiles(posterior, ci=ci),
         "isoloss_contours": lambda: _plots.isoloss_contours(posterior, ci=ci),
@@ -716,7 +761,7 @@ html { background: #eef2f6; }
 body { margin: 0; color: var(--ink); font: 15px/1.55 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto,
        "Helvetica Neue", "Liberation Sans", "DejaVu Sans", Arial, sans-serif; }
 main { max-width: 1180px; margin: 0 auto; background: #fff; padding: 28px 44px 48px;
-       box-shadow: 0 1px 6px rgba(16,42,67,.08); min-height: 100vh; }
+       box-shadow: 0 1px 6px rgba(16,42,67,.08); }
 header.top { border-bottom: 3px solid var(--accent); padding-bottom: 12px; margin-bottom: 18px; }
 header.top h1 { margin: 0; font-size: 28px; letter-spacing: -.01em; }
 header.top .sub { color: var(--muted); margin-top: 4px; font-size: 14px; }
@@ -726,7 +771,7 @@ p { margin: 8px 0; }
 code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; background: var(--soft);
        padding: 1px 4px; border-radius: 3px; }
 pre { background: #102a43; color: #f0f4f8; padding: 12px 14px; border-radius: 6px; overflow-x: auto;
-      font: 13px/1.5 "DejaVu Sans Mono", Menlo, Consolas, monospace; white-space: pre-wrap; word-break: break-all; }
+      font: 13px/1.5 "DejaVu Sans Mono", Menlo, Consolas, monospace; white-space: pre-wrap; overflow-wrap: anywhere; }
 .banner { border-radius: 8px; padding: 16px 20px; margin: 6px 0 18px; border-left: 8px solid; }
 .banner .title { font-size: 22px; font-weight: 800; letter-spacing: .01em; }
 .banner p { margin: 6px 0 0; }
@@ -771,13 +816,15 @@ table.kv td:first-child { width: 36%; color: #334e68; font-weight: 600; }
 .figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 18px; margin: 12px 0; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px; background: #fff; }
 figure.wide { grid-column: 1 / -1; }
+.figs > figure:only-child:not(.wide) { max-width: 900px; }
 figure img { display: block; width: 100%; height: auto; }
 figcaption { font-size: 13px; color: var(--muted); margin-top: 6px; }
 figcaption b { color: var(--ink); }
 ul.plain { padding-left: 20px; }
 .muted { color: var(--muted); font-size: 13px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 10px; }
-@media print { html { background: #fff; } main { box-shadow: none; padding: 0; } figure, table, .card { break-inside: avoid; } }
+@media print { html { background: #fff; } main { box-shadow: none; padding: 0; }
+               figure, table, .card { break-inside: avoid; } }
 """
 
 
@@ -831,7 +878,9 @@ def _html_doc(doc: _Doc, figs: dict, captions: dict, title: str, subtitle: str, 
                 html_cards.append(
                     f'<div class="card"><div class="head">{_inline_html(cd["head"])}</div>'
                     f'<div class="big">{_inline_html(cd["big"])} <small>{_inline_html(cd["small"])}</small></div>'
-                    f'<dl>{dl}</dl><span class="pill {cd["pill_class"]}">{_inline_html(cd["pill"])}</span></div>')
+                    f'<dl>{dl}</dl><span class="pill {cd["pill_class"]}">{_inline_html(cd["pill"])}</span>'
+                    + (' <span class="pill strong">fit failed its diagnostics: do not use</span>'
+                       if cd.get("untrusted") else "") + "</div>")
             out.append(f'<div class="cards">{"".join(html_cards)}</div>')
         elif kind == "figures":
             _, names = b
@@ -931,7 +980,10 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
         doc.banner(False, "DO NOT TRUST THIS FIT YET",
                    "The sampler diagnostics failed, so the numbers in this report may be wrong. Do not sign off a "
                    "budget on them: rerun the fit with a longer warm-up and more draws (and, for divergences, a "
-                   "higher target_accept) until this banner turns green.", v["problems"])
+                   "higher target_accept) until this banner turns green.",
+                   v["problems"][:_BANNER_PROBLEMS] + ([f"... and {len(v['problems']) - _BANNER_PROBLEMS} more "
+                                                       "problems, all listed in section 2."]
+                                                      if len(v["problems"]) > _BANNER_PROBLEMS else []))
 
     sections = [("summary", "Recommendation"), ("data", "Data"), ("verdict", "Verdict on the fit"),
                 ("parameters", "Parameters and priors"), ("budgets", "Budgets in detail"), ("figures", "Figures")]
@@ -950,7 +1002,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     for b in budgets:
         bd, ext = b["bayes_decision"], b["extrapolation"]
         rows = [("Loss-optimal N, " + cis, _range(b["n_opt"], _fmt_count)),
-                ("Tokens per parameter", f"{bd['tokens_per_param']:.1f} ({_range(b['tokens_per_param'], lambda x: f'{x:.1f}')})"),
+                ("Tokens per parameter",
+                 f"{bd['tokens_per_param']:.1f} ({_range(b['tokens_per_param'], lambda t: f'{t:.1f}')})"),
                 ("Expected loss", f"{_fmt_num(b['loss']['mean'])} ({_range(b['loss'], _fmt_num)})")]
         if target is not None:
             rows.append((f"P(loss < {_fmt_num(target, 3)})", _fmt_pct(b["prob_below_target"])))
@@ -962,11 +1015,13 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                 "strong": f"strong warning: {ext['dex']:.2f} decades beyond the data"}[ext["level"]]
         cards.append({"head": f"{b['label'].split(' (')[0]}: C = {_fmt_sci(b['compute_flops'])} FLOPs",
                       "big": f"N = {_fmt_count(bd['n'])}", "small": f"params · D = {_fmt_count(bd['d'])} tokens",
-                      "rows": rows, "pill": pill, "pill_class": ext["level"]})
+                      "rows": rows, "pill": pill, "pill_class": ext["level"],
+                      "untrusted": not v["ok"]})
         md_rows.append([f"{_fmt_sci(b['compute_flops'])} FLOPs", _fmt_count(bd["n"]), f"{_fmt_count(bd['d'])} tokens",
                         f"{bd['tokens_per_param']:.1f}",
                         f"{_fmt_num(b['loss']['mean'])} ({_range(b['loss'], _fmt_num)})"]
-                       + ([_fmt_pct(b["prob_below_target"])] if target is not None else []) + [pill])
+                       + ([_fmt_pct(b["prob_below_target"])] if target is not None else [])
+                       + [pill + ("; fit failed its diagnostics: do not use" if not v["ok"] else "")])
     md_header = (["Budget C", "Model size N", "Tokens D", "Tokens/param", f"Expected loss ({cis})"]
                  + ([f"P(loss < {_fmt_num(target, 3)})"] if target is not None else []) + ["Extrapolation"])
     doc.cards(cards, md_header, md_rows)
@@ -986,9 +1041,13 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
             risks.append(f"**The backtest found the intervals too narrow**: held-out runs fell inside their "
                          f"{c['nominal']:.0%} intervals only {c['empirical']:.0%} of the time. Widen your "
                          "expectations accordingly.")
-    if facts["model"]["extrapolation_error"] is None:
-        risks.append("The intervals carry parameter and noise uncertainty only: the chance that the law bends "
-                     "beyond the data is not in them.")
+    if any(b["extrapolation"]["dex"] > 0 for b in budgets):
+        if _calibrated(facts["model"]["extrapolation_error"]):
+            risks.append("The intervals include an extrapolation error calibrated on the data's own rolling-origin "
+                         "refits; a break in the law that the data do not show cannot be in them.")
+        else:
+            risks.append("The intervals carry parameter and noise uncertainty only: the chance that the law "
+                         "bends beyond the data is not in them.")
     for n in v["notes"]:
         risks.append(n)
     if facts["compute_for_target"] is not None:
@@ -1001,8 +1060,9 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                      f"compute-optimal frontier is C = {_fmt_sci(ct['compute_flops']['median'])} FLOPs "
                      f"({cis}: {_range(ct['compute_flops'], _fmt_sci)}), with N = "
                      f"{_fmt_count(ct['n_opt']['median'])} and D = {_fmt_count(ct['d_opt']['median'])} tokens "
-                     f"(the law's loss, without run-to-run noise; reachable in {_fmt_pct(ct['reachable_share'])} "
-                     "of the posterior draws).")
+                     f"(the law's loss, without run-to-run noise; reachable in "
+                     + ("every posterior draw" if ct["reachable_share"] >= 1 else
+                        f"{_fmt_pct(ct['reachable_share'])} of the posterior draws") + ").")
     doc.heading(3, "What could go wrong")
     doc.bullets(risks or ["Nothing flagged: the diagnostics pass and every budget lies within one decade of the "
                           "data."])
@@ -1048,8 +1108,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                 f"{p['r_hat']:.3f}" if _finite(p.get("r_hat")) else "n/a", _fmt_int(p.get("ess_bulk")),
                 _fmt_int(p.get("ess_tail"))] for p in facts["parameters"]],
               align=["l", "l", "r", "r", "r", "r", "r", "r"])
-    doc.para(f"The compute-optimal frontier: N_opt = G (C/6)^a and D_opt = (C/6)^b / G "
-             f"(Hoffmann et al. 2022, Table 2).")
+    doc.para("The compute-optimal frontier: N_opt = G (C/6)^a and D_opt = (C/6)^b / G "
+             "(Hoffmann et al. 2022, Table 2).")
     doc.table(["Quantity", "Median", f"{cis} interval"],
               [[{"a": "a (N_opt ∝ C^a)", "b": "b (D_opt ∝ C^b)", "G": "G"}.get(f["name"], f["name"]),
                 _fmt_num(f["median"]), f"{_fmt_num(f['lo'])} – {_fmt_num(f['hi'])}"]
@@ -1057,10 +1117,7 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     doc.heading(3, "Model and priors")
     m = facts["model"]
     items = [f"**Likelihood:** {m['likelihood_description']}", f"**Offsets:** {m['offsets_description']}"]
-    x = m["extrapolation_error"]
-    if x is not None:
-        items.append("**Extrapolation error:** beyond the largest run the predictions carry an extra error "
-                     f"calibrated on the data's own extrapolations ({', '.join(f'{k} = {_fmt_num(val)}' for k, val in x.items())}).")
+    items.append(f"**Extrapolation error:** {m['extrapolation_description']}")
     doc.bullets(items)
     doc.table(["Parameter", "Prior", "With these data"],
               [[p["parameter"], f"`{p['prior']}`", f"`{p['with_these_data']}`" if p["with_these_data"] else "same"]
@@ -1098,6 +1155,9 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                          f"**{_fmt_pct(b['prob_below_target'])}**"])
         rows.append(["Beyond the largest run", f"{ext['dex']:.2f} decades ({_times(ext['factor'])})"
                      if ext["dex"] > 0 else f"{ext['dex']:.2f} decades (inside the data)"])
+        if _finite(ext.get("extra_sd_log_loss")) and ext["extra_sd_log_loss"] > 0:
+            rows.append(["Calibrated extrapolation error (sd of log loss)",
+                         f"{_fmt_num(ext['extra_sd_log_loss'], 3)} (included in the loss intervals)"])
         doc.table(["Quantity", "Value"], rows, cls="kv")
         doc.para("Model sizes that cost little extra compute (to reach the optimum's loss with a model of k "
                  "times the optimal size):")
@@ -1105,7 +1165,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                    f"{cis} intervals of the ends (k)"],
                   [[f"{r['threshold']:.0%}", f"{r['k_lo']['median']:.2f}x – {r['k_hi']['median']:.2f}x",
                     f"{_fmt_count(r['n_lo']['median'])} – {_fmt_count(r['n_hi']['median'])}",
-                    f"{r['k_lo']['lo']:.2f}–{r['k_lo']['hi']:.2f}x and {r['k_hi']['lo']:.2f}–{r['k_hi']['hi']:.2f}x"]
+                    f"{r['k_lo']['lo']:.2f}–{r['k_lo']['hi']:.2f}x and "
+                    f"{r['k_hi']['lo']:.2f}–{r['k_hi']['hi']:.2f}x"]
                    for r in b["efficient_size_ranges"]], align=["l", "r", "r", "r"], cls="narrow")
 
     # -- 5. figures ------------------------------------------------------------------
@@ -1179,6 +1240,9 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     ], cls="kv")
     doc.para("The command that regenerates this report:")
     doc.code(r["command"])
+    if r["command"].startswith("bayesscale report FIT.nc"):
+        doc.para("`FIT.nc` stands for this posterior saved with `post.to_netcdf(\"FIT.nc\")` (or `bayesscale fit "
+                 "... --out FIT.nc`): no data file with the runs' SHA-256 is known to refit from.", cls="muted")
     return doc
 
 
@@ -1188,13 +1252,15 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
 
 
 def _publish(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
-    """Write ``files`` (relative path -> bytes) under ``out`` all or nothing.
+    """Write ``files`` (relative path -> bytes) under ``out``.
 
-    Everything is written into a fresh temporary directory beside ``out``.
-    A new ``out`` is then renamed into place in one step; into an existing
-    one each file is moved with ``os.replace`` (figures first, the HTML
-    last), and figures of an earlier report that this one lacks
-    (``stale``) are removed.
+    Everything is written (and synced) into a fresh temporary directory
+    beside ``out`` first; a failure there removes it and leaves ``out``
+    untouched.  A new ``out`` is then renamed into place in one step.  Into
+    an existing one (an earlier report, or a directory the user made) each
+    file is moved with ``os.replace``, figures first and the HTML last, so
+    every file is always whole; figures of an earlier report that this one
+    lacks (``stale``) are removed, anything else there is left alone.
     """
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -1312,7 +1378,7 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
     runs = posterior.runs
     src_name = Path(str(runs.source)).name if not str(runs.source).startswith("<") else str(runs.source)
     title = facts["title"]
-    subtitle = (f"Scaling law **{facts['law_display']}** fitted with NUTS to {len(runs):,} runs ({src_name}); "
+    subtitle = (f"Scaling law **{facts['law_display']}** fitted with NUTS to {len(runs):,} runs (`{src_name}`); "
                 f"budgets {', '.join(_fmt_sci(b) for b in budgets)} FLOPs"
                 + (f"; target loss {_fmt_num(target, 3)}" if target is not None else "") + f". Generated {generated}.")
     footer = (f"Generated by bayesscale {(posterior.info or {}).get('versions', {}).get('bayesscale', '')} on "
@@ -1330,15 +1396,3 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
     _publish(out, files, stale)
     return ReportPaths(directory=out, html=out / _FILES["html"], markdown=out / _FILES["markdown"],
                        json=out / _FILES["json"], figures={name: out / _FIG_DIR / f"{name}.png" for name in figs})
-
-
-# ``bayesscale.report`` is resolved lazily by the package's ``__getattr__``, but importing this
-# submodule binds the *module* to that name, so ``bs.report(...)`` would stop working after the
-# first import.  Making the module callable keeps ``bs.report(post, budgets=..., out=...)`` working
-# either way.
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return report(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
