@@ -71,6 +71,7 @@ __all__ = [
     "rank_plot",
     "save_figure",
     "backtest_coverage",
+    "sbc_ranks",
 ]
 
 #: FLOPs in one petaflop/s-day.
@@ -1211,3 +1212,51 @@ def backtest_coverage(result, *, ax=None) -> Figure:
               ncols=2 if len(folds) > 12 else 1)
     _style(ax)
     return fig
+
+
+def sbc_ranks(result, *, bins: int = 10, fig=None) -> Figure:
+    """Rank histograms of a simulation-based calibration, one panel per parameter.
+
+    Each histogram counts where the true parameter fell among its posterior
+    draws, over all simulated data sets.  A calibrated pipeline gives flat
+    histograms within the shaded 99% band of a uniform one; a U shape means
+    overconfident posteriors, a hump underconfident ones, a slope bias.
+
+    Parameters
+    ----------
+    result : bayesscale.sbc.SBCResult
+        The output of :func:`bayesscale.sbc.simulation_based_calibration`.
+    bins : int
+        Histogram bins.
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        Figure to draw into.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from scipy.stats import binom
+
+    if not hasattr(result, "ranks") or not hasattr(result, "uniformity"):
+        raise ValueError(f"result must be an SBCResult, got {type(result).__name__}")
+    if not isinstance(bins, (int, np.integer)) or bins < 2:
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    names = list(result.ranks.columns)
+    n = len(result.ranks)
+    p_values = result.uniformity(bins=bins).p_value
+    fig = _panel_figure(fig, (2.4 * len(names) + 0.6, 2.8))
+    axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True))
+    lo, hi = binom.ppf([0.005, 0.995], n, 1 / bins)
+    for ax, name in zip(axes, names):
+        u = (result.ranks[name].to_numpy() + 0.5) / (result.n_ranks + 1)
+        ax.axhspan(lo, hi, color="0.9", zorder=0, label="99% band of a uniform histogram")
+        ax.axhline(n / bins, color="0.5", linewidth=0.8)
+        ax.hist(u, bins=bins, range=(0, 1), color="#3b6ea5", edgecolor="white")
+        ax.set_title(f"{name}  (p = {p_values[name]:.2f})", fontsize=10)
+        ax.set_xlabel("rank of the truth (fraction)")
+        _style(ax, grid=False)
+    axes[0].set_ylabel(f"data sets (of {n})")
+    axes[0].legend(loc="lower left", fontsize=7, frameon=False)
+    fig.suptitle("Simulation-based calibration: ranks of the true parameters", fontsize=11)
+    return _root_figure(fig)
+

@@ -95,7 +95,7 @@ def test_backtest_cli(tmp_path, capsys):
     assert main(["backtest", str(csv), "--holdout", "sideways"]) == 2
 
 
-def test_sbc_small_version():
+def test_sbc_small_version(tmp_path):
     """A small SBC: 30 prior data sets. The full >= 200 run is benchmarks/calibration.py."""
     res = simulation_based_calibration(30, chains=2, warmup=300, draws=300, seed=1, progress=False)
     assert res.ranks.shape == (30, 6)
@@ -104,3 +104,10 @@ def test_sbc_small_version():
     assert (uni.p_value > 0.001).all(), uni
     cov = res.coverage()
     assert (cov.coverage_90 >= 0.7).all() and (cov.coverage_50 <= 0.8).all(), cov
+    from matplotlib.image import imread
+
+    from bayesscale.plots import sbc_ranks, save_figure
+
+    img = imread(save_figure(sbc_ranks(res), tmp_path / "sbc.png"))
+    assert img.shape[1] > 1000 and (img[..., :3] < 0.9).any(axis=-1).mean() > 0.05
+
