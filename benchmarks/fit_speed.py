@@ -62,18 +62,20 @@ def stock_numpyro(runs) -> list[dict]:
     spec = ModelSpec()
     data = model_data(runs, spec, len(runs), bucket_size(runs.n_budgets))
     model = partial(numpyro_model, likelihood=spec.likelihood, offsets=spec.offsets)
-    mcmc = MCMC(NUTS(model, dense_mass=True), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
-                chain_method="parallel" if jax.device_count() >= CHAINS else "sequential", progress_bar=False)
     rows = []
-    for i, label in enumerate(["stock NumPyro MCMC, first run", "stock NumPyro MCMC, re-fit"]):
-        t = time.perf_counter()
-        mcmc.run(jax.random.PRNGKey(i), data, extra_fields=("num_steps", "diverging"))
-        s = mcmc.get_samples(group_by_chain=True)
-        jax.block_until_ready(s)
-        dt = time.perf_counter() - t
-        ex = mcmc.get_extra_fields(group_by_chain=True)
-        params = {k: np.asarray(s[k]) for k in ("alpha", "beta", "log_E", "t_N", "t_D", "sigma")}
-        rows.append(mcmc_row(label, dt, params, {k: np.asarray(v) for k, v in ex.items()}))
+    # "parallel" needs a device per chain (this machine has fewer), so a user picks one of these
+    for method in ("sequential", "vectorized"):
+        mcmc = MCMC(NUTS(model, dense_mass=True), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
+                    chain_method=method, progress_bar=False)
+        for i, label in enumerate([f"stock NumPyro MCMC ({method}), first run", f"stock NumPyro MCMC ({method}), re-fit"]):
+            t = time.perf_counter()
+            mcmc.run(jax.random.PRNGKey(i), data, extra_fields=("num_steps", "diverging"))
+            s = mcmc.get_samples(group_by_chain=True)
+            jax.block_until_ready(s)
+            dt = time.perf_counter() - t
+            ex = mcmc.get_extra_fields(group_by_chain=True)
+            params = {k: np.asarray(s[k]) for k in ("alpha", "beta", "log_E", "t_N", "t_D", "sigma")}
+            rows.append(mcmc_row(label, dt, params, {k: np.asarray(v) for k, v in ex.items()}))
     return rows
 
 
@@ -165,8 +167,9 @@ def main():
         csv = os.path.join(d, "runs.csv")
         runs.to_frame().drop(columns=["budget"]).to_csv(csv, index=False)
         rows = stock_numpyro(runs) + bayesscale_rows(runs, csv)
-    stock, ours, default = rows[1]["wall s"], rows[4]["wall s"], rows[5]["wall s"]
-    notes = [f"warm re-fit speed-up over stock NumPyro re-fit, same model: {stock / ours:.1f}x "
+    stock = min(rows[1]["wall s"], rows[3]["wall s"])  # the faster stock re-fit
+    ours, default = rows[6]["wall s"], rows[7]["wall s"]
+    notes = [f"warm re-fit speed-up over the faster stock NumPyro re-fit, same model: {stock / ours:.1f}x "
              f"(the default, with its calibration refits: {stock / default:.1f}x)"]
     if not args.skip_pointfit:
         pf = point_fit(runs, args.bootstrap)
@@ -176,7 +179,7 @@ def main():
                      f"E={pf['E']:.3f} A={pf['A']:.1f} B={pf['B']:.1f} alpha={pf['alpha']:.4f} beta={pf['beta']:.4f}; "
                      f"bootstrap 95% interval of a: {pf['a_interval'][0]:.3f}-{pf['a_interval'][1]:.3f}")
         notes.append(f"end to end against the point-fit pipeline: {pf['seconds'] / default:.0f}x faster (default fit, "
-                     f"warm), {pf['seconds'] / rows[3]['wall s']:.0f}x (fresh CLI process, warm cache)")
+                     f"warm), {pf['seconds'] / rows[5]['wall s']:.0f}x (fresh CLI process, warm cache)")
     cols = ["method", "wall s", "sampling s", "min ESS bulk", "min ESS tail", "ESS/s", "leapfrog/draw", "max R-hat",
             "divergences"]
     text = table(rows, cols)
