@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from . import laws
+from ._validate import check_ci as _check_ci
+from ._validate import positive as _positive
 
 __all__ = [
     "DrawTable",
@@ -211,34 +213,6 @@ def _params(params: Mapping) -> dict:
                              f"(first: {a[np.argmax(bad)]!r}); the law needs E, A, B, alpha, beta > 0")
         out[k] = np.broadcast_to(a, (S,))
     return out
-
-
-def _positive(x, name: str, *, unit: str = "") -> np.ndarray:
-    """A 1-D float64 array of positive finite values, or a clear ValueError."""
-    try:
-        a = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numbers{unit}; got {x!r}") from None
-    if a.ndim > 1:
-        raise ValueError(f"{name} must be a scalar or a 1-D array; got shape {a.shape}")
-    a = np.atleast_1d(a)
-    if a.size == 0:
-        raise ValueError(f"{name} is empty; give at least one value{unit}")
-    bad = ~np.isfinite(a) | (a <= 0)
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError(f"{name} must be positive and finite{unit}; got {a[i]!r} at position {i}")
-    return a
-
-
-def _check_ci(ci) -> float:
-    try:
-        c = float(ci)
-    except (TypeError, ValueError):
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
-    if not 0 < c < 1:
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r} (e.g. ci=0.8 for an 80% interval)")
-    return c
 
 
 def _noise(log_noise, S: int, shape: tuple) -> np.ndarray | None:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .calibration import calibrate
-from .diagnostics import screen
 from .data import DataError, Runs, as_runs, load_runs
+from .diagnostics import screen
 from .inference import SamplerSettings, sample
 from .model import ModelSpec, Priors
 from .posterior import Posterior

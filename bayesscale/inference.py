@@ -229,7 +229,8 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     the host never needs its structure, and flat programs can be exported.
     """
     import jax
-    from jax.sharding import Mesh, PartitionSpec as P
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
     from numpyro.infer import NUTS
 
     likelihood, offsets = structure

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import laws
+from ._validate import check_ci as _check_ci
 from .allocation import _params
 from .data import as_runs, budget_groups
 
@@ -127,16 +128,6 @@ class IsoFLOPResult:
         e = self.exponent
         return (f"IsoFLOPResult({len(self.profiles)} budgets used, {len(self.skipped)} skipped; "
                 f"a = {e.loc['a', 'median']:.3f} [{e.loc['a', 'lo']:.3f}, {e.loc['a', 'hi']:.3f}] at ci={self.ci:g})")
-
-
-def _check_ci(ci) -> float:
-    try:
-        c = float(ci)
-    except (TypeError, ValueError):
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
-    if not 0 < c < 1:
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r} (e.g. ci=0.8 for an 80% interval)")
-    return c
 
 
 def _nanband(x: np.ndarray, ci: float):

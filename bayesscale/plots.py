@@ -56,6 +56,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from . import allocation as _alloc
 from . import laws
+from ._validate import check_ci as _check_ci
+from ._validate import positive as _positive
 from .posterior import atomic_write
 
 __all__ = [
@@ -106,30 +108,6 @@ def _unit(compute_unit) -> tuple[float, str]:
         raise ValueError(f"compute_unit must be 'flops' or 'pfdays' (1 PF-day = {PF_DAY_FLOPS:.3g} FLOPs), "
                          f"got {compute_unit!r}")
     return _UNITS[key]
-
-
-def _check_ci(ci) -> float:
-    try:
-        c = float(ci)
-    except (TypeError, ValueError):
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
-    if not 0 < c < 1:
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r} (e.g. ci=0.8 for an 80% interval)")
-    return c
-
-
-def _positive(x, name: str) -> np.ndarray:
-    """A 1-D float array of positive finite values (order kept), or a clear ValueError."""
-    try:
-        a = np.atleast_1d(np.asarray(x, dtype=float))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be positive numbers, got {x!r}") from None
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"{name} must be a non-empty scalar or 1-D array of positive numbers, got shape {a.shape}")
-    bad = ~np.isfinite(a) | (a <= 0)
-    if bad.any():
-        raise ValueError(f"{name} must be positive and finite, got {a[np.argmax(bad)]!r}")
-    return a
 
 
 def _check_posterior(post):

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from . import allocation, laws
+from .calibration import MIN_POINTS
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
-from .calibration import MIN_POINTS
 from .inference import Draws, SamplerSettings
 from .model import Extrapolation, ModelSpec, observation_logpdf, observation_sample
 

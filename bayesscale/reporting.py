@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots as _plots  # figure functions are looked up at call time
+from ._validate import check_ci as _check_ci
 from .diagnostics import THRESHOLDS
 
 __all__ = ["report", "ReportPaths", "default_command", "EXTRAPOLATION_CAUTION_DEX",
@@ -258,16 +259,6 @@ def _check_target(target_loss):
     if not (math.isfinite(t) and t > 0):
         raise ValueError(f"target_loss must be a positive, finite loss, got {target_loss!r}")
     return t
-
-
-def _check_ci(ci) -> float:
-    try:
-        c = float(ci)
-    except (TypeError, ValueError):
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
-    if not 0 < c < 1:
-        raise ValueError(f"ci must be a probability in (0, 1), e.g. ci=0.8 for 80% intervals; got {ci!r}")
-    return c
 
 
 def _check_out(out) -> Path:

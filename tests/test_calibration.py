@@ -106,7 +106,7 @@ def test_sbc_small_version(tmp_path):
     assert (cov.coverage_90 >= 0.7).all() and (cov.coverage_50 <= 0.8).all(), cov
     from matplotlib.image import imread
 
-    from bayesscale.plots import sbc_ranks, save_figure
+    from bayesscale.plots import save_figure, sbc_ranks
 
     img = imread(save_figure(sbc_ranks(res), tmp_path / "sbc.png"))
     assert img.shape[1] > 1000 and (img[..., :3] < 0.9).any(axis=-1).mean() > 0.05

@@ -1,0 +1,36 @@
+"""Argument checks shared by the analysis and presentation layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_ci", "positive"]
+
+
+def check_ci(ci) -> float:
+    """``ci`` as a float in (0, 1), or a clear ValueError."""
+    try:
+        c = float(ci)
+    except (TypeError, ValueError):
+        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
+    if not 0 < c < 1:
+        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r} (e.g. ci=0.8 for an 80% interval)")
+    return c
+
+
+def positive(x, name: str, *, unit: str = "") -> np.ndarray:
+    """A non-empty 1-D float64 array of positive finite values, or a clear ValueError."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be positive numbers{unit}; got {x!r}") from None
+    if a.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or a 1-D array; got shape {a.shape}")
+    a = np.atleast_1d(a)
+    if a.size == 0:
+        raise ValueError(f"{name} is empty; give at least one value{unit}")
+    bad = ~np.isfinite(a) | (a <= 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} must be positive and finite{unit}; got {a[i]!r} at position {i}")
+    return a
