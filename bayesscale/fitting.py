@@ -145,6 +145,8 @@ def fit_many(datasets, *, group: str | None = None, chains: int = 4, warmup: int
 
 def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int, device, progress,
              batch_size=None, labels=None, extrapolation: str = "calibrated") -> list[Posterior]:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32 - 8000:
+        raise ValueError(f"seed must be a non-negative integer below 2**32 - 8000, got {seed!r}")
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)

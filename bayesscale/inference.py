@@ -223,7 +223,9 @@ def _devices(device: str | None):
 
 @functools.lru_cache(maxsize=32)
 def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple):
-    """Jitted ``init(keys, data) -> leaves`` and ``advance(leaves, data) -> (leaves, out)``.
+    """Jitted ``init(ids, data) -> leaves`` and ``advance(leaves, data) -> (leaves, out)``.
+
+    ``ids`` holds ``(seed, data set, chain)`` per batch element.
 
     The NUTS state crosses the program boundary as its flat list of leaves:
     the host never needs its structure, and flat programs can be exported.
@@ -240,8 +242,10 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     chunk = settings.chunk
     treedef = {}
 
-    def init_one(key, data):
+    def init_one(ids, data):
         _COMPILES["count"] += 1  # runs at trace time only
+        # the chain's key, derived in the program from (seed, data set, chain): no host-side key ops
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(ids[0]), ids[1]), ids[2])
         state = kernel.init(key, settings.warmup, model_args=(data,), model_kwargs={})
         leaves, treedef["state"] = jax.tree.flatten(state)
         return leaves
@@ -382,8 +386,9 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     settings : SamplerSettings
         The sampler.
     seed : int
-        Data set ``k`` uses the key ``fold_in(PRNGKey(seed), k)``, so a data
-        set's draws do not depend on the others in the batch.
+        Chain ``c`` of data set ``k`` uses the key
+        ``fold_in(fold_in(PRNGKey(seed), k), c)``, so a data set's draws do
+        not depend on the others in the batch.
     device : {"cpu", "gpu", None}
         JAX platform; None takes JAX's default.  All devices of the platform
         are used.
@@ -416,7 +421,6 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     slots = per_call * chains
     slots += (-slots) % len(devices)
 
-    root = jax.random.PRNGKey(seed)
     total = settings.warmup + settings.draws
     n_chunks = math.ceil(total / settings.chunk)
     bar = _progress_bar(n_chunks * settings.chunk * n_calls, progress,
@@ -431,8 +435,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             cache: dict[int, dict] = {}
             per = [cache.setdefault(k, model_data(datasets[k], spec, n_pad, g_pad)) for k, _ in elems]
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
-            keys = np.stack([np.asarray(jax.random.split(jax.random.fold_in(root, k), chains)[ch])
-                             for k, ch in elems])
+            keys = np.array([(seed, k, ch) for k, ch in elems], dtype=np.uint32)
             if c == 0:
                 init, advance = _programs(spec.structure, settings, devices, (keys.shape, keys.dtype),
                                           tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
