@@ -62,8 +62,9 @@ def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: i
     extrapolation : {"calibrated", "none"}
         ``"calibrated"`` (the default) widens predictions beyond the data by
         the error of the data's own rolling-origin extrapolations (see
-        :mod:`bayesscale.calibration`; costs a batch of short refits).
-        ``"none"`` keeps parameter and noise uncertainty only.
+        :mod:`bayesscale.calibration`; a batch of short refits, run the
+        first time a prediction needs it).  ``"none"`` keeps parameter and
+        noise uncertainty only.
     priors : Priors, optional
         Override the default priors.
     device : {"cpu", "gpu"}, optional
@@ -150,14 +151,17 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
-    extra = calibrate(runs, spec, seed=seed, device=device) if extrapolation == "calibrated" else [None] * len(runs)
+    # many data sets: calibrate them all now, in one batch; one: on first use (Posterior.extrapolation)
+    batch = extrapolation == "calibrated" and len(runs) > 1
+    extra = calibrate(runs, spec, seed=seed, device=device) if batch else [None] * len(runs)
     versions = _versions()
     posts = []
     for k, (r, d) in enumerate(zip(runs, draws)):
-        info = {"seed": seed, "dataset_index": k, "versions": versions}
+        info = {"seed": seed, "dataset_index": k, "versions": versions, "device_request": device}
         if labels is not None:
             info["label"] = str(labels[k])
-        posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation=extra[k]))
+        posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation_mode=extrapolation,
+                                          calibration=extra[k]))
     if len(posts) == 1:
         verdict = posts[0].check()
         if not verdict.ok:

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from . import allocation, laws
-from .calibration import MIN_POINTS
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
@@ -80,9 +79,13 @@ class Posterior:
         The sampler settings.
     info : dict
         Seed, device, timing and library versions.
-    extrapolation : Extrapolation or None
-        Calibrated extra error beyond the data (see
-        :mod:`bayesscale.calibration`); None for the plain law.
+    extrapolation_mode : {"calibrated", "none"}
+        Whether predictions beyond the data carry the calibrated
+        extrapolation error (see :attr:`extrapolation`).
+    calibration : Extrapolation or None
+        The calibration, when it was computed with the fit (``fit_many``
+        calibrates all data sets in one batch) or read from a file;
+        otherwise :attr:`extrapolation` computes it on first use.
     """
 
     samples: dict
@@ -91,19 +94,39 @@ class Posterior:
     spec: ModelSpec
     settings: SamplerSettings
     info: dict = field(default_factory=dict)
-    extrapolation: Extrapolation | None = None
+    extrapolation_mode: str = "none"
+    calibration: Extrapolation | None = None
 
     # -- construction ------------------------------------------------------
 
     @classmethod
     def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
-                   info: dict, extrapolation: Extrapolation | None = None) -> "Posterior":
+                   info: dict, extrapolation_mode: str = "none",
+                   calibration: Extrapolation | None = None) -> "Posterior":
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
         if "z_budget" in samples:
             samples["z_budget"] = samples["z_budget"][..., : runs.n_budgets]
         info = dict(info, device=draws.device, timing=dict(draws.timing))
         return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info,
-                   extrapolation=extrapolation)
+                   extrapolation_mode=extrapolation_mode, calibration=calibration)
+
+    @cached_property
+    def extrapolation(self) -> Extrapolation | None:
+        """The calibrated extra error of predictions beyond the data (None for ``"none"``).
+
+        Computed on first use, by rolling-origin refits of the runs (see
+        :mod:`bayesscale.calibration`; about as much sampling as the fit
+        itself), unless the fit or the file supplied it.  It depends only on
+        the runs, the model and the seed, so the posterior stays a value.
+        """
+        if self.extrapolation_mode == "none":
+            return None
+        if self.calibration is not None:
+            return self.calibration
+        from .calibration import calibrate
+
+        return calibrate([self.runs], self.spec, seed=int(self.info.get("seed", 0)),
+                         device=self.info.get("device_request"))[0]
 
     # -- parameters --------------------------------------------------------
 
@@ -345,15 +368,8 @@ class Posterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
-        v = diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                     log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
-        x = self.extrapolation
-        if x is not None and x.kappa0 == x.kappa1 == 0.0 and x.n_points < MIN_POINTS:
-            note = (f"Extrapolation error could not be calibrated: the rolling-origin refits held out only "
-                    f"{x.n_points} runs (need {MIN_POINTS}). Intervals beyond the data carry parameter and "
-                    "noise uncertainty only; add budgets to calibrate them.")
-            v = Verdict(ok=v.ok, problems=v.problems, notes=[*v.notes, note], table=v.table)
-        return v
+        return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
+                        log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
 
     def __repr__(self) -> str:
         s = self.settings
@@ -401,8 +417,7 @@ class Posterior:
         import dataclasses
 
         return {"bayesscale_spec": json.dumps(self.spec.to_dict()),
-                "bayesscale_extrapolation": json.dumps(None if self.extrapolation is None
-                                                      else self.extrapolation.to_dict()),
+                "bayesscale_extrapolation_mode": self.extrapolation_mode,
                 "bayesscale_settings": json.dumps(dataclasses.asdict(self.settings)),
                 "bayesscale_info": json.dumps(self.info, default=str),
                 "bayesscale_source": self.runs.source, "bayesscale_sha256": self.runs.sha256}
@@ -412,7 +427,10 @@ class Posterior:
 
         :func:`load_posterior` reads it back to an identical posterior.
         """
-        return atomic_write(path, lambda tmp: self.tree.to_netcdf(tmp, engine="netcdf4"))
+        tree = self.tree.copy()
+        x = self.extrapolation  # calibrated now if it was not yet: the file carries it
+        tree.attrs["bayesscale_extrapolation"] = json.dumps(None if x is None else x.to_dict())
+        return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
 
 
 def load_posterior(path: str | os.PathLike) -> Posterior:
@@ -452,4 +470,5 @@ def load_posterior(path: str | os.PathLike) -> Posterior:
              "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
     x = json.loads(attrs.get("bayesscale_extrapolation", "null"))
     return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info,
-                     extrapolation=None if x is None else Extrapolation(**x))
+                     extrapolation_mode=attrs.get("bayesscale_extrapolation_mode", "none"),
+                     calibration=None if x is None else Extrapolation(**x))

@@ -64,10 +64,12 @@ def stock_numpyro(runs) -> list[dict]:
     model = partial(numpyro_model, likelihood=spec.likelihood, offsets=spec.offsets)
     rows = []
     # "parallel" needs a device per chain (this machine has fewer), so a user picks one of these
+    # (a re-fit builds a new MCMC, as a notebook cell does: re-running a "vectorized" MCMC object
+    # fails in NumPyro 0.22, because each init wraps the kernel's sample function in vmap again)
     for method in ("sequential", "vectorized"):
-        mcmc = MCMC(NUTS(model, dense_mass=True), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
-                    chain_method=method, progress_bar=False)
         for i, label in enumerate([f"stock NumPyro MCMC ({method}), first run", f"stock NumPyro MCMC ({method}), re-fit"]):
+            mcmc = MCMC(NUTS(model, dense_mass=True), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
+                        chain_method=method, progress_bar=False)
             t = time.perf_counter()
             mcmc.run(jax.random.PRNGKey(i), data, extra_fields=("num_steps", "diverging"))
             s = mcmc.get_samples(group_by_chain=True)

@@ -84,6 +84,7 @@ def test_netcdf_round_trip_is_exact(small_post, tmp_path):
     for k in ("N", "D", "C", "loss", "run_id", "budget"):
         np.testing.assert_array_equal(getattr(back.runs, k), getattr(small_post.runs, k))
     assert back.spec == small_post.spec and back.settings == small_post.settings
+    assert back.extrapolation_mode == "calibrated" and back.extrapolation == small_post.extrapolation
     pd.testing.assert_frame_equal(back.summary(), small_post.summary())
     for group in ("posterior_predictive", "log_likelihood"):
         np.testing.assert_array_equal(back.tree[group]["y"].values, small_post.tree[group]["y"].values)

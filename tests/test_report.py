@@ -400,7 +400,14 @@ def _screenshot(browser, html_path, png_path, profile):
            "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000",
            f"--user-data-dir={profile}", "--window-size=1280,9000", f"--screenshot={png_path}",
            html_path.as_uri()]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    # headless Chromium now and then hangs after writing the screenshot: give each try a minute, try thrice
+    for attempt in range(3):
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            break
+        except subprocess.TimeoutExpired:
+            if attempt == 2:
+                raise
     assert res.returncode == 0 and png_path.is_file(), res.stderr[-2000:]
     img = mpimg.imread(png_path)[..., :3]
     assert img.shape[:2] == (9000, 1280), img.shape
