@@ -650,7 +650,7 @@ def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.
         parts += ["--chains", str(s.chains), "--warmup", str(s.warmup), "--draws", str(s.draws),
                   "--seed", str((posterior.info or {}).get("seed", 0)),
                   "--likelihood", posterior.spec.likelihood, "--offsets", posterior.spec.offsets]
-        if getattr(posterior, "extrapolation", None) is None:
+        if posterior.extrapolation_mode == "none":
             parts += ["--extrapolation", "none"]
     for b in np.atleast_1d(np.asarray(budgets, dtype=float)):
         parts += ["--budget", _flops_arg(b)]
