@@ -99,7 +99,7 @@ def bayesscale_rows(runs, csv: str) -> list[dict]:
         out = os.path.join(d, "fit.nc")
         for label, extra in (("bayesscale CLI fit, fresh process, empty cache", ()),
                              ("bayesscale CLI fit, fresh process, warm cache", ()),
-                             ("bayesscale CLI fit --out fit.nc (+ calibration), fresh process, empty cache", ("--out", out)),
+                             ("bayesscale CLI fit --out fit.nc (+ calibration), fresh process, calibration programs not yet cached", ("--out", out)),
                              ("bayesscale CLI fit --out fit.nc (+ calibration), fresh process, warm cache", ("--out", out))):
             rows.append({"method": label, "wall s": fresh_process(csv, cache, *extra)})
     for label, kw in (("bayesscale fit, warm, same model as stock (extrapolation='none')", {"extrapolation": "none"}),
