@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import allocation, laws
+from ._validate import check_ci
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
@@ -52,8 +53,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
 
 
 def _quantiles(x: np.ndarray, ci: float, axis=0):
-    if not 0 < ci < 1:
-        raise ValueError(f"ci must lie in (0, 1), got {ci!r}")
+    ci = check_ci(ci)
     lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=axis)
     return med, lo, hi
 
