@@ -31,7 +31,7 @@ import pandas as pd
 from .data import BUDGET_TOL_DEX, DataError, Runs, as_runs, rolling_folds
 from .fitting import FitWarning, fit_many
 
-__all__ = ["backtest", "BacktestResult", "score_predictions", "LEVELS"]
+__all__ = ["backtest", "BacktestResult", "score_predictions", "summarize", "LEVELS"]
 
 #: Central interval levels whose coverage is reported.
 LEVELS = (0.5, 0.8, 0.9)
@@ -183,12 +183,9 @@ def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed
     for (label, train, test), post in zip(usable, posts):
         te = runs.subset(test)
         sc = score_predictions(post.predict_draws(te.N, te.D), te.loss)
-        width = sc["hi_90"] - sc["lo_90"]
-        ext = np.log10(te.C.max() / runs.C[train].max())
-        rows.append(_row(label, sc, width, ext))
-        pts = pd.DataFrame({"fold": label, "run": te.run_id, "N": te.N, "D": te.D, "C": te.C, "loss": te.loss,
-                            **{k: v for k, v in sc.items() if k not in ("lpd", "crps")},
-                            "lpd": sc["lpd"], "crps": sc["crps"]})
+        pts = pd.DataFrame({"fold": label, "run": te.run_id, "N": te.N, "D": te.D, "C": te.C, "loss": te.loss, **sc})
+        rows.append({"fold": label, **summarize(pts),
+                     "extrapolation_dex": float(np.log10(te.C.max() / runs.C[train].max()))})
         points.append(pts)
         if full is not None:
             from .laws import optimal_allocation
@@ -199,20 +196,23 @@ def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed
             alloc.append({"fold": label, "C": c, "N_opt_fold": n_fold, "N_opt_all": n_full,
                           "ratio": n_fold / n_full})
     points = pd.concat(points, ignore_index=True)
-    overall = {k: points[k].to_numpy() for k in points.columns if k.startswith("covered") or k in
-               ("lpd", "crps", "error")}
-    overall_width = np.median(points["hi_90"] - points["lo_90"])
-    rows.append({"fold": "overall", "n_runs": len(points),
-                 **{f"coverage_{k.split('_')[1]}": v.mean() for k, v in overall.items() if k.startswith("covered")},
-                 "mlpd": overall["lpd"].mean(), "crps": overall["crps"].mean(), "bias": overall["error"].mean(),
-                 "width_90": overall_width, "extrapolation_dex": max(r["extrapolation_dex"] for r in rows)})
+    rows.append({"fold": "overall", **summarize(points),
+                 "extrapolation_dex": max(r["extrapolation_dex"] for r in rows)})
     table = pd.DataFrame(rows).set_index("fold")
     return BacktestResult(table=table, points=points, allocation=pd.DataFrame(alloc), posteriors=posts,
                           holdout=str(holdout))
 
 
-def _row(label, sc, width, ext) -> dict:
-    return {"fold": label, "n_runs": len(sc["median"]),
-            **{f"coverage_{k.split('_')[1]}": v.mean() for k, v in sc.items() if k.startswith("covered")},
-            "mlpd": sc["lpd"].mean(), "crps": sc["crps"].mean(), "bias": sc["error"].mean(),
-            "width_90": float(np.median(width)), "extrapolation_dex": float(ext)}
+def summarize(points: pd.DataFrame) -> dict:
+    """Scores of a set of held-out runs (rows of :attr:`BacktestResult.points`).
+
+    Returns
+    -------
+    dict
+        ``n_runs``, ``coverage_<level>``, ``mlpd``, ``crps``, ``bias`` and
+        ``width_90`` (median 90% interval width, in loss).
+    """
+    return {"n_runs": len(points),
+            **{f"coverage_{k.split('_')[1]}": points[k].mean() for k in points.columns if k.startswith("covered_")},
+            "mlpd": points["lpd"].mean(), "crps": points["crps"].mean(), "bias": points["error"].mean(),
+            "width_90": float(np.median(points["hi_90"] - points["lo_90"]))}

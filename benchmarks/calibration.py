@@ -23,10 +23,10 @@ import sys
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 
 import bayesscale as bs
+from bayesscale.backtest import summarize
 from bayesscale.sbc import simulation_based_calibration
 from bayesscale.simulate import isoflop_design
 
@@ -50,15 +50,9 @@ def misspecified(n_sweeps: int) -> list[dict]:
                 res = bs.backtest(runs, holdout="largest_budget", compare_allocation=False, progress=False,
                                   extrapolation=model, chains=2, warmup=500, draws=500, seed=s)
                 points.append(res.points)
-            rows.append({"scenario": name, "extrapolation": model, **_overall(pd.concat(points))})
+            rows.append({"scenario": name, "extrapolation": model, **summarize(pd.concat(points))})
             print(rows[-1], flush=True)
     return rows
-
-
-def _overall(points: pd.DataFrame) -> dict:
-    return {"n_runs": len(points), "coverage_50": points.covered_50.mean(), "coverage_80": points.covered_80.mean(),
-            "coverage_90": points.covered_90.mean(), "width_90": float(np.median(points.hi_90 - points.lo_90)),
-            "mlpd": points.lpd.mean()}
 
 
 def chinchilla_holdout() -> list[dict]:
@@ -68,7 +62,7 @@ def chinchilla_holdout() -> list[dict]:
         for seed in (0, 1, 2):
             res = bs.backtest(runs, holdout=1e21, compare_allocation=False, progress=False, extrapolation=model,
                               seed=seed)
-            rows.append({"extrapolation": model, "seed": seed, **_overall(res.points)})
+            rows.append({"extrapolation": model, "seed": seed, **summarize(res.points)})
             print(rows[-1], flush=True)
     return rows
 
