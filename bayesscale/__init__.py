@@ -28,16 +28,19 @@ from .diagnostics import Verdict  # noqa: E402
 from .fitting import FitWarning, fit, fit_many  # noqa: E402
 from .inference import SamplerSettings, configure_cache  # noqa: E402
 from .isoflop import compare_approaches, isoflop_analysis  # noqa: E402
+from .laws import LAWS, Law, get_law  # noqa: E402
 from .model import ModelSpec, Priors  # noqa: E402
+from .observation import Observation  # noqa: E402
 from .posterior import Posterior, load_posterior  # noqa: E402
 from .simulate import simulate_runs  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BacktestResult", "DataError", "DataWarning", "FitWarning", "ModelSpec", "Posterior", "Priors", "Runs",
-    "SamplerSettings", "Verdict", "backtest", "compare_approaches", "configure_cache", "datasets", "fit",
-    "fit_many", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",
+    "BacktestResult", "DataError", "DataWarning", "FitWarning", "LAWS", "Law", "ModelSpec", "Observation",
+    "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "backtest", "compare_approaches",
+    "configure_cache", "datasets", "fit", "fit_many", "get_law", "isoflop_analysis", "load_posterior",
+    "load_runs", "plots", "report", "simulate_runs",
 ]
 
 

@@ -9,6 +9,9 @@ A table of runs has one row per finished training run with the columns
 ``loss``  final loss (any positive metric that falls as the law says)
 ``budget``  optional label of the run's sweep or budget group; by default
           runs are grouped by compute, see :func:`budget_groups`
+``U``     optional unique training tokens (also read from a column named
+          ``unique_tokens``): ``D / U`` is the number of epochs, read by the
+          ``data_constrained`` law
 ========  ===============================================================
 
 Every problem raises :class:`DataError` naming the row, the column and the
@@ -103,6 +106,8 @@ class Runs:
         Row labels, used in every message about a run.
     budget : numpy.ndarray of int
         Budget (or sweep) group of each run, numbered from 0.
+    U : numpy.ndarray or None
+        Unique training tokens of each run, when the table has them.
     source : str
         Where the table came from (a path, or ``"<DataFrame>"``).
     sha256 : str
@@ -118,9 +123,10 @@ class Runs:
     budget: np.ndarray
     source: str = "<DataFrame>"
     sha256: str = field(default="")
+    U: np.ndarray | None = None
 
     def __post_init__(self):
-        for name in ("N", "D", "C", "loss"):
+        for name in ("N", "D", "C", "loss") + (("U",) if self.U is not None else ()):
             object.__setattr__(self, name, _readonly(np.asarray(getattr(self, name), dtype=float)))
         object.__setattr__(self, "run_id", _readonly(np.asarray(self.run_id, dtype=str)))
         object.__setattr__(self, "budget", _readonly(np.asarray(self.budget, dtype=np.int64)))
@@ -141,11 +147,11 @@ class Runs:
         return int(self.budget.max()) + 1 if len(self) else 0
 
     def to_frame(self) -> pd.DataFrame:
-        """The runs as a DataFrame with columns N, D, C, loss, budget, indexed by run id."""
-        return pd.DataFrame(
-            {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss, "budget": self.budget},
-            index=pd.Index(self.run_id, name="run"),
-        )
+        """The runs as a DataFrame with columns N, D, C, loss, budget (and U), indexed by run id."""
+        cols = {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss, "budget": self.budget}
+        if self.U is not None:
+            cols["U"] = self.U
+        return pd.DataFrame(cols, index=pd.Index(self.run_id, name="run"))
 
     def subset(self, mask) -> "Runs":
         """The runs selected by a boolean mask or an index array.
@@ -158,7 +164,8 @@ class Runs:
                             f"{MIN_RUNS} runs.")
         _, budget = np.unique(self.budget[idx], return_inverse=True)
         return Runs(N=self.N[idx], D=self.D[idx], C=self.C[idx], loss=self.loss[idx],
-                    run_id=self.run_id[idx], budget=budget, source=self.source)
+                    run_id=self.run_id[idx], budget=budget, source=self.source,
+                    U=None if self.U is None else self.U[idx])
 
     def budget_compute(self) -> np.ndarray:
         """Geometric-mean compute of each budget group, indexed by group."""
@@ -227,10 +234,12 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
         raise DataError(f"expected a CSV path or a pandas DataFrame, got {type(path_or_frame).__name__}")
 
     columns = dict(columns or {})
-    unknown = set(columns) - {"N", "D", "C", "loss", "budget"}
+    unknown = set(columns) - {"N", "D", "C", "loss", "budget", "U"}
     if unknown:
-        raise DataError(f"columns= maps unknown names {sorted(unknown)}; the names are N, D, C, loss, budget.")
+        raise DataError(f"columns= maps unknown names {sorted(unknown)}; the names are N, D, C, loss, budget, U.")
     df = df.rename(columns={v: k for k, v in columns.items()})
+    if "U" not in df.columns and "unique_tokens" in df.columns:
+        df = df.rename(columns={"unique_tokens": "U"})
     where = os.path.basename(source) if source != "<DataFrame>" else "the table"
 
     if len(df) == 0:
@@ -242,7 +251,7 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
         raise DataError(_missing("D", df, where) + " (Or give C, the training FLOPs, and D = C / (6 N) is used.)")
 
     values = {}
-    for col in ("N", "D", "C", "loss"):
+    for col in ("N", "D", "C", "loss", "U"):
         if col not in df.columns:
             continue
         raw = df[col]
@@ -299,7 +308,8 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
     run_id = [str(x) for x in df.index] if source == "<DataFrame>" else [f"row {i + 2}" for i in range(n)]
     if "run" in df.columns:
         run_id = df["run"].astype(str).tolist()
-    return Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source, sha256=file_hash)
+    return Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source, sha256=file_hash,
+                U=values.get("U"))
 
 
 def _missing(col: str, df: pd.DataFrame, where: str) -> str:
@@ -308,9 +318,17 @@ def _missing(col: str, df: pd.DataFrame, where: str) -> str:
             f"columns={{'{col}': 'your_name'}} (CLI: --column {col}=your_name).")
 
 
-def as_runs(runs) -> Runs:
-    """Accept a :class:`Runs`, a DataFrame or a path; return :class:`Runs`."""
-    return runs if isinstance(runs, Runs) else load_runs(runs)
+def as_runs(runs, law=None) -> Runs:
+    """Accept a :class:`Runs`, a DataFrame or a path; return :class:`Runs`.
+
+    With a ``law``, check that the runs carry every covariate it reads.
+    """
+    runs = runs if isinstance(runs, Runs) else load_runs(runs)
+    if law is not None and "logU" in law.covariates and runs.U is None:
+        raise DataError(f"the law {law.name!r} reads the unique training tokens of each run, and the table "
+                        f"({runs.source}) has none: add a column 'U' or 'unique_tokens', or map yours with "
+                        "columns={'U': 'your_name'} (CLI: --column U=your_name).")
+    return runs
 
 
 def rolling_folds(runs: Runs, min_train_budgets: int = 3) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from .calibration import calibrate
 from .data import DataError, Runs, as_runs, load_runs
 from .diagnostics import screen
 from .inference import SamplerSettings, sample
+from .laws import get_law
 from .model import ModelSpec, Priors
 from .posterior import Posterior
 
@@ -36,21 +37,32 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _spec(likelihood, offsets, priors) -> ModelSpec:
-    return ModelSpec(likelihood=likelihood, offsets=offsets, priors=priors or Priors())
+def _spec(likelihood, offsets, priors, law) -> ModelSpec:
+    """The model from fit's keywords; ``priors`` is a :class:`Priors` or a dict of site -> distribution."""
+    config, overrides = (priors, {}) if isinstance(priors, Priors) or priors is None else (Priors(), priors)
+    if not isinstance(overrides, Mapping):
+        raise TypeError("priors must be a bayesscale.Priors or a dict of sampled variable -> numpyro "
+                        f"distribution, got {type(priors).__name__}")
+    return ModelSpec(likelihood=likelihood, offsets=offsets, priors=config or Priors(), law=get_law(law),
+                     prior_overrides=overrides)
 
 
-def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
+def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
         likelihood: str = "student_t", offsets: str = "none", extrapolation: str = "calibrated",
-        priors: Priors | None = None,
+        priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
         progress: bool | None = None) -> Posterior:
-    """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs with NUTS.
+    """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
 
     Parameters
     ----------
     runs : Runs, pandas.DataFrame or path
         The runs (see :func:`bayesscale.load_runs`).
+    law : str or Law
+        The functional form: a built-in's name (``"chinchilla"``, the
+        default; ``"kaplan"``, ``"data_constrained"``, ``"compute_only"``,
+        ``"coupled"``; see :mod:`bayesscale.laws`) or a
+        :class:`bayesscale.Law`, e.g. from :meth:`bayesscale.Law.from_function`.
     chains, warmup, draws : int
         NUTS chains, warm-up iterations and kept draws per chain.
     seed : int
@@ -65,8 +77,11 @@ def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: i
         :mod:`bayesscale.calibration`; a batch of short refits, run the
         first time a prediction needs it).  ``"none"`` keeps parameter and
         noise uncertainty only.
-    priors : Priors, optional
-        Override the default priors.
+    priors : Priors or dict, optional
+        Tune the default priors (:class:`Priors`), or replace any sampled
+        variable's prior with a numpyro distribution
+        (``{"alpha": dist.LogNormal(-1.2, 0.3)}``; the variables are
+        ``bs.ModelSpec(law=...).sites``).
     device : {"cpu", "gpu"}, optional
         JAX platform; by default JAX's default.
     max_tree_depth, target_accept
@@ -84,15 +99,16 @@ def fit(runs, *, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: i
         When the diagnostics fail, with the same sentences as
         ``posterior.check().problems``.
     """
-    return _fit_all([as_runs(runs)], _spec(likelihood, offsets, priors),
+    spec = _spec(likelihood, offsets, priors, law)
+    return _fit_all([as_runs(runs, spec.law)], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
                     seed=seed, device=device, progress=progress, extrapolation=extrapolation)[0]
 
 
-def fit_many(datasets, *, group: str | None = None, chains: int = 4, warmup: int = 1000, draws: int = 1000,
-             seed: int = 0, likelihood: str = "student_t", offsets: str = "none", extrapolation: str = "calibrated",
-             priors: Priors | None = None, device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
+def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
+             draws: int = 1000, seed: int = 0, likelihood: str = "student_t", offsets: str = "none",
+             extrapolation: str = "calibrated", priors: Priors | Mapping | None = None, device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
              target_accept: float = 0.8, progress: bool | None = None):
     """Fit the law to many data sets in one vectorised, compiled program.
 
@@ -133,10 +149,11 @@ def fit_many(datasets, *, group: str | None = None, chains: int = 4, warmup: int
     elif isinstance(datasets, (Runs, str)) or not isinstance(datasets, Sequence):
         raise DataError("fit_many expects a list of run tables (Runs, DataFrames or paths), or a DataFrame "
                         "with group=; for one table use bayesscale.fit.")
-    runs = [as_runs(d) for d in datasets]
+    spec = _spec(likelihood, offsets, priors, law)
+    runs = [as_runs(d, spec.law) for d in datasets]
     if not runs:
         raise DataError("fit_many got no data sets.")
-    posts = _fit_all(runs, _spec(likelihood, offsets, priors),
+    posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),
                      seed=seed, device=device, progress=progress, batch_size=batch_size, labels=labels,

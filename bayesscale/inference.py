@@ -35,13 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from .data import Runs
-from .model import ModelSpec, numpyro_model
+from .model import ModelSpec, context, numpyro_model
 
 __all__ = ["SamplerSettings", "Draws", "sample", "bucket_size", "model_data", "configure_cache",
            "compile_count"]
 
-#: Variables the sampler draws, other than the budget offsets.
-SITES = ("log_E", "alpha", "beta", "t_N", "t_D", "sigma")
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,37 @@ def bucket_size(n: int) -> int:
     return size
 
 
+def covariate_arrays(runs: Runs, names) -> dict:
+    """The covariates a law reads (``logN``, ``logD``, ``logC``, ``logU``) for each run.
+
+    ``logU`` is +inf for runs without a unique-token count (no repetition).
+    """
+    out = {}
+    for c in names:
+        if c == "logN":
+            out[c] = np.log(runs.N)
+        elif c == "logD":
+            out[c] = np.log(runs.D)
+        elif c == "logC":
+            out[c] = np.log(runs.C)
+        elif c == "logU":
+            out[c] = np.log(runs.U) if runs.U is not None else np.full(len(runs), np.inf)
+        else:  # pragma: no cover - Law validates its covariates
+            raise ValueError(f"unknown covariate {c!r}")
+    return out
+
+
+def prior_leaves(spec: ModelSpec, runs: Runs):
+    """The data summary, and the resolved priors flattened to (treedef, leaves) for the compiled model."""
+    import jax
+
+    ctx = context(covariate_arrays(runs, spec.law.covariates), runs.loss)
+    leaves, treedef = jax.tree.flatten(spec.resolve_priors(ctx))
+    return ctx, treedef, leaves
+
+
 def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
-    """Padded arrays and prior numbers that the compiled model reads.
+    """Padded arrays, the data summary and the prior numbers that the compiled model reads.
 
     Padding rows repeat the first run and are masked out of the likelihood.
     """
@@ -131,24 +158,17 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
     if n > n_pad or runs.n_budgets > g_pad:
         raise ValueError("padding smaller than the data")
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], n_pad - n)])  # noqa: E731
-    log_N, log_D = np.log(runs.N), np.log(runs.D)
-    pri = spec.priors.resolve(runs.loss)
-    f32 = lambda v: np.float32(v)  # noqa: E731
-    return {
-        "log_N": pad(log_N).astype(np.float32),
-        "log_D": pad(log_D).astype(np.float32),
+    ctx, _, leaves = prior_leaves(spec, runs)
+    data = {c: pad(v).astype(np.float32) for c, v in covariate_arrays(runs, spec.law.covariates).items()}
+    data.update({
         "y": pad(np.log(runs.loss)).astype(np.float32),
         "mask": np.arange(n_pad) < n,
         "group": pad(runs.budget).astype(np.int32),
         "group_slots": np.zeros(g_pad, np.float32),
-        "c_N": f32(log_N.mean()),
-        "c_D": f32(log_D.mean()),
-        "E_loc": f32(pri.E_loc), "E_scale": f32(pri.E_scale),
-        "alpha_median": f32(pri.alpha_median), "alpha_log_sd": f32(pri.alpha_log_sd),
-        "beta_median": f32(pri.beta_median), "beta_log_sd": f32(pri.beta_log_sd),
-        "t_loc": f32(pri.t_loc), "t_scale": f32(pri.t_scale),
-        "sigma_scale": f32(pri.sigma_scale), "tau_scale": f32(pri.tau_scale), "df": f32(pri.df),
-    }
+    })
+    data.update({f"ctx:{k}": np.float32(v) for k, v in ctx.items()})
+    data.update({f"prior:{i}": np.asarray(v, dtype=np.float32) for i, v in enumerate(leaves)})
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -235,8 +255,9 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     from jax.sharding import PartitionSpec as P
     from numpyro.infer import NUTS
 
-    likelihood, offsets = structure
-    model = functools.partial(numpyro_model, likelihood=likelihood, offsets=offsets)
+    law, observation, offsets, prior_def = structure
+    model = functools.partial(numpyro_model, law=law, observation=observation, offsets=offsets,
+                              prior_def=prior_def)
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth)
     chunk = settings.chunk
@@ -288,10 +309,10 @@ def _code_version() -> str:
     import jax
     import numpyro
 
-    from . import laws, model
+    from . import laws, model, observation
 
     h = hashlib.sha256(f"{jax.__version__} {numpyro.__version__}".encode())
-    for mod in (laws, model, sys.modules[__name__]):
+    for mod in (laws, model, observation, sys.modules[__name__]):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]
 
@@ -317,9 +338,11 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
                                            jax.sharding.PartitionSpec("b"))
         return jax.jit(e.call, in_shardings=batch, out_shardings=batch)
 
-    cache = _CACHE_STATE["dir"]
-    key = hashlib.sha256(repr((_code_version(), structure, settings, devices[0].platform, len(devices),
-                                keys_spec, data_spec)).encode()).hexdigest()[:32]
+    law, observation, offsets, prior_def = structure
+    # a law whose code cannot be identified is compiled in memory only
+    cache = _CACHE_STATE["dir"] if law.source_key else None
+    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, str(prior_def), settings,
+                               devices[0].platform, len(devices), keys_spec, data_spec)).encode()).hexdigest()[:32]
     files = [cache / "programs" / f"{key}-{name}.jaxexport" for name in ("init", "advance")] if cache else None
     if files and all(f.is_file() for f in files):
         try:
@@ -346,13 +369,13 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
         return init, advance
 
 
-def _auto_batch(K: int, n_pad: int, g_pad: int, settings: SamplerSettings, devices) -> int:
+def _auto_batch(K: int, n_pad: int, g_pad: int, settings: SamplerSettings, devices, n_sites: int) -> int:
     """Most data sets per call that fit in a quarter of device memory (2 GiB on CPU).
 
     Per chain, a call holds the NUTS state (a dense mass matrix and its
     adaptation windows, O(d^2)), the padded data, and one chunk of outputs.
     """
-    d = len(SITES) + 1 + g_pad
+    d = n_sites + g_pad
     per_chain = 4 * (8 * d * d + 4 * n_pad + settings.chunk * (d + 8)) * 2  # x2: double-buffered outputs
     budget = 2 << 30
     stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
@@ -414,7 +437,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     like = list(datasets) + list(pad_like or [])
     n_pad = bucket_size(max(len(r) for r in like))
     g_pad = bucket_size(max(r.n_budgets for r in like))
-    per_call = _auto_batch(K, n_pad, g_pad, settings, devices) if batch_size is None else max(1, int(batch_size))
+    per_call = _auto_batch(K, n_pad, g_pad, settings, devices, len(spec.sites)) if batch_size is None else max(1, int(batch_size))
     n_calls = math.ceil(K / per_call)
     chains = settings.chains
     # the batch axis (data sets x chains) must split evenly across devices
@@ -437,7 +460,8 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
             keys = np.array([(seed, k, ch) for k, ch in elems], dtype=np.uint32)
             if c == 0:
-                init, advance = _programs(spec.structure, settings, devices, (keys.shape, keys.dtype),
+                structure = spec.structure + (prior_leaves(spec, datasets[0])[1],)
+                init, advance = _programs(structure, settings, devices, (keys.shape, keys.dtype),
                                           tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
             t0 = time.perf_counter()
             states = init(keys, data)

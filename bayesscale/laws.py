@@ -1,4 +1,15 @@
-"""The Chinchilla scaling law as pure array functions.
+"""Scaling laws: one small, explicit :class:`Law` object per functional form.
+
+A :class:`Law` names its parameters, their default priors, the covariates it
+reads from each run (``"logN"``, ``"logD"``, ``"logU"``, ``"logC"``), a pure
+array function giving ``log L`` and, where one exists, a closed-form
+compute-optimal frontier.  Built-in laws live in :data:`LAWS`
+(:func:`get_law` looks one up by name); :meth:`Law.from_function` wraps a
+function a user writes.  Every law goes through the same NumPyro model, the
+same compiled NUTS engine and the same analysis.
+
+The rest of this module holds the Chinchilla law as pure array functions
+(the default law, and the closed forms that the analysis uses for it).
 
 Everything here is a pure function of a parameter mapping and arrays.  The
 functions use only array arithmetic, so they run unchanged on NumPy arrays
@@ -20,11 +31,16 @@ draws; arrays broadcast against ``N`` and ``D`` by the usual rules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
+    "Law",
+    "LAWS",
+    "get_law",
+    "COVARIATES",
     "PARAMETERS",
     "FLOPS_PER_PARAM_TOKEN",
     "log_loss",
@@ -163,3 +179,441 @@ def optimal_allocation(params: Mapping, C):
     log_G = xp.log(f["G"])
     log_N = log_G + f["a"] * log_c6
     return xp.exp(log_N), xp.exp(log_c6 - log_N)
+
+
+# ---------------------------------------------------------------------------
+# Law objects
+
+
+#: Covariates a law may read from each run.
+COVARIATES = {
+    "logN": "natural log of the model parameters N",
+    "logD": "natural log of the training tokens D",
+    "logC": "natural log of the training compute C (given, or 6 N D)",
+    "logU": "natural log of the unique training tokens U (column 'unique_tokens'; +inf when absent: no repetition)",
+}
+
+
+def _identity(sites, ctx):
+    return dict(sites)
+
+
+@dataclass(frozen=True, eq=False)
+class Law:
+    """One functional form of a scaling law.
+
+    A law is a value: build a built-in with :func:`get_law` (``"chinchilla"``,
+    ``"kaplan"``, ``"data_constrained"``, ``"compute_only"``,
+    ``"coupled"``) or your own with :meth:`Law.from_function`.  It knows
+    nothing of NumPyro's inference or of the data beyond its covariates.
+
+    Attributes
+    ----------
+    name : str
+        Short name (reports, tables, files).
+    params : tuple of str
+        The law's parameters on their natural scale, in display order.
+    covariates : tuple of str
+        What ``log_loss`` reads from each run, in order: names from
+        :data:`COVARIATES`.
+    log_loss : callable
+        ``log_loss(p, *covariates) -> log L``: a pure array function of a
+        mapping of natural parameters (scalars or arrays of draws) and the
+        covariates.  Written with array arithmetic only, or with
+        ``jax.numpy``; it must broadcast.
+    sites : tuple of str
+        The variables the sampler draws, in order (often a reparameterised,
+        better-conditioned version of ``params``).
+    priors : callable
+        ``priors(ctx, config) -> {site: numpyro distribution}``: the default
+        priors, given the data's summary ``ctx`` (``c_logN`` etc., the means
+        of the covariates; ``log_min_loss``, ``log_median_loss``) and a
+        :class:`bayesscale.Priors` of tuning numbers.  Every number of a
+        prior travels to the compiled sampler as data: changing a prior
+        never recompiles.
+    to_natural : callable
+        ``to_natural(sites, ctx) -> params``: from the sampler's variables
+        to the natural parameters.
+    sampler_log_loss : callable or None
+        ``(sites, ctx, *covariates) -> log L``, a numerically better path
+        used inside the sampler; by default ``log_loss(to_natural(...))``.
+    frontier : callable or None
+        Closed-form compute-optimal allocation under ``C = 6 N D``:
+        ``frontier(p, C) -> (N_opt, D_opt)``.  Without one, allocation is
+        solved numerically (:mod:`bayesscale.frontier`).
+    formula, reference : str
+        For people: the equation and where it comes from.
+    source_key : str
+        What identifies the law's code in the on-disk program cache
+        (built-ins: their name; user laws: a hash of the function's source;
+        empty: do not store compiled programs on disk).
+    """
+
+    name: str
+    params: tuple
+    covariates: tuple
+    log_loss: Callable
+    sites: tuple
+    priors: Callable
+    to_natural: Callable = _identity
+    sampler_log_loss: Callable | None = None
+    frontier: Callable | None = None
+    formula: str = ""
+    reference: str = ""
+    source_key: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"a law's name must be a Python identifier, got {self.name!r}")
+        unknown = [c for c in self.covariates if c not in COVARIATES]
+        if unknown:
+            raise ValueError(f"law {self.name!r}: unknown covariates {unknown}; the covariates are "
+                             f"{', '.join(COVARIATES)}")
+        if not self.params or not self.sites:
+            raise ValueError(f"law {self.name!r} has no parameters")
+        reserved = {"sigma", "tau", "z_budget", "y", "lambda_", "log_lambda"}
+        clash = reserved & (set(self.params) | set(self.sites))
+        if clash:
+            raise ValueError(f"law {self.name!r}: parameter names {sorted(clash)} are reserved for the "
+                             "observation model; rename them.")
+
+    def __repr__(self) -> str:
+        return f"Law({self.name!r}: {self.formula or ', '.join(self.params)})"
+
+    # -- construction --------------------------------------------------------
+
+    @classmethod
+    def from_function(cls, fn: Callable, *, params: Mapping, covariates, name: str = "custom",
+                      frontier: Callable | None = None, formula: str = "") -> "Law":
+        """A law from a function you write.
+
+        Parameters
+        ----------
+        fn : callable
+            ``fn(p, *covariates) -> log L``, with ``p`` a dict of parameter
+            values and the covariates in the order of ``covariates``.  Use
+            ``jax.numpy`` (or plain array arithmetic); it must broadcast.
+        params : dict of str to numpyro distribution
+            Each parameter and its prior, e.g.
+            ``{"E": dist.LogNormal(0.5, 0.5), "alpha": dist.LogNormal(-1.2, 0.5)}``.
+        covariates : sequence of str
+            Names from :data:`COVARIATES`, e.g. ``["logN", "logD"]``.
+        name : str
+            A short name for tables and reports.
+        frontier : callable, optional
+            Closed-form ``(p, C) -> (N_opt, D_opt)`` under ``C = 6 N D``.
+        formula : str, optional
+            The equation, for reports.
+
+        Returns
+        -------
+        Law
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp, numpyro.distributions as dist
+        >>> law = Law.from_function(
+        ...     lambda p, logN, logD: jnp.logaddexp(jnp.log(p["E"]), jnp.log(p["A"]) - p["alpha"] * logN),
+        ...     params={"E": dist.LogNormal(0.5, 0.5), "A": dist.LogNormal(5, 3), "alpha": dist.LogNormal(-1.2, 0.5)},
+        ...     covariates=["logN", "logD"], name="size_only")
+        """
+        import numpyro.distributions as dist
+
+        if not callable(fn):
+            raise TypeError(f"fn must be a function (p, *covariates) -> log L, got {type(fn).__name__}")
+        if not isinstance(params, Mapping) or not params:
+            raise TypeError("params must be a non-empty dict of parameter name -> numpyro distribution")
+        for k, v in params.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise ValueError(f"parameter name {k!r} must be a Python identifier")
+            if not isinstance(v, dist.Distribution):
+                raise TypeError(f"the prior of {k!r} must be a numpyro distribution, got {type(v).__name__}")
+            if v.batch_shape or v.event_shape:
+                raise ValueError(f"the prior of {k!r} must be scalar (batch and event shape ()), "
+                                 f"got {v.batch_shape + v.event_shape}")
+        covariates = tuple(covariates)
+        fixed = dict(params)
+        return cls(name=name, params=tuple(fixed), covariates=covariates, log_loss=fn, sites=tuple(fixed),
+                   priors=lambda ctx, config: dict(fixed), frontier=frontier, formula=formula,
+                   source_key=_source_key(fn, fixed))
+
+    # -- evaluation ----------------------------------------------------------
+
+    def natural(self, sites: Mapping, ctx: Mapping) -> dict:
+        """Natural parameters from the sampler's variables (arrays of draws broadcast)."""
+        return self.to_natural(sites, ctx)
+
+    def model_log_loss(self, sites: Mapping, ctx: Mapping, *covs):
+        """``log L`` inside the sampler (the stabler path when the law has one)."""
+        if self.sampler_log_loss is not None:
+            return self.sampler_log_loss(sites, ctx, *covs)
+        return self.log_loss(self.to_natural(sites, ctx), *covs)
+
+    def evaluate(self, params: Mapping, covariates: Mapping) -> np.ndarray:
+        """``log L`` for natural ``params`` and a mapping of covariate arrays (NumPy float64 out).
+
+        Missing ``logU`` is +inf (no repetition); missing ``logC`` is
+        ``log 6 + logN + logD``.
+        """
+        covs = _fill_covariates(self.covariates, covariates)
+        out = self.log_loss(params, *(covs[c] for c in self.covariates))
+        return np.asarray(out, dtype=float)
+
+    def log_loss_ND(self, params: Mapping, N, D, *, U=None) -> np.ndarray:
+        """``log L(N, D)`` (and ``U`` unique tokens, for laws that read it)."""
+        cov = {"logN": np.log(np.asarray(N, dtype=float)), "logD": np.log(np.asarray(D, dtype=float))}
+        if U is not None:
+            cov["logU"] = np.log(np.asarray(U, dtype=float))
+        return self.evaluate(params, cov)
+
+    def depends_on_size(self) -> bool:
+        """Whether the law separates N from D (allocation is defined), unlike a compute-only envelope."""
+        return "logN" in self.covariates or "logD" in self.covariates
+
+
+def _fill_covariates(names, covariates: Mapping) -> dict:
+    covs = {k: np.asarray(v, dtype=float) for k, v in covariates.items()}
+    if "logC" in names and "logC" not in covs:
+        covs["logC"] = np.log(FLOPS_PER_PARAM_TOKEN) + covs["logN"] + covs["logD"]
+    if "logU" in names and "logU" not in covs:
+        covs["logU"] = np.full(np.broadcast_shapes(*(np.shape(v) for v in covs.values())), np.inf)
+    missing = [c for c in names if c not in covs]
+    if missing:
+        raise ValueError(f"covariates {missing} are needed by the law and were not given")
+    return covs
+
+
+def _source_key(fn, priors) -> str:
+    """A stable key for a user's law, from its source code (empty if the source cannot be read)."""
+    import hashlib
+    import inspect
+
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return ""
+    return "user:" + hashlib.sha256((src + repr(sorted(priors))).encode()).hexdigest()[:16]
+
+
+# -- built-in laws -------------------------------------------------------------
+
+
+def _log(x):
+    return _xp(x).log(x)
+
+
+def _lse(*terms):
+    """Stable log-sum-exp of broadcasting terms (numpy or jax)."""
+    xp = _xp(*terms)
+    m = terms[0]
+    for t in terms[1:]:
+        m = xp.maximum(m, t)
+    return m + xp.log(sum(xp.exp(t - m) for t in terms))
+
+
+def _chinchilla_priors(ctx, config):
+    import numpyro.distributions as dist
+
+    return {
+        "log_E": dist.Normal(ctx["log_min_loss"] - 0.5 if config.E_loc is None else config.E_loc, config.E_scale),
+        "alpha": dist.LogNormal(np.log(config.alpha_median), config.alpha_log_sd),
+        "beta": dist.LogNormal(np.log(config.beta_median), config.beta_log_sd),
+        "t_N": dist.Normal(ctx["log_median_loss"] - 1.0 if config.t_loc is None else config.t_loc, config.t_scale),
+        "t_D": dist.Normal(ctx["log_median_loss"] - 1.0 if config.t_loc is None else config.t_loc, config.t_scale),
+    }
+
+
+def _chinchilla_natural(s, ctx):
+    xp = _xp(s["log_E"], s["t_N"])
+    return {"E": xp.exp(s["log_E"]), "A": xp.exp(s["t_N"] + s["alpha"] * ctx["c_logN"]),
+            "B": xp.exp(s["t_D"] + s["beta"] * ctx["c_logD"]), "alpha": s["alpha"], "beta": s["beta"]}
+
+
+def _chinchilla_sampler(s, ctx, log_N, log_D):
+    return log_loss_from_logs(s["log_E"], s["t_N"] + s["alpha"] * ctx["c_logN"],
+                              s["t_D"] + s["beta"] * ctx["c_logD"], s["alpha"], s["beta"], log_N, log_D)
+
+
+def _chinchilla_log_loss(p, log_N, log_D):
+    return log_loss_from_logs(_log(p["E"]), _log(p["A"]), _log(p["B"]), p["alpha"], p["beta"], log_N, log_D)
+
+
+CHINCHILLA = Law(
+    name="chinchilla", params=PARAMETERS, covariates=("logN", "logD"), log_loss=_chinchilla_log_loss,
+    sites=("log_E", "alpha", "beta", "t_N", "t_D"), priors=_chinchilla_priors, to_natural=_chinchilla_natural,
+    sampler_log_loss=_chinchilla_sampler, frontier=lambda p, C: optimal_allocation(p, C),
+    formula="L = E + A / N^alpha + B / D^beta", reference="Hoffmann et al. 2022 (Approach 3)",
+    source_key="builtin:chinchilla")
+
+
+def _kaplan_priors(ctx, config):
+    import numpyro.distributions as dist
+
+    # at the data's centre log L = alpha_D * logaddexp(t_N, t_D), so each term is about log L / alpha_D
+    loc = ctx["log_median_loss"] / 0.1 - 0.7
+    return {"alpha_D": dist.LogNormal(np.log(0.1), 0.7), "ratio": dist.LogNormal(np.log(0.75), 0.5),
+            "t_N": dist.Normal(loc, 5.0), "t_D": dist.Normal(loc, 5.0)}
+
+
+def _kaplan_natural(s, ctx):
+    xp = _xp(s["alpha_D"], s["t_N"])
+    return {"N_c": xp.exp(ctx["c_logN"] + s["t_N"] / s["ratio"]), "D_c": xp.exp(ctx["c_logD"] + s["t_D"]),
+            "alpha_N": s["ratio"] * s["alpha_D"], "alpha_D": s["alpha_D"]}
+
+
+def _kaplan_sampler(s, ctx, log_N, log_D):
+    return s["alpha_D"] * _lse(s["t_N"] - s["ratio"] * (log_N - ctx["c_logN"]), s["t_D"] - (log_D - ctx["c_logD"]))
+
+
+def _kaplan_log_loss(p, log_N, log_D):
+    r = p["alpha_N"] / p["alpha_D"]
+    return p["alpha_D"] * _lse(r * (_log(p["N_c"]) - log_N), _log(p["D_c"]) - log_D)
+
+
+KAPLAN = Law(
+    name="kaplan", params=("N_c", "D_c", "alpha_N", "alpha_D"), covariates=("logN", "logD"),
+    log_loss=_kaplan_log_loss, sites=("alpha_D", "ratio", "t_N", "t_D"), priors=_kaplan_priors,
+    to_natural=_kaplan_natural, sampler_log_loss=_kaplan_sampler,
+    formula="L = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D",
+    reference="Kaplan et al. 2020, eq. 1.5 (alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13)",
+    source_key="builtin:kaplan")
+
+
+def _dc_priors(ctx, config):
+    import numpyro.distributions as dist
+
+    out = _chinchilla_priors(ctx, config)
+    out["log_RD"] = dist.Normal(np.log(10.0), 1.5)
+    out["log_RN"] = dist.Normal(np.log(10.0), 1.5)
+    return out
+
+
+def _dc_natural(s, ctx):
+    xp = _xp(s["log_RD"])
+    out = _chinchilla_natural(s, ctx)
+    out["R_D"] = xp.exp(s["log_RD"])
+    out["R_N"] = xp.exp(s["log_RN"])
+    return out
+
+
+def _effective(log_x, log_unique, log_R_star):
+    """log of U (1 + R* (1 - exp(-R / R*))) with R = x / U - 1 repetitions beyond the unique amount."""
+    xp = _xp(log_x, log_unique, log_R_star)
+    log_u = xp.minimum(log_unique, log_x)
+    R = xp.expm1(log_x - log_u)
+    R_star = xp.exp(log_R_star)
+    return log_u + xp.log1p(-R_star * xp.expm1(-R / R_star))
+
+
+def _dc_effective(log_E, log_A, log_B, alpha, beta, log_RD, log_RN, log_N, log_D, log_U):
+    # effective data D' from the unique tokens U_D; effective parameters N' from U_N, the size that is
+    # compute-optimal for U_D under the law's own frontier (D_opt = U_D):
+    # log U_N = log G (1 + a/b) + (a/b) log U_D, with a/b = beta/alpha
+    log_D_eff = _effective(log_D, log_U, log_RD)
+    log_UD = _xp(log_U, log_D).minimum(log_U, log_D)
+    log_G = (_log(alpha) + log_A - _log(beta) - log_B) / (alpha + beta)
+    ab = beta / alpha
+    log_UN = log_G * (1 + ab) + ab * log_UD
+    log_N_eff = _effective(log_N, log_UN, log_RN)
+    return log_loss_from_logs(log_E, log_A, log_B, alpha, beta, log_N_eff, log_D_eff)
+
+
+def _dc_sampler(s, ctx, log_N, log_D, log_U):
+    return _dc_effective(s["log_E"], s["t_N"] + s["alpha"] * ctx["c_logN"], s["t_D"] + s["beta"] * ctx["c_logD"],
+                         s["alpha"], s["beta"], s["log_RD"], s["log_RN"], log_N, log_D, log_U)
+
+
+def _dc_log_loss(p, log_N, log_D, log_U):
+    return _dc_effective(_log(p["E"]), _log(p["A"]), _log(p["B"]), p["alpha"], p["beta"], _log(p["R_D"]),
+                         _log(p["R_N"]), log_N, log_D, log_U)
+
+
+DATA_CONSTRAINED = Law(
+    name="data_constrained", params=PARAMETERS + ("R_D", "R_N"), covariates=("logN", "logD", "logU"),
+    log_loss=_dc_log_loss, sites=("log_E", "alpha", "beta", "t_N", "t_D", "log_RD", "log_RN"), priors=_dc_priors,
+    to_natural=_dc_natural, sampler_log_loss=_dc_sampler,
+    formula="L = E + A / N'^alpha + B / D'^beta, D' = U_D (1 + R_D (1 - exp(-(D/U_D - 1) / R_D))), N' likewise",
+    reference="Muennighoff et al. 2023 (R*_D ~ 15.4, R*_N ~ 5.3); U_N from the law's own frontier",
+    source_key="builtin:data_constrained")
+
+
+def _co_priors(ctx, config):
+    import numpyro.distributions as dist
+
+    return {"log_E": dist.Normal(ctx["log_min_loss"] - 0.5 if config.E_loc is None else config.E_loc, config.E_scale),
+            "gamma": dist.LogNormal(np.log(0.1), 0.7),
+            "t_C": dist.Normal(ctx["log_median_loss"] - 1.0 if config.t_loc is None else config.t_loc,
+                               config.t_scale)}
+
+
+def _co_natural(s, ctx):
+    xp = _xp(s["log_E"])
+    return {"E": xp.exp(s["log_E"]), "A": xp.exp(s["t_C"] + s["gamma"] * ctx["c_logC"]), "gamma": s["gamma"]}
+
+
+def _co_sampler(s, ctx, log_C):
+    return _lse(s["log_E"] + 0.0 * log_C, s["t_C"] - s["gamma"] * (log_C - ctx["c_logC"]))
+
+
+def _co_log_loss(p, log_C):
+    return _lse(_log(p["E"]) + 0.0 * log_C, _log(p["A"]) - p["gamma"] * log_C)
+
+
+COMPUTE_ONLY = Law(
+    name="compute_only", params=("E", "A", "gamma"), covariates=("logC",), log_loss=_co_log_loss,
+    sites=("log_E", "gamma", "t_C"), priors=_co_priors, to_natural=_co_natural, sampler_log_loss=_co_sampler,
+    formula="L = E + A / C^gamma", reference="the compute-efficient envelope (Kaplan et al. 2020, Fig. 1)",
+    source_key="builtin:compute_only")
+
+
+def _coupled_priors(ctx, config):
+    import numpyro.distributions as dist
+
+    out = _chinchilla_priors(ctx, config)
+    out["t_F"] = dist.Normal((ctx["log_median_loss"] - 1.0 if config.t_loc is None else config.t_loc) - 1.0,
+                             config.t_scale)
+    return out
+
+
+def _coupled_natural(s, ctx):
+    xp = _xp(s["t_F"])
+    out = _chinchilla_natural(s, ctx)
+    out["F"] = xp.exp(s["t_F"] + s["alpha"] * ctx["c_logN"] + s["beta"] * ctx["c_logD"])
+    return out
+
+
+def _coupled_sampler(s, ctx, log_N, log_D):
+    dN, dD = log_N - ctx["c_logN"], log_D - ctx["c_logD"]
+    return _lse(s["log_E"] + 0.0 * dN, s["t_N"] - s["alpha"] * dN, s["t_D"] - s["beta"] * dD,
+                s["t_F"] - s["alpha"] * dN - s["beta"] * dD)
+
+
+def _coupled_log_loss(p, log_N, log_D):
+    return _lse(_log(p["E"]) + 0.0 * log_N, _log(p["A"]) - p["alpha"] * log_N, _log(p["B"]) - p["beta"] * log_D,
+                _log(p["F"]) - p["alpha"] * log_N - p["beta"] * log_D)
+
+
+COUPLED = Law(
+    name="coupled", params=PARAMETERS + ("F",), covariates=("logN", "logD"), log_loss=_coupled_log_loss,
+    sites=("log_E", "alpha", "beta", "t_N", "t_D", "t_F"), priors=_coupled_priors, to_natural=_coupled_natural,
+    sampler_log_loss=_coupled_sampler, formula="L = E + A / N^alpha + B / D^beta + F / (N^alpha D^beta)",
+    reference="the additive law plus an N x D coupling term", source_key="builtin:coupled")
+
+#: The built-in laws by name.
+LAWS = {law.name: law for law in (CHINCHILLA, KAPLAN, DATA_CONSTRAINED, COMPUTE_ONLY, COUPLED)}
+
+
+def get_law(law) -> Law:
+    """A :class:`Law` from a law or a built-in's name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name (the message lists the built-ins).
+    """
+    if isinstance(law, Law):
+        return law
+    if isinstance(law, str) and law in LAWS:
+        return LAWS[law]
+    raise ValueError(f"unknown law {law!r}; the built-in laws are {', '.join(LAWS)}, or pass a "
+                     "bayesscale.Law (Law.from_function(fn, params=..., covariates=...)).")

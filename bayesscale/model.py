@@ -1,32 +1,35 @@
-"""The NumPyro model: priors and a likelihood around the law, nothing else.
+"""The NumPyro model: a law, an observation model and priors, nothing else.
 
-Parameterisation (centred, see DESIGN.md)
------------------------------------------
-The sampler does not see ``log A`` and ``log B`` directly.  It samples the
-values of the two power-law terms at the centre of the data,
+The model joins three orthogonal pieces (see :class:`ModelSpec`):
 
-    t_N = log A - alpha * mean(log N)        t_D = log B - beta * mean(log D)
-
-which are nearly uncorrelated with the exponents.  ``A`` and ``B`` are
-recovered afterwards as ``exp(t_N + alpha * mean(log N))`` and likewise for
-``B``.  Uncentred, NUTS needs about 30 times more leapfrog steps.
-
-Observation model
------------------
-``y = log(loss)`` is modelled as ``y = log L(N, D) + u[budget] + eps`` with
-
-* ``eps ~ StudentT(df, 0, sigma)`` (``likelihood="student_t"``, the default,
-  robust to digitisation errors and outlying runs) or ``Normal(0, sigma)``
-  (``likelihood="normal"``);
-* ``u[g] ~ Normal(0, tau)``, an offset shared by all runs of one compute
-  budget (``offsets="budget"``).  Runs trained at one budget share
+* a :class:`bayesscale.Law` (:mod:`bayesscale.laws`) giving ``mu = log L``
+  for each run from the law's parameters and the run's covariates;
+* an observation model (:mod:`bayesscale.observation`): how observed
+  ``y = log(loss)`` scatter around ``mu`` (Student-t by default);
+* optionally ``u[g] ~ Normal(0, tau)``, an offset shared by all runs of one
+  compute budget (``offsets="budget"``).  Runs trained at one budget share
   hyper-parameters, data order and evaluation noise, so their errors are
   correlated; the offset turns that into a parameter and makes a *new*
   budget bring new uncertainty (see :mod:`bayesscale.backtest`).
   ``offsets="none"`` gives the plain law.
 
-Priors (weakly informative; all overridable through :class:`Priors`)
-----------------------------------------------------------------------
+Parameterisation (centred, see DESIGN.md)
+-----------------------------------------
+For the default (Chinchilla) law the sampler does not see ``log A`` and
+``log B`` directly.  It samples the values of the two power-law terms at the
+centre of the data,
+
+    t_N = log A - alpha * mean(log N)        t_D = log B - beta * mean(log D)
+
+which are nearly uncorrelated with the exponents.  ``A`` and ``B`` are
+recovered afterwards as ``exp(t_N + alpha * mean(log N))`` and likewise for
+``B``.  Uncentred, NUTS needs about 30 times more leapfrog steps.  The other
+built-in laws are centred the same way (see each law's ``sites``).
+
+Priors (weakly informative; all overridable)
+--------------------------------------------
+Default priors of the Chinchilla law and the noise:
+
 =========  ===============================================================
 ``E``      ``log E ~ Normal(log(min loss) - 0.5, 1)``
 ``alpha``  ``LogNormal(log 0.3, 0.7)`` (95%: 0.08 to 1.2)
@@ -41,23 +44,28 @@ Priors (weakly informative; all overridable through :class:`Priors`)
 The data-relative locations (``min loss``, ``median loss``) only fix the
 units: a loss measured in bits instead of nats moves them along.  Physics
 constraints hold by construction: ``E, A, B > 0`` and ``alpha, beta > 0``.
+The numbers are tuned with :class:`Priors`; any prior of any law can be
+replaced by a numpyro distribution (``fit(..., priors={"alpha":
+dist.LogNormal(-1.2, 0.3)})``, keyed by the law's sampled ``sites``).
 
-Every prior number travels to the compiled sampler as data, so changing a
-prior never recompiles.
+Every prior number travels to the compiled sampler as data (the priors are
+flattened to their leaves), so changing a prior never recompiles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .laws import log_loss_from_logs
+from .laws import CHINCHILLA, Law, get_law
+from .observation import Observation, get_observation
 
-__all__ = ["Priors", "ModelSpec", "Extrapolation", "LIKELIHOODS", "OFFSETS", "numpyro_model", "observation_logpdf",
-           "observation_sample"]
+__all__ = ["Priors", "ModelSpec", "Extrapolation", "LIKELIHOODS", "OFFSETS", "numpyro_model", "context",
+           "describe_prior", "prior_to_dict", "prior_from_dict"]
 
 LIKELIHOODS = ("student_t", "normal")
 OFFSETS = ("none", "budget")
@@ -139,105 +147,176 @@ def _fmt(v, default):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The structural choices of the model (these shape the compiled program).
+    """The model: a law, an observation model, budget offsets and priors.
 
     Parameters
     ----------
-    likelihood : {"student_t", "normal"}
-        Noise distribution on log loss.
+    likelihood : str or Observation
+        The observation model (:mod:`bayesscale.observation`):
+        ``"student_t"`` (default) or ``"normal"``.
     offsets : {"none", "budget"}
         ``"budget"`` adds a random offset shared by the runs of each compute
         budget; ``"none"`` is the plain law.
     priors : Priors
-        Prior distributions (their numbers do not shape the program).
+        Tuning numbers of the default priors.
+    law : Law or str
+        The functional form (:mod:`bayesscale.laws`); ``"chinchilla"`` by default.
+    prior_overrides : dict of str to numpyro distribution
+        Replace the default prior of any sampled site (the law's ``sites``,
+        the observation model's, ``tau``).
     """
 
     likelihood: str = "student_t"
     offsets: str = "none"
     priors: Priors = Priors()
+    law: Law = CHINCHILLA
+    prior_overrides: Mapping = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if self.offsets not in OFFSETS:
-            raise ValueError(f"offsets must be one of {OFFSETS}, got {self.offsets!r}")
         if not isinstance(self.priors, Priors):
             raise TypeError(f"priors must be a bayesscale.Priors, got {type(self.priors).__name__}")
+        object.__setattr__(self, "law", get_law(self.law))
+        obs = get_observation(self.likelihood, self.priors)
+        object.__setattr__(self, "likelihood", obs.name)
+        object.__setattr__(self, "_observation", obs)
+        if self.offsets not in OFFSETS:
+            raise ValueError(f"offsets must be one of {OFFSETS}, got {self.offsets!r}")
+        import numpyro.distributions as dist
+
+        sites = self.sites
+        overrides = dict(self.prior_overrides)
+        for k, v in overrides.items():
+            if k not in sites:
+                raise ValueError(f"priors={{{k!r}: ...}}: {k!r} is not a sampled variable of this model; "
+                                 f"the variables are {', '.join(sites)} (law {self.law.name!r}).")
+            if not isinstance(v, dist.Distribution):
+                raise TypeError(f"the prior of {k!r} must be a numpyro distribution, got {type(v).__name__}")
+        object.__setattr__(self, "prior_overrides", overrides)
 
     @property
-    def structure(self) -> tuple[str, str]:
+    def observation(self) -> Observation:
+        """The observation model object."""
+        return self._observation
+
+    @property
+    def sites(self) -> tuple:
+        """Every sampled variable (except the budget offsets' standardised values), in sampling order."""
+        return self.law.sites + self.observation.sites + (("tau",) if self.offsets == "budget" else ())
+
+    @property
+    def structure(self) -> tuple:
         """The part of the spec that shapes the compiled program."""
-        return (self.likelihood, self.offsets)
+        return (self.law, self.observation, self.offsets)
+
+    def resolve_priors(self, ctx: Mapping) -> dict:
+        """Every prior as a numpyro distribution, in sampling order, for data with summary ``ctx``."""
+        import numpyro.distributions as dist
+
+        out = dict(self.law.priors(ctx, self.priors))
+        out.update(self.observation.priors(ctx, self.priors))
+        if self.offsets == "budget":
+            out["tau"] = dist.HalfNormal(self.priors.tau_scale)
+        out.update(self.prior_overrides)
+        return {k: out[k] for k in self.sites}
 
     def to_dict(self) -> dict:
-        return {"likelihood": self.likelihood, "offsets": self.offsets,
-                "priors": dataclasses.asdict(self.priors)}
+        return {"likelihood": self.likelihood, "offsets": self.offsets, "law": self.law.name,
+                "priors": dataclasses.asdict(self.priors),
+                "prior_overrides": {k: prior_to_dict(v) for k, v in self.prior_overrides.items()}}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelSpec":
-        return cls(likelihood=d["likelihood"], offsets=d["offsets"], priors=Priors(**d["priors"]))
+    def from_dict(cls, d: dict, law: Law | None = None) -> "ModelSpec":
+        name = d.get("law", "chinchilla")
+        if law is None:
+            try:
+                law = get_law(name)
+            except ValueError:
+                raise ValueError(f"this posterior was fitted with the user-defined law {name!r}; pass it "
+                                 f"again: load_posterior(path, law=my_law)") from None
+        elif law.name != name:
+            raise ValueError(f"law={law.name!r} was passed but the posterior was fitted with law {name!r}")
+        return cls(likelihood=d["likelihood"], offsets=d["offsets"], priors=Priors(**d["priors"]), law=law,
+                   prior_overrides={k: prior_from_dict(v) for k, v in d.get("prior_overrides", {}).items()})
 
 
-def numpyro_model(data, *, likelihood: str, offsets: str):
+def context(covariates: Mapping, loss) -> dict:
+    """The data summary that data-relative priors and centred parameters read.
+
+    ``c_<covariate>``: the mean of each finite covariate; ``log_min_loss`` and
+    ``log_median_loss``.
+    """
+    loss = np.asarray(loss, dtype=float)
+    ctx = {"log_min_loss": float(np.log(loss.min())), "log_median_loss": float(np.log(np.median(loss)))}
+    for k, v in covariates.items():
+        v = np.asarray(v, dtype=float)
+        fin = v[np.isfinite(v)]
+        ctx[f"c_{k}"] = float(fin.mean()) if fin.size else 0.0
+    return ctx
+
+
+def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, prior_def):
     """NumPyro model of log loss.
 
     Parameters
     ----------
     data : dict of arrays
         Built by :func:`bayesscale.inference.model_data`: padded covariates
-        ``log_N, log_D, y``, a boolean ``mask`` of real runs, budget indices
-        ``group`` (``n_groups`` slots), centres ``c_N, c_D`` and the prior
-        numbers.
-    likelihood, offsets : str
+        (``logN``, ...), ``y``, a boolean ``mask`` of real runs, budget
+        indices ``group`` (``group_slots`` slots), the data summary
+        (``ctx:*``) and the priors' leaves (``prior:*``).
+    law, observation, offsets
         See :class:`ModelSpec`.
+    prior_def : jax PyTreeDef
+        Structure of the dict of priors whose leaves are ``prior:*``.
     """
+    import jax
     import numpyro
     import numpyro.distributions as dist
 
-    p = data
-    log_E = numpyro.sample("log_E", dist.Normal(p["E_loc"], p["E_scale"]))
-    alpha = numpyro.sample("alpha", dist.LogNormal(jnp_log(p["alpha_median"]), p["alpha_log_sd"]))
-    beta = numpyro.sample("beta", dist.LogNormal(jnp_log(p["beta_median"]), p["beta_log_sd"]))
-    t_N = numpyro.sample("t_N", dist.Normal(p["t_loc"], p["t_scale"]))
-    t_D = numpyro.sample("t_D", dist.Normal(p["t_loc"], p["t_scale"]))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(p["sigma_scale"]))
-    mu = log_loss_from_logs(log_E, t_N + alpha * p["c_N"], t_D + beta * p["c_D"], alpha, beta,
-                            p["log_N"], p["log_D"])
+    n_leaves = prior_def.num_leaves
+    priors = jax.tree.unflatten(prior_def, [data[f"prior:{i}"] for i in range(n_leaves)])
+    ctx = {k[4:]: v for k, v in data.items() if k.startswith("ctx:")}
+    s = {name: numpyro.sample(name, priors[name]) for name in law.sites + observation.sites}
+    mu = law.model_log_loss({k: s[k] for k in law.sites}, ctx, *(data[c] for c in law.covariates))
     if offsets == "budget":
-        tau = numpyro.sample("tau", dist.HalfNormal(p["tau_scale"]))
-        z = numpyro.sample("z_budget", dist.Normal(0.0, 1.0).expand(p["group_slots"].shape).to_event(1))
-        mu = mu + tau * z[p["group"]]
-    if likelihood == "student_t":
-        noise = dist.StudentT(p["df"], mu, sigma)
-    else:
-        noise = dist.Normal(mu, sigma)
-    numpyro.sample("y", noise.mask(p["mask"]), obs=p["y"])
+        tau = numpyro.sample("tau", priors["tau"])
+        z = numpyro.sample("z_budget", dist.Normal(0.0, 1.0).expand(data["group_slots"].shape).to_event(1))
+        mu = mu + tau * z[data["group"]]
+    noise = observation.distribution(mu, {k: s[k] for k in observation.sites})
+    numpyro.sample("y", noise.mask(data["mask"]), obs=data["y"])
 
 
-def jnp_log(x):
-    import jax.numpy as jnp
-
-    return jnp.log(x)
-
-
-def observation_logpdf(y, mu, sigma, likelihood: str, df: float):
-    """Log density of observed log loss ``y`` (NumPy; broadcasts).
-
-    The same noise model as :func:`numpyro_model`, for log-likelihood and
-    predictive evaluation over posterior draws outside the sampler.
-    """
-    z = (y - mu) / sigma
-    if likelihood == "normal":
-        return -0.5 * z**2 - np.log(sigma) - 0.5 * math.log(2 * math.pi)
-    c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-    return c - np.log(sigma) - (df + 1) / 2 * np.log1p(z**2 / df)
+def describe_prior(d) -> str:
+    """A short text for a numpyro distribution, e.g. ``LogNormal(loc=-1.2, scale=0.7)``."""
+    try:
+        args = prior_to_dict(d)["args"]
+        return f"{type(d).__name__}(" + ", ".join(f"{k}={v:.4g}" for k, v in args.items()) + ")"
+    except (TypeError, ValueError):
+        return repr(d)
 
 
-def observation_sample(rng: np.random.Generator, mu, sigma, likelihood: str, df: float):
-    """Draw noisy log loss around ``mu`` (NumPy; broadcasts)."""
-    shape = np.broadcast_shapes(np.shape(mu), np.shape(sigma))
-    eps = rng.standard_normal(shape) if likelihood == "normal" else rng.standard_t(df, shape)
-    return mu + sigma * eps
+def prior_to_dict(d) -> dict:
+    """A JSON-able record of a numpyro distribution (its class and scalar arguments)."""
+    import numpyro.distributions as dist
+
+    cls = type(d)
+    if getattr(dist, cls.__name__, None) is not cls:
+        raise ValueError(f"cannot store a prior of type {cls.__name__}; use a distribution from "
+                         "numpyro.distributions")
+    args = {}
+    for k in cls.arg_constraints:
+        v = np.asarray(getattr(d, k))
+        if v.shape:
+            raise ValueError(f"cannot store a prior with array argument {k}")
+        args[k] = float(v)
+    return {"dist": cls.__name__, "args": args}
+
+
+def prior_from_dict(d: dict):
+    """Inverse of :func:`prior_to_dict`."""
+    import numpyro.distributions as dist
+
+    return getattr(dist, d["dist"])(**d["args"])
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,10 @@ from ._validate import check_ci
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
-from .model import Extrapolation, ModelSpec, observation_logpdf, observation_sample
+from .inference import covariate_arrays
+from .model import Extrapolation, ModelSpec, context
 
 __all__ = ["Posterior", "load_posterior", "atomic_write"]
-
-#: Parameters reported in summaries, in order.
-REPORTED = laws.PARAMETERS + ("sigma", "tau")
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -130,27 +128,41 @@ class Posterior:
 
     # -- parameters --------------------------------------------------------
 
+    @property
+    def law(self):
+        """The fitted :class:`bayesscale.Law`."""
+        return self.spec.law
+
+    @cached_property
+    def _ctx(self) -> dict:
+        """The data summary the law's centred parameters and priors are relative to."""
+        return context(covariate_arrays(self.runs, self.law.covariates), self.runs.loss)
+
     @cached_property
     def _natural(self) -> dict:
-        """Natural-scale parameters, ``(chains, draws)``."""
+        """Natural-scale parameters of the law, then the observation model's (and ``tau``), ``(chains, draws)``."""
         s = self.samples
-        c_N, c_D = np.log(self.runs.N).mean(), np.log(self.runs.D).mean()
-        out = {
-            "E": np.exp(s["log_E"]),
-            "A": np.exp(s["t_N"] + s["alpha"] * c_N),
-            "B": np.exp(s["t_D"] + s["beta"] * c_D),
-            "alpha": s["alpha"],
-            "beta": s["beta"],
-            "sigma": s["sigma"],
-        }
-        if "tau" in s:
-            out["tau"] = s["tau"]
+        out = {k: np.asarray(v, dtype=np.float64)
+               for k, v in self.law.natural({k: s[k] for k in self.law.sites}, self._ctx).items()}
+        for k in self.spec.observation.sites + ("tau",):
+            if k in s:
+                out[k] = s[k]
         return out
 
     @property
+    def reported(self) -> tuple:
+        """The parameters that summaries report, in order: the law's, the observation model's, ``tau``."""
+        return tuple(self._natural)
+
+    @property
     def params(self) -> dict:
-        """Flat arrays of draws: ``E, A, B, alpha, beta, sigma`` (and ``tau``)."""
+        """Flat arrays of draws of the law's natural parameters, the noise (``sigma``, ...) and ``tau``."""
         return {k: v.reshape(-1) for k, v in self._natural.items()}
+
+    @property
+    def law_params(self) -> dict:
+        """Flat arrays of draws of the law's natural parameters only."""
+        return {k: v.reshape(-1) for k, v in self._natural.items() if k in self.law.params}
 
     @property
     def n_draws(self) -> int:
@@ -188,22 +200,27 @@ class Posterior:
         """
         C = np.atleast_1d(np.asarray(C, dtype=float))
         rng = np.random.default_rng([int(self.info.get("seed", 0)) if seed is None else seed, 11])
-        sigma = self.params["sigma"][:, None]
-        eps = observation_sample(rng, np.zeros((self.n_draws, C.size)), sigma, self.spec.likelihood,
-                                 self.spec.priors.df)
+        obs = self.spec.observation
+        eps = obs.sample(rng, np.zeros((self.n_draws, C.size)), {k: self.params[k][:, None] for k in obs.sites})
         out = eps + self._offsets(C)
         if self.extrapolation is not None:
             out = out + np.sqrt(self.extrapolation.variance(C)) * rng.standard_normal(out.shape)
         return out
 
-    def predict_draws(self, N, D) -> np.ndarray:
+    def law_log_loss(self, N, D, *, U=None) -> np.ndarray:
+        """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise)."""
+        arrays = [np.atleast_1d(np.asarray(a, dtype=float)) for a in ((N, D) if U is None else (N, D, U))]
+        arrays = np.broadcast_arrays(*arrays)
+        if any(np.any(~np.isfinite(a) | (a <= 0)) for a in arrays[:2]) or (U is not None and np.any(arrays[2] <= 0)):
+            raise ValueError("N, D (and U) must be positive and finite")
+        p = {k: v[:, None] for k, v in self.law_params.items()}
+        return self.law.log_loss_ND(p, arrays[0][None, :], arrays[1][None, :],
+                                    U=None if U is None else arrays[2][None, :])
+
+    def predict_draws(self, N, D, *, U=None) -> np.ndarray:
         """Posterior predictive draws of loss for new runs, ``(S, n)``."""
-        N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)),
-                                   np.atleast_1d(np.asarray(D, dtype=float)))
-        if np.any(~np.isfinite(N) | (N <= 0)) or np.any(~np.isfinite(D) | (D <= 0)):
-            raise ValueError("N and D must be positive and finite")
-        p = {k: v[:, None] for k, v in self.params.items()}
-        mu = laws.log_loss(p, N[None, :], D[None, :])
+        mu = self.law_log_loss(N, D, U=U)
+        N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float)))
         return np.exp(mu + self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * N * D))
 
     def predict(self, N, D, *, ci: float = 0.9) -> pd.DataFrame:
@@ -233,14 +250,14 @@ class Posterior:
         """Mean log loss, pointwise log-likelihood and replicated log loss at the runs."""
         r = self.runs
         nat = {k: v[..., None] for k, v in self._natural.items()}
-        mu = laws.log_loss(nat, r.N, r.D)
+        mu = self.law.evaluate({k: nat[k] for k in self.law.params}, covariate_arrays(r, self.law.covariates))
         if "tau" in self.samples:
             mu = mu + self.samples["tau"][..., None] * self.samples["z_budget"][..., r.budget]
-        sigma, lik, df = nat["sigma"], self.spec.likelihood, self.spec.priors.df
+        obs = self.spec.observation
+        op = {k: nat[k] for k in obs.sites}
         y = np.log(r.loss)
         rng = np.random.default_rng([int(self.info.get("seed", 0)), 3])
-        return {"mu": mu, "log_lik": observation_logpdf(y, mu, sigma, lik, df),
-                "y_rep": observation_sample(rng, mu, sigma, lik, df)}
+        return {"mu": mu, "log_lik": obs.log_prob(y, mu, op), "y_rep": obs.sample(rng, mu, op)}
 
     # -- compute-optimal allocation (see bayesscale.allocation) ---------------
 
@@ -349,7 +366,7 @@ class Posterior:
         nat = self._natural
         conv = convergence_table(nat)
         rows = {}
-        for k in [p for p in REPORTED if p in nat]:
+        for k in self.reported:
             x = nat[k].reshape(-1)
             med, lo, hi = _quantiles(x, ci)
             rows[k] = {"median": med, "mean": x.mean(), "sd": x.std(ddof=1), "lo": lo, "hi": hi,
@@ -373,9 +390,8 @@ class Posterior:
 
     def __repr__(self) -> str:
         s = self.settings
-        return (f"Posterior({len(self.runs)} runs, {s.chains} chains x {s.draws} draws, "
-                f"likelihood={self.spec.likelihood!r}, offsets={self.spec.offsets!r}, "
-                f"ok={self.check().ok})")
+        return (f"Posterior(law={self.law.name!r}, {len(self.runs)} runs, {s.chains} chains x {s.draws} draws, "
+                f"likelihood={self.spec.likelihood!r}, offsets={self.spec.offsets!r})")
 
     # -- ArviZ -------------------------------------------------------------
 
@@ -393,7 +409,7 @@ class Posterior:
         from arviz_base import from_dict
 
         r = self.runs
-        post = {**self.samples, **{k: v for k, v in self._natural.items() if k in ("E", "A", "B")}}
+        post = {**self.samples, **{k: v for k, v in self._natural.items() if k not in self.samples}}
         st = self.stats
         sample_stats = {"diverging": st["diverging"].astype(bool), "tree_depth": st["tree_depth"],
                         "n_steps": st["num_steps"], "energy": st["energy"], "lp": -st["potential_energy"],
@@ -403,12 +419,16 @@ class Posterior:
         dims = {"y": ["run"], "z_budget": ["budget"], "N": ["run"], "D": ["run"], "C": ["run"],
                 "loss": ["run"], "budget_index": ["run"]}
         coords = {"run": r.run_id.tolist(), "budget": np.arange(r.n_budgets)}
+        constant = {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}
+        if r.U is not None:
+            constant["U"] = r.U
+            dims["U"] = ["run"]
         tree = from_dict(
             {"posterior": post, "sample_stats": sample_stats,
              "observed_data": {"y": np.log(r.loss)},
              "posterior_predictive": {"y": fitted["y_rep"]},
              "log_likelihood": {"y": fitted["log_lik"]},
-             "constant_data": {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}},
+             "constant_data": constant},
             dims=dims, coords=coords, check_conventions=False)
         tree.attrs.update(self._attrs())
         return tree
@@ -433,8 +453,12 @@ class Posterior:
         return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
 
 
-def load_posterior(path: str | os.PathLike) -> Posterior:
+def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
     """Read a posterior written by :meth:`Posterior.to_netcdf`.
+
+    A posterior of a law you wrote (:meth:`bayesscale.Law.from_function`)
+    needs that law again: ``load_posterior(path, law=my_law)``; built-in
+    laws are found by name.
 
     Raises
     ------
@@ -453,15 +477,16 @@ def load_posterior(path: str | os.PathLike) -> Posterior:
     attrs = tree.attrs
     if "bayesscale_spec" not in attrs:
         raise ValueError(f"{path} was not written by bayesscale (no bayesscale_spec attribute)")
-    spec = ModelSpec.from_dict(json.loads(attrs["bayesscale_spec"]))
+    spec = ModelSpec.from_dict(json.loads(attrs["bayesscale_spec"]), law=law)
     settings = SamplerSettings(**json.loads(attrs["bayesscale_settings"]))
     info = json.loads(attrs["bayesscale_info"])
     cd = tree["constant_data"]
     runs = Runs(N=cd["N"].values, D=cd["D"].values, C=cd["C"].values, loss=cd["loss"].values,
                 run_id=cd["run"].values.astype(str), budget=cd["budget_index"].values,
-                source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"])
+                source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"],
+                U=cd["U"].values if "U" in cd else None)
     post = tree["posterior"]
-    names = [k for k in post.data_vars if k not in ("E", "A", "B")]
+    names = [k for k in post.data_vars if k in spec.sites or k == "z_budget"]
     samples = {k: post[k].values for k in names}
     ss = tree["sample_stats"]
     stats = {"diverging": ss["diverging"].values, "tree_depth": ss["tree_depth"].values,
