@@ -8,10 +8,21 @@ import pandas as pd
 from . import laws
 from .data import Runs, load_runs
 
-__all__ = ["simulate_runs", "CHINCHILLA_FIT", "isoflop_design"]
+__all__ = ["simulate_runs", "CHINCHILLA_FIT", "PUBLISHED", "isoflop_design"]
 
 #: The published refit of Besiroglu et al. (2024) on the Chinchilla data.
 CHINCHILLA_FIT = {"E": 1.8169, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+#: Parameters to simulate each built-in law from: the published constants where a paper gives them
+#: (Chinchilla: Besiroglu et al. 2024; Kaplan et al. 2020, eq. 1.5; Muennighoff et al. 2023's R*_D and
+#: R*_N on top of the Chinchilla refit), and illustrative values for the two forms no paper pins down.
+PUBLISHED = {
+    "chinchilla": CHINCHILLA_FIT,
+    "kaplan": {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
+    "data_constrained": dict(CHINCHILLA_FIT, R_D=15.4, R_N=5.3),
+    "compute_only": {"E": 1.8, "A": 2.6e3, "gamma": 0.17},
+    "coupled": dict(CHINCHILLA_FIT, F=2.0e5),
+}
 
 
 def isoflop_design(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21), sizes_per_budget: int = 9,
@@ -36,8 +47,8 @@ def isoflop_design(budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21), sizes_per
     return np.concatenate(N), np.concatenate(D)
 
 
-def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 0.01, df: float | None = None,
-                  budget_sd: float = 0.0, curvature: float = 0.0, seed: int = 0,
+def simulate_runs(params: dict | None = None, *, N=None, D=None, U=None, law="chinchilla", sigma: float = 0.01,
+                  df: float | None = None, budget_sd: float = 0.0, curvature: float = 0.0, seed: int = 0,
                   as_frame: bool = False) -> Runs | pd.DataFrame:
     """Draw synthetic runs from the law with known parameters.
 
@@ -51,9 +62,15 @@ def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 
     Parameters
     ----------
     params : dict, optional
-        ``E, A, B, alpha, beta``; default :data:`CHINCHILLA_FIT`.
+        The law's natural parameters; default ``PUBLISHED[law]``
+        (:data:`CHINCHILLA_FIT` for the default law).
     N, D : array_like, optional
         The design; default :func:`isoflop_design`.
+    U : array_like, optional
+        Unique tokens of each run (a column ``U`` in the result), for laws
+        that read them (``data_constrained``).
+    law : str or Law
+        The law to draw from.
     sigma : float
         Noise scale on log loss.
     df : float, optional
@@ -72,15 +89,27 @@ def simulate_runs(params: dict | None = None, *, N=None, D=None, sigma: float = 
     -------
     Runs or pandas.DataFrame
     """
-    params = dict(CHINCHILLA_FIT if params is None else params)
+    law = laws.get_law(law)
+    if params is None:
+        if law.name not in PUBLISHED:
+            raise ValueError(f"law {law.name!r} has no published constants: pass params=")
+        params = PUBLISHED[law.name]
+    params = dict(params)
+    missing = [k for k in law.params if k not in params]
+    if missing:
+        raise ValueError(f"params lacks {missing} of law {law.name!r} (its parameters: {', '.join(law.params)})")
     if N is None and D is None:
         N, D = isoflop_design()
-    N, D = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(D, dtype=float))
+    arrays = [np.asarray(N, dtype=float), np.asarray(D, dtype=float)] + ([] if U is None else [np.asarray(U, float)])
+    N, D, *rest = np.broadcast_arrays(*arrays)
+    U = rest[0] if rest else None
     rng = np.random.default_rng(seed)
-    mu = laws.log_loss(params, N, D)
+    mu = law.log_loss_ND({k: params[k] for k in law.params}, N, D, U=U)
     eps = rng.standard_normal(N.shape) if df is None else rng.standard_t(df, N.shape)
     C = laws.FLOPS_PER_PARAM_TOKEN * N * D
     frame = pd.DataFrame({"N": N, "D": D, "C": C})
+    if U is not None:
+        frame["U"] = U
     if budget_sd > 0:
         from .data import budget_groups
 
