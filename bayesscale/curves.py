@@ -560,3 +560,427 @@ def load_curves(path_or_frame, *, columns: Mapping | None = None, warmup="auto",
                   warmup_cutoff=cut,
                   n_dropped_warmup=n_warm, n_dropped_thin=n_thin, warmup_rule=rule,
                   thin=None if thin is None else int(thin), source=source, sha256=file_hash)
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulation
+# ---------------------------------------------------------------------------------------------
+
+#: Default model sizes of :func:`simulate_curves` (non-embedding parameters; Kaplan's span 768..1.5e9).
+SIM_SIZES = (1e6, 3e6, 1e7, 3e7, 1e8, 3e8)
+#: Default batch sizes in tokens: 2^17, 2^19, 2^21, on both sides of B_crit(L) ~ 3e5..3e6 tokens.
+SIM_BATCHES = (2.0**17, 2.0**19, 2.0**21)
+#: Default noise of :func:`simulate_curves`, on log loss.
+SIM_NOISE = {"run_sd": 0.01, "sigma": 0.005, "rho": 0.8}
+
+
+def simulate_curves(*, sizes=SIM_SIZES, batch_sizes=SIM_BATCHES, steps=250_000, checkpoints: int = 30,
+                    first_fraction: float = 0.01, noise=None, seed: int = 0, **constants) -> pd.DataFrame:
+    """Training curves drawn from Kaplan et al.'s ``L(N, S, B)``, one run per size and batch size.
+
+    The noise-free loss is :func:`bayesscale.kaplan.loss_steps`:
+    ``L = (N_c / N)^alpha_N + (S_c / S_min)^alpha_S`` with ``S_min = S / (1 +
+    B_crit(L) / B)`` and ``B_crit(L) = B_* / L^(1 / alpha_B)``.  ``S_min``
+    depends on ``L``, so each point solves that fixed point: Newton's method
+    in ``log L``, started from the loss at ``S_min = S`` (a lower bound), which
+    rises monotonically to the root (residual below 1e-14 in four
+    iterations; see :mod:`bayesscale.kaplan`).  The observed loss is::
+
+        log loss[r, t] = log L[r, t] + u[r] + e[r, t]
+        u[r] ~ Normal(0, run_sd)                       one offset per run (seed, data order)
+        e[r, 0] ~ Normal(0, sigma)
+        e[r, t] = rho e[r, t-1] + sqrt(1 - rho^2) Normal(0, sigma)
+
+    a per-run offset plus stationary AR(1) noise along the curve, in
+    checkpoint order (with log-spaced checkpoints, an Ornstein-Uhlenbeck
+    process in log step).  This is what makes the checkpoints of one run
+    dependent: a fit that treats them as independent is overconfident.
+    There is no warm-up phase: the law holds from the first step.
+
+    Parameters
+    ----------
+    sizes : sequence of float
+        Non-embedding parameter counts (the law's ``N``).
+    batch_sizes : sequence of float
+        Batch sizes in tokens; every size is trained at every batch size.
+    steps : float or sequence of float
+        A number: the last step of every run, with ``checkpoints``
+        checkpoints log-spaced from ``first_fraction * steps`` to it.  A
+        sequence: the checkpoint steps of every run.  Steps are rounded to
+        integers.
+    checkpoints : int
+        Checkpoints per run when ``steps`` is a number.
+    first_fraction : float
+        First checkpoint as a fraction of ``steps``.
+    noise : mapping or 0, optional
+        ``run_sd``, ``sigma`` (log-loss units) and ``rho`` (AR(1)
+        coefficient in ``[0, 1)``); missing keys take :data:`SIM_NOISE`.
+        ``0`` gives noise-free curves.
+    seed : int
+        Random seed.
+    **constants
+        Overrides of :data:`bayesscale.kaplan.KAPLAN_STEPS` (``N_c,
+        alpha_N, S_c, alpha_S, B_star, alpha_B``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run, N, N_nonembed, step, loss, batch_tokens, tokens,
+        lr_schedule, loss_law`` (the noise-free loss).  ``N`` and
+        ``N_nonembed`` are both the law's non-embedding count (the
+        simulator has no embeddings).  ``attrs["params"]`` and
+        ``attrs["noise"]`` hold the truth.  :func:`load_curves` reads it.
+
+    Raises
+    ------
+    ValueError
+        On unknown constants or bad sizes, steps or noise.
+    """
+    unknown = sorted(set(constants) - set(kaplan.PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown constants {unknown}; the law's constants are {', '.join(kaplan.PARAMETERS)}")
+    params = {**kaplan.KAPLAN_STEPS, **{k: float(v) for k, v in constants.items()}}
+    for k, v in params.items():
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"constant {k} must be positive and finite, got {v!r}")
+    from ._validate import positive
+
+    sizes = positive(sizes, "sizes")
+    batch_sizes = positive(batch_sizes, "batch_sizes", unit=" (tokens)")
+    if np.ndim(steps) == 0:
+        last = float(steps)
+        if not (np.isfinite(last) and last >= 2):
+            raise ValueError(f"steps must be a last step >= 2 or a sequence of checkpoint steps, got {steps!r}")
+        if not (isinstance(checkpoints, (int, np.integer)) and checkpoints >= 2):
+            raise ValueError(f"checkpoints must be an integer >= 2, got {checkpoints!r}")
+        if not 0 < first_fraction < 1:
+            raise ValueError(f"first_fraction must lie in (0, 1), got {first_fraction!r}")
+        grid = np.unique(np.round(np.geomspace(max(1.0, first_fraction * last), last, checkpoints)))
+    else:
+        grid = np.unique(np.round(positive(steps, "steps")))
+    if grid.size < 2 or grid[0] < 1:
+        raise ValueError(f"the checkpoint steps must hold at least two distinct steps >= 1, got {grid!r}")
+    if noise is None or (isinstance(noise, (int, float)) and noise == 0):
+        nz = dict(SIM_NOISE) if noise is None else {"run_sd": 0.0, "sigma": 0.0, "rho": 0.0}
+    elif isinstance(noise, Mapping):
+        bad = sorted(set(noise) - set(SIM_NOISE))
+        if bad:
+            raise ValueError(f"unknown noise keys {bad}; use {', '.join(SIM_NOISE)}")
+        nz = {**SIM_NOISE, **{k: float(v) for k, v in noise.items()}}
+    else:
+        raise ValueError(f"noise must be a mapping with keys {', '.join(SIM_NOISE)}, 0 or None, got {noise!r}")
+    if nz["run_sd"] < 0 or nz["sigma"] < 0 or not 0 <= nz["rho"] < 1:
+        raise ValueError(f"noise needs run_sd >= 0, sigma >= 0 and 0 <= rho < 1, got {nz}")
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for N in sizes:
+        for B in batch_sizes:
+            law = kaplan.loss_steps(params, N, grid, B)
+            u = rng.normal(0.0, nz["run_sd"]) if nz["run_sd"] > 0 else 0.0
+            z = rng.standard_normal(grid.size)
+            e = np.empty(grid.size)
+            e[0] = nz["sigma"] * z[0]
+            innov = np.sqrt(1.0 - nz["rho"] ** 2) * nz["sigma"]
+            for t in range(1, grid.size):
+                e[t] = nz["rho"] * e[t - 1] + innov * z[t]
+            frames.append(pd.DataFrame({
+                "run": f"N={N:.3g},B={B:.6g}", "N": N, "N_nonembed": N, "step": grid, "loss": law * np.exp(u + e),
+                "batch_tokens": B, "tokens": grid * B, "lr_schedule": "simulated (the law has no schedule)",
+                "loss_law": law}))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["params"] = dict(params)
+    out.attrs["noise"] = dict(nz)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Chinchilla Approach 1 from curves
+# ---------------------------------------------------------------------------------------------
+
+def _costs(curves: Curves, convention: str, cost) -> np.ndarray:
+    if cost is None:
+        return curves.compute(convention)
+    if callable(cost):
+        c = np.asarray(cost(curves), dtype=float)
+    else:
+        c = np.asarray(cost, dtype=float)
+    if c.shape != (len(curves),) or not np.all(np.isfinite(c) & (c > 0)):
+        raise ValueError(f"cost must give one positive finite FLOP count per checkpoint ({len(curves)}), "
+                         f"got shape {c.shape}")
+    for name, cur in curves.by_run():
+        cc = c[curves.run == name]
+        if np.any(np.diff(cc) <= 0):
+            raise ValueError(f"cost must increase along each run; it does not in run {name!r}")
+    return c
+
+
+def envelope(curves, *, n_bins: int = 60, convention: str = "total", cost=None, min_runs: int = 2) -> pd.DataFrame:
+    """The per-FLOP lower envelope of all curves (Chinchilla's Approach 1).
+
+    Each curve is interpolated, linearly in ``(log C, log loss)``, at
+    ``n_bins`` compute values log-spaced from the smallest to the largest
+    checkpoint compute; only runs whose checkpoints span a value take part
+    there (no extrapolation).  At each value the run with the lowest loss
+    wins.  Consecutive values won by the same run form a *segment*.
+
+    Parameters
+    ----------
+    curves : Curves, pandas.DataFrame or path
+        Curves (loaded with :func:`load_curves` if not already).
+    n_bins : int
+        Number of compute values.
+    convention : {"total", "kaplan"}
+        Parameter count in ``C = 6 N tokens`` (see :meth:`Curves.compute`).
+    cost : callable or array_like, optional
+        FLOPs per checkpoint instead of ``6 N tokens``: an array with one
+        value per row of ``curves``, or a function of the ``Curves``.
+    min_runs : int
+        Compute values spanned by fewer runs are left out (one run has no
+        competitor).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per compute value kept: ``C``, ``loss`` (the envelope),
+        ``run`` (the winner), ``N_opt`` (its size in the chosen
+        convention), ``D_opt`` (its interpolated tokens), ``n_runs`` (runs
+        spanning ``C``), ``at_edge`` (the winner is the smallest or largest
+        of those runs: the optimum may lie beyond them) and ``segment``.
+    """
+    c = curves if isinstance(curves, Curves) else load_curves(curves)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 3:
+        raise ValueError(f"n_bins must be an integer >= 3, got {n_bins!r}")
+    if isinstance(min_runs, bool) or not isinstance(min_runs, (int, np.integer)) or min_runs < 1:
+        raise ValueError(f"min_runs must be a positive integer, got {min_runs!r}")
+    C = _costs(c, convention, cost)
+    Np = c.params(convention)
+    grid = np.linspace(np.log(C.min()), np.log(C.max()), n_bins)
+    n_r = c.n_runs
+    ll = np.full((n_r, n_bins), np.inf)
+    ld = np.full((n_r, n_bins), np.nan)
+    size = np.empty(n_r)
+    for r in range(n_r):
+        sel = c.run_index == r
+        x = np.log(C[sel])
+        inside = (grid >= x[0] - 1e-12) & (grid <= x[-1] + 1e-12)
+        ll[r, inside] = np.interp(grid[inside], x, np.log(c.loss[sel]))
+        ld[r, inside] = np.interp(grid[inside], x, np.log(c.tokens[sel]))
+        size[r] = Np[sel][0]
+    cover = np.isfinite(ll)
+    n_cover = cover.sum(axis=0)
+    win = np.argmin(ll, axis=0)
+    rows = []
+    for j in np.flatnonzero(n_cover >= min_runs):
+        r = win[j]
+        sizes_here = size[cover[:, j]]
+        rows.append({"C": np.exp(grid[j]), "loss": np.exp(ll[r, j]), "run": str(c.run_ids[r]), "N_opt": size[r],
+                     "D_opt": np.exp(ld[r, j]), "n_runs": int(n_cover[j]),
+                     "at_edge": bool(size[r] <= sizes_here.min() or size[r] >= sizes_here.max())})
+    env = pd.DataFrame(rows, columns=["C", "loss", "run", "N_opt", "D_opt", "n_runs", "at_edge"])
+    if len(env):
+        env["segment"] = np.concatenate([[0], np.cumsum(env["run"].to_numpy()[1:] != env["run"].to_numpy()[:-1])])
+    else:
+        env["segment"] = pd.Series(dtype=np.int64)
+    return env
+
+
+def _linear_posterior(x, y, S, rng):
+    """Exact draws of ``y = c0 + c1 (x - xbar) + Normal(0, sigma^2)`` under ``p(c, sigma^2) ∝ 1 / sigma^2``.
+
+    The marginal posterior of the coefficients is Student-t with ``n - 2``
+    degrees of freedom (needs ``n >= 3``).  Returns ``coef (S, 2)``,
+    ``sigma (S,)`` and ``xbar``.
+    """
+    xbar = x.mean()
+    X = np.stack([np.ones_like(x), x - xbar], axis=1)
+    V = np.linalg.inv(X.T @ X)
+    m = V @ (X.T @ y)
+    resid = y - X @ m
+    n = len(y)
+    sig2 = 0.5 * (resid @ resid) / rng.gamma((n - 2) / 2, 1.0, size=S)
+    L = np.linalg.cholesky(0.5 * (V + V.T))
+    coef = m[None, :] + np.sqrt(sig2)[:, None] * (rng.standard_normal((S, 2)) @ L.T)
+    return coef, np.sqrt(sig2), xbar
+
+
+@dataclass(frozen=True, eq=False)
+class Approach1Result:
+    """The result of :func:`approach1`.
+
+    Attributes
+    ----------
+    envelope : pandas.DataFrame
+        The envelope (see :func:`envelope`) with a column ``used``.
+    points : pandas.DataFrame
+        The points fitted, one per segment of the envelope: ``segment,
+        run, C`` (geometric mid-point of the segment), ``N_opt, D_opt,
+        loss, n_values, used`` and ``reason`` (why a segment was left out).
+    exponent : pandas.DataFrame
+        Index ``a, b, log_k_N, log_k_D`` for ``N_opt = k_N C^a`` and
+        ``D_opt = k_D C^b`` (natural logs; C in FLOPs); columns ``median,
+        lo, hi, mean, sd``.
+    draws : dict of str to numpy.ndarray
+        ``a, b, log_k_N, log_k_D, sigma_N, sigma_D``, each ``(S,)``.
+    ci : float
+        Probability mass of the intervals.
+    convention : str
+        Parameter count used for ``C = 6 N tokens``.
+    """
+
+    envelope: pd.DataFrame
+    points: pd.DataFrame
+    exponent: pd.DataFrame
+    draws: dict = field(repr=False)
+    ci: float = 0.8
+    convention: str = "total"
+
+    def __post_init__(self):
+        frozen = {}
+        for k, v in self.draws.items():
+            a = np.array(v)
+            a.setflags(write=False)
+            frozen[k] = a
+        object.__setattr__(self, "draws", frozen)
+
+    @property
+    def a(self) -> float:
+        """Posterior median of ``a`` in ``N_opt ∝ C^a``."""
+        return float(self.exponent.loc["a", "median"])
+
+    def predict(self, C) -> dict:
+        """Posterior draws of ``N_opt`` and ``D_opt`` at compute ``C`` (FLOPs): arrays ``(S, len(C))``."""
+        lc = np.log(np.atleast_1d(np.asarray(C, dtype=float)))[None, :]
+        d = self.draws
+        return {"N_opt": np.exp(d["log_k_N"][:, None] + d["a"][:, None] * lc),
+                "D_opt": np.exp(d["log_k_D"][:, None] + d["b"][:, None] * lc)}
+
+    def table(self, C=None, *, ci: float | None = None) -> pd.DataFrame:
+        """Rows ``a``, ``b`` and ``N_opt`` at each ``C``, in the layout of :func:`bayesscale.isoflop.compare_approaches`.
+
+        Parameters
+        ----------
+        C : array_like, optional
+            Budgets for the ``N_opt`` rows; default the fitted points' ``C``.
+        ci : float, optional
+            Interval mass; default the result's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``quantity, C, approach1, approach1_lo, approach1_hi``,
+            to merge on ``quantity, C`` with the other approaches' columns.
+        """
+        ci = self.ci if ci is None else _check_ci(ci)
+        C = self.points.loc[self.points["used"], "C"].to_numpy() if C is None else np.atleast_1d(C).astype(float)
+        qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
+        rows = []
+        for name in ("a", "b"):
+            m, lo, hi = np.quantile(self.draws[name], qs)
+            rows.append({"quantity": name, "C": np.nan, "approach1": m, "approach1_lo": lo, "approach1_hi": hi})
+        n = self.predict(C)["N_opt"]
+        for j, cj in enumerate(C):
+            m, lo, hi = np.quantile(n[:, j], qs)
+            rows.append({"quantity": "N_opt", "C": cj, "approach1": m, "approach1_lo": lo, "approach1_hi": hi})
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        e = self.exponent
+        return (f"Approach1Result({int(self.points['used'].sum())} envelope segments fitted of {len(self.points)}; "
+                f"a = {e.loc['a', 'median']:.3f} [{e.loc['a', 'lo']:.3f}, {e.loc['a', 'hi']:.3f}], "
+                f"b = {e.loc['b', 'median']:.3f} [{e.loc['b', 'lo']:.3f}, {e.loc['b', 'hi']:.3f}] at ci={self.ci:g})")
+
+
+def approach1(curves, *, n_bins: int = 60, convention: str = "total", cost=None, min_runs: int = 2,
+              exclude_edges: bool = True, draws: int = 4000, ci: float = 0.8, seed: int = 0) -> Approach1Result:
+    """Chinchilla's Approach 1 from curves: power laws ``N_opt ∝ C^a``, ``D_opt ∝ C^b`` on the envelope.
+
+    The envelope (:func:`envelope`) is a staircase: ``N_opt`` only takes the
+    sizes of the runs, and the compute values within one run's winning
+    stretch are not independent observations of ``N_opt(C)``; a regression
+    on all of them would have bands that shrink as ``n_bins`` grows.  So
+    each *segment* (a stretch won by one run) gives one point: the winner's
+    ``N`` at the geometric mid-point of the stretch, where that size is
+    closest to optimal, and the winner's interpolated tokens there.
+    Segments whose winner is the smallest or largest run spanning them, or
+    that touch either end of the envelope (their stretch is cut short), are
+    left out when ``exclude_edges`` (their optimum may lie beyond the sizes
+    trained).  ``log N_opt`` and ``log D_opt`` are each regressed on ``log
+    C`` with the conjugate reference prior ``p(c, sigma^2) ∝ 1 / sigma^2``,
+    sampled exactly (Student-t with ``n - 2`` degrees of freedom), as
+    :mod:`bayesscale.isoflop` does for its profiles.  With ``C = 6 N D``,
+    ``a + b = 1`` up to the interpolation.
+
+    Parameters
+    ----------
+    curves : Curves, pandas.DataFrame or path
+        The curves.
+    n_bins, convention, cost, min_runs
+        See :func:`envelope`.
+    exclude_edges : bool
+        Leave out censored segments (see above).
+    draws : int
+        Posterior draws.
+    ci : float
+        Interval mass.
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    Approach1Result
+
+    Raises
+    ------
+    ValueError
+        When fewer than three segments can be fitted (the message lists
+        them), or on bad arguments.
+    """
+    ci = _check_ci(ci)
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 2:
+        raise ValueError(f"draws must be an integer >= 2, got {draws!r}")
+    c = curves if isinstance(curves, Curves) else load_curves(curves)
+    env = envelope(c, n_bins=n_bins, convention=convention, cost=cost, min_runs=min_runs)
+    pts = []
+    n_seg = int(env["segment"].max()) + 1 if len(env) else 0
+    for s in range(n_seg):
+        g = env[env["segment"] == s]
+        lc = np.log(g["C"].to_numpy())
+        mid = 0.5 * (lc[0] + lc[-1])
+        reason = ""
+        if g["at_edge"].any():
+            reason = "the winner is the smallest or largest run spanning this compute"
+        elif s == 0 or s == n_seg - 1:
+            reason = "touches the end of the envelope (stretch cut short)"
+        ld = np.log(g["D_opt"].to_numpy())
+        pts.append({"segment": s, "run": g["run"].iloc[0], "C": np.exp(mid), "N_opt": g["N_opt"].iloc[0],
+                    "D_opt": np.exp(np.interp(mid, lc, ld)), "loss": np.exp(np.interp(mid, lc, np.log(g["loss"]))),
+                    "n_values": len(g), "used": not (exclude_edges and reason),
+                    "reason": reason if exclude_edges else ""})
+    points = pd.DataFrame(pts, columns=["segment", "run", "C", "N_opt", "D_opt", "loss", "n_values", "used",
+                                        "reason"])
+    used = points[points["used"]]
+    if len(used) < 3:
+        detail = "; ".join(f"segment {p['segment']} ({p['run']}, C = {p['C']:.3g}): {p['reason'] or 'used'}"
+                           for _, p in points.iterrows()) or "none"
+        raise ValueError(f"Approach 1 needs at least three envelope segments to fit a power law with a noise scale; "
+                         f"{len(used)} qualify. Segments: {detail}. Add runs at more sizes, or pass "
+                         "exclude_edges=False to use censored segments too.")
+    rng = np.random.default_rng(seed)
+    x = np.log(used["C"].to_numpy())
+    out = {}
+    for q, col in (("N", "N_opt"), ("D", "D_opt")):
+        coef, sig, xbar = _linear_posterior(x, np.log(used[col].to_numpy()), int(draws), rng)
+        out[f"log_k_{q}"] = coef[:, 0] - coef[:, 1] * xbar
+        out["a" if q == "N" else "b"] = coef[:, 1]
+        out[f"sigma_{q}"] = sig
+    qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
+    tab = {}
+    for k in ("a", "b", "log_k_N", "log_k_D"):
+        d = out[k]
+        m, lo, hi = np.quantile(d, qs)
+        tab[k] = {"median": m, "lo": lo, "hi": hi, "mean": d.mean(), "sd": d.std(ddof=1)}
+    env = env.copy()
+    env["used"] = env["segment"].isin(used["segment"])
+    return Approach1Result(envelope=env, points=points, exponent=pd.DataFrame.from_dict(tab, orient="index"),
+                           draws=out, ci=ci, convention=convention)
