@@ -109,9 +109,8 @@ __all__ = [
 #: The parameters of the steps law, in display order.
 PARAMETERS = ("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B")
 
-#: Kaplan et al. (2020) published constants: Table 3 / eq. 1.6 for L(N, S) (N_c, alpha_N, S_c,
-#: alpha_S) and eq. 1.4 for B_crit(L) (B_star in tokens, alpha_B).  Kaplan's Table 3 gives
-#: alpha_N = 0.077 for the L(N, S) fit; 0.076 is the L(N) value of eq. 1.1 used by this project.
+#: Kaplan et al. (2020) published constants of L(N, S_min) (N_c, alpha_N, S_c, alpha_S; eq. 1.6)
+#: and of B_crit(L) (B_star in tokens, alpha_B; eq. 1.4), as issue 13 quotes them.
 KAPLAN_STEPS = {"N_c": 6.5e13, "alpha_N": 0.076, "S_c": 2.1e3, "alpha_S": 0.76, "B_star": 2.1e8, "alpha_B": 0.21}
 
 #: FLOPs in one petaflop/s-day.
