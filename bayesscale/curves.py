@@ -45,6 +45,7 @@ import pandas as pd
 
 from . import kaplan
 from ._validate import check_ci as _check_ci
+from ._validate import positive as _positive
 from .data import DataError, DataWarning, _hash_frame
 from .laws import FLOPS_PER_PARAM_TOKEN
 
@@ -643,10 +644,8 @@ def simulate_curves(*, sizes=SIM_SIZES, batch_sizes=SIM_BATCHES, steps=250_000, 
     for k, v in params.items():
         if not (np.isfinite(v) and v > 0):
             raise ValueError(f"constant {k} must be positive and finite, got {v!r}")
-    from ._validate import positive
-
-    sizes = positive(sizes, "sizes")
-    batch_sizes = positive(batch_sizes, "batch_sizes", unit=" (tokens)")
+    sizes = _positive(sizes, "sizes")
+    batch_sizes = _positive(batch_sizes, "batch_sizes", unit=" (tokens)")
     if np.ndim(steps) == 0:
         last = float(steps)
         if not (np.isfinite(last) and last >= 2):
@@ -657,7 +656,7 @@ def simulate_curves(*, sizes=SIM_SIZES, batch_sizes=SIM_BATCHES, steps=250_000, 
             raise ValueError(f"first_fraction must lie in (0, 1), got {first_fraction!r}")
         grid = np.unique(np.round(np.geomspace(max(1.0, first_fraction * last), last, checkpoints)))
     else:
-        grid = np.unique(np.round(positive(steps, "steps")))
+        grid = np.unique(np.round(_positive(steps, "steps")))
     if grid.size < 2 or grid[0] < 1:
         raise ValueError(f"the checkpoint steps must hold at least two distinct steps >= 1, got {grid!r}")
     if noise is None or (isinstance(noise, (int, float)) and noise == 0):
