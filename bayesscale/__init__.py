@@ -33,6 +33,8 @@ from .model import ModelSpec, Priors  # noqa: E402
 from .observation import Observation  # noqa: E402
 from .posterior import Posterior, load_posterior  # noqa: E402
 from .simulate import simulate_runs  # noqa: E402
+from . import kaplan  # noqa: E402
+from .curves import Approach1Result, Curves, approach1, envelope, load_curves, simulate_curves  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -42,6 +44,7 @@ __all__ = [
     "configure_cache", "datasets", "fit", "fit_many", "get_law", "isoflop_analysis", "load_posterior",
     "load_runs", "plots", "report", "simulate_runs",
 ]
+__all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "load_curves", "simulate_curves"]
 
 
 def __getattr__(name):
