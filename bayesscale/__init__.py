@@ -23,6 +23,7 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
 
 from . import datasets  # noqa: E402
 from .backtest import BacktestResult, backtest  # noqa: E402
+from .compare import average, compare  # noqa: E402
 from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
 from .diagnostics import Verdict  # noqa: E402
 from .fitting import FitWarning, fit, fit_many  # noqa: E402
@@ -40,7 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BacktestResult", "DataError", "DataWarning", "FitWarning", "LAWS", "Law", "ModelSpec", "Observation",
-    "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "backtest", "compare_approaches",
+    "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "average", "backtest", "compare", "compare_approaches",
     "configure_cache", "datasets", "fit", "fit_many", "get_law", "isoflop_analysis", "load_posterior",
     "load_runs", "plots", "report", "simulate_runs",
 ]
