@@ -167,7 +167,7 @@ class Posterior:
     @property
     def n_draws(self) -> int:
         """Total posterior draws (chains x draws)."""
-        return self.samples["alpha"].size
+        return self.samples[self.law.sites[0]].size
 
     # -- predictions -------------------------------------------------------
 
