@@ -23,8 +23,10 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
 
 from . import datasets  # noqa: E402
 from .backtest import BacktestResult, backtest  # noqa: E402
+from .calibration import calibrate_extrapolation  # noqa: E402
 from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
 from .diagnostics import Verdict  # noqa: E402
+from .discrepancy import Discrepancy  # noqa: E402
 from .fitting import FitWarning, fit, fit_many  # noqa: E402
 from .inference import SamplerSettings, configure_cache  # noqa: E402
 from .isoflop import compare_approaches, isoflop_analysis  # noqa: E402
@@ -36,7 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BacktestResult", "DataError", "DataWarning", "FitWarning", "ModelSpec", "Posterior", "Priors", "Runs",
-    "SamplerSettings", "Verdict", "backtest", "compare_approaches", "configure_cache", "datasets", "fit",
+    "SamplerSettings", "Verdict", "Discrepancy", "backtest", "calibrate_extrapolation", "compare_approaches", "configure_cache", "datasets", "fit",
     "fit_many", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",
 ]
 
