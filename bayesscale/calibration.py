@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import laws
-from .data import BUDGET_TOL_DEX, Runs
+from .data import Runs
 from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
 from .model import ModelSpec
@@ -74,7 +74,7 @@ def horizon_folds(runs: Runs, horizons=HORIZONS, min_train_budgets: int = MIN_TR
     order = np.argsort(Cg)
     out = []
     for i in range(min_train_budgets, len(order)):
-        train = runs.C < Cg[order[i]] * 10 ** (-BUDGET_TOL_DEX)
+        train = np.isin(runs.budget, order[:i])  # by budget group: a labelled budget's runs never leak
         if train.sum() < MIN_TRAIN or len(np.unique(runs.budget[train])) < min_train_budgets:
             continue
         tests = [(h, runs.budget == order[i + h - 1]) for h in horizons if i + h - 1 < len(order)]

@@ -508,8 +508,13 @@ def _loo_pit_check(posterior) -> dict:
     import arviz_stats as azs
     from scipy.stats import binom
 
-    pit = np.asarray(azs.loo_pit(posterior.tree, var_names="y")["y"]).reshape(-1)
     runs = posterior.runs
+    try:
+        pit = np.asarray(azs.loo_pit(posterior.tree, var_names="y")["y"]).reshape(-1)
+    except (ValueError, FloatingPointError) as e:  # degenerate draws (a failed fit): PSIS cannot smooth them
+        return {"method": "LOO-PIT (PSIS, arviz_stats.loo_pit)", "n_runs": len(runs), "n_outside": 0,
+                "tail": LOO_PIT_TAIL, "chance_limit": 0, "misfit": False, "runs_outside": [],
+                "sentence": f"not computed ({e}).", "ks_distance": None}
     out = (pit < LOO_PIT_TAIL) | (pit > 1 - LOO_PIT_TAIL)
     n = len(pit)
     limit = int(binom.ppf(0.99, n, 2 * LOO_PIT_TAIL))
