@@ -24,8 +24,10 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
 from . import datasets  # noqa: E402
 from .backtest import BacktestResult, backtest  # noqa: E402
 from .compare import average, compare  # noqa: E402
+from .calibration import calibrate_extrapolation  # noqa: E402
 from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
 from .diagnostics import Verdict  # noqa: E402
+from .discrepancy import Discrepancy  # noqa: E402
 from .fitting import FitWarning, fit, fit_many  # noqa: E402
 from .inference import SamplerSettings, configure_cache  # noqa: E402
 from .isoflop import compare_approaches, isoflop_analysis  # noqa: E402
@@ -40,10 +42,10 @@ from .curves import Approach1Result, Curves, approach1, envelope, load_curves, s
 __version__ = "0.1.0"
 
 __all__ = [
-    "BacktestResult", "DataError", "DataWarning", "FitWarning", "LAWS", "Law", "ModelSpec", "Observation",
-    "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "average", "backtest", "compare", "compare_approaches",
-    "configure_cache", "datasets", "fit", "fit_many", "get_law", "isoflop_analysis", "load_posterior",
-    "load_runs", "plots", "report", "simulate_runs",
+    "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "LAWS", "Law", "ModelSpec",
+    "Observation", "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "average", "backtest",
+    "calibrate_extrapolation", "compare", "compare_approaches", "configure_cache", "datasets", "fit", "fit_many",
+    "get_law", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",
 ]
 __all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "load_curves", "simulate_curves"]
 

@@ -418,7 +418,7 @@ def _solve_cost(P: Mapping, log_C: np.ndarray, cost: Callable, *, xtol: float = 
 
 
 def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None = None,
-             log_noise=None) -> Allocation:
+             log_noise=None, log_N_error=None) -> Allocation:
     """Compute-optimal model size, tokens and loss at each budget, per draw.
 
     Parameters
@@ -441,6 +441,13 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
         Predictive noise draws on log loss, broadcastable to ``(S, n)`` or
         of shape ``(S,)``.  Without it, ``loss`` is the law's value at the
         optimum (parameter uncertainty only).
+    log_N_error : array_like, optional
+        Extrapolation error of log N_opt, ``(S, n)`` draws (see
+        :func:`bayesscale.discrepancy.joint_draws`): the optimum moves to
+        ``N_opt * exp(error)`` and ``D_opt`` follows from the budget.  The
+        loss stays the law's value at its own optimum (plus ``log_noise``).
+        Without it, the bands of ``N_opt``, ``D_opt`` and tokens per
+        parameter are parameter uncertainty only.
 
     Returns
     -------
@@ -483,6 +490,14 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
     log_L = laws.log_loss(P, N, D)
     if noise is not None:
         log_L = log_L + noise
+    shift = _noise(log_N_error, S, (C.size,))
+    if shift is not None and np.any(shift != 0):
+        N = N * np.exp(shift)
+        if cost is None:
+            D = C[None, :] / (laws.FLOPS_PER_PARAM_TOKEN * N)
+        else:
+            log_g, _ = _log_cost_terms(cost, np.log(N))
+            D = np.exp(log_C - log_g - np.log(N))
     draws = {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": np.exp(log_L)}
     # At a fixed budget D and D/N fall as N grows (N * cost(N) grows with N), so one
     # ranking of N gives the quantiles of all three.

@@ -45,7 +45,8 @@ class BacktestResult:
     ----------
     table : pandas.DataFrame
         One row per held-out fold and an ``overall`` row: ``n_runs``,
-        ``coverage_50``, ``coverage_80``, ``coverage_90``, ``mlpd`` (mean
+        ``n_folds`` (held-out budgets: coverage is counted by budget, see
+        :func:`summarize`), ``coverage_50``, ``coverage_80``, ``coverage_90``, ``mlpd`` (mean
         log predictive density of log loss), ``crps`` (of log loss),
         ``bias`` (mean observed minus predictive median, log loss),
         ``width_90`` (median 90% interval width, in loss) and
@@ -70,7 +71,7 @@ class BacktestResult:
     holdout: str
 
     def __str__(self) -> str:
-        cols = ["n_runs", "extrapolation_dex", "coverage_50", "coverage_80", "coverage_90", "width_90",
+        cols = ["n_runs", "n_folds", "extrapolation_dex", "coverage_50", "coverage_80", "coverage_90", "width_90",
                 "bias", "mlpd", "crps"]
         with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 140):
             return f"Backtest ({self.holdout})\n{self.table[cols].to_string()}"
@@ -183,7 +184,8 @@ def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed
     for (label, train, test), post in zip(usable, posts):
         te = runs.subset(test)
         sc = score_predictions(post.predict_draws(te.N, te.D), te.loss)
-        pts = pd.DataFrame({"fold": label, "run": te.run_id, "N": te.N, "D": te.D, "C": te.C, "loss": te.loss, **sc})
+        pts = pd.DataFrame({"fold": label, "run": te.run_id, "budget": runs.budget[test], "N": te.N, "D": te.D,
+                            "C": te.C, "loss": te.loss, **sc})
         rows.append({"fold": label, **summarize(pts),
                      "extrapolation_dex": float(np.log10(te.C.max() / runs.C[train].max()))})
         points.append(pts)
@@ -206,13 +208,27 @@ def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed
 def summarize(points: pd.DataFrame) -> dict:
     """Scores of a set of held-out runs (rows of :attr:`BacktestResult.points`).
 
+    Runs of one held-out budget share that budget's error (the fold fit's
+    parameter error, the budget's offset, the law's bend), so they are not
+    independent trials.  Coverage is counted by held-out budget: the share
+    of each budget's runs inside their interval, averaged over budgets
+    (``n_folds`` of them, the effective sample size of the verdict and of
+    the chance band).  Budgets are ``(fold, budget)`` pairs when
+    ``points`` has those columns, otherwise every run is its own budget.
+
     Returns
     -------
     dict
-        ``n_runs``, ``coverage_<level>``, ``mlpd``, ``crps``, ``bias`` and
-        ``width_90`` (median 90% interval width, in loss).
+        ``n_runs``, ``n_folds``, ``coverage_<level>``, ``mlpd``, ``crps``,
+        ``bias`` and ``width_90`` (median 90% interval width, in loss).
     """
-    return {"n_runs": len(points),
-            **{f"coverage_{k.split('_')[1]}": points[k].mean() for k in points.columns if k.startswith("covered_")},
+    keys = [k for k in ("dataset", "fold", "budget") if k in points.columns]
+    cov_cols = [k for k in points.columns if k.startswith("covered_")]
+    if "budget" in keys:
+        by = points.groupby(keys, sort=False)[cov_cols].mean()
+    else:
+        by = points[cov_cols].astype(float)
+    return {"n_runs": len(points), "n_folds": len(by),
+            **{f"coverage_{k.split('_')[1]}": float(by[k].mean()) for k in cov_cols},
             "mlpd": points["lpd"].mean(), "crps": points["crps"].mean(), "bias": points["error"].mean(),
             "width_90": float(np.median(points["hi_90"] - points["lo_90"]))}

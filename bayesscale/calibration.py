@@ -1,91 +1,297 @@
-"""Calibrating extrapolation error on the data's own rolling-origin refits.
+"""Running the rolling-origin refits behind the extrapolation error.
 
 A posterior fitted to all runs describes the data well in-sample and can
-still be overconfident one or more decades beyond it (measured on the
-Chinchilla data: the plain law's 90% intervals cover 56% of the runs at
-1e21 FLOPs and above when it is fitted on the smaller budgets).  In-sample
-residuals cannot reveal this; only extrapolations can.  So, for each fit,
-this module
+still be overconfident one or more decades beyond it.  In-sample residuals
+cannot reveal this; only extrapolations can.  So this module
 
-1. refits the law on rolling-origin folds of the same runs (train on the
-   budgets below a budget, predict that budget; the last ``MAX_FOLDS``
-   budgets), all folds in one batched program with short chains;
-2. collects each held-out run's error ``e`` (observed minus predictive
-   median, log loss), its predictive scale ``s`` and its distance ``d``
-   beyond its fold's data (decades of compute);
-3. fits ``e ~ Normal(0, s**2 + kappa0**2 + kappa1**2 d)`` by maximum
-   likelihood on a grid.
+1. builds rolling-origin folds with several horizons
+   (:func:`horizon_folds`): at each origin, train on every budget below it
+   and hold out the next 1, 2 and 3 budgets, so the distance beyond the
+   data varies (the last :data:`MAX_ORIGINS` origins);
+2. refits the law on every origin of every data set in ONE batched
+   :func:`bayesscale.inference.sample` call with short chains
+   (:data:`FOLD_SETTINGS`);
+3. checks each fold fit (R-hat of the law's parameters at most
+   :data:`FOLD_RHAT`, divergent transitions at most
+   :data:`FOLD_DIVERGENT` of the draws); a failed fold is reported in the
+   record and the verdict, and left out;
+4. scores each held-out budget: the median error of its runs in log loss,
+   and the error of the fold's N_opt against the budget's empirical
+   optimum (vertex of a quadratic in log N fitted to the budget's runs, when
+   the budget is IsoFLOP-shaped), otherwise against the full-data fit;
+5. hands the fold facts to :func:`bayesscale.discrepancy.fit_discrepancy`,
+   the Bayesian model of the errors.
 
-The result, an :class:`bayesscale.model.Extrapolation`, widens every
-prediction beyond the data (``Posterior.predict``, ``allocate``,
-``prob_below`` and the report).  With fewer than ``MIN_POINTS`` held-out
-runs nothing is added, and the verdict says so.
+:func:`calibrate_extrapolation` is the explicit call for one posterior;
+``fit(..., extrapolation="calibrated")`` runs it inside the fit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import sys
+
 import numpy as np
+import pandas as pd
 
-from .data import Runs, rolling_folds
+from . import laws
+from .data import Runs
+from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
-from .model import Extrapolation, ModelSpec
+from .model import ModelSpec
 
-__all__ = ["calibrate", "estimate_kappa", "FOLD_SETTINGS", "MAX_FOLDS", "MIN_POINTS"]
+__all__ = ["calibrate", "calibrate_extrapolation", "horizon_folds", "estimate_kappa", "isoflop_vertex",
+           "FOLD_SETTINGS", "MAX_ORIGINS", "HORIZONS", "MIN_TRAIN", "FOLD_RHAT", "FOLD_DIVERGENT"]
 
-#: Short chains for the rolling-origin refits: only predictive medians and scales are needed.
+#: Short chains for the rolling-origin refits.
 FOLD_SETTINGS = SamplerSettings(chains=2, warmup=300, draws=300)
-#: Rolling-origin folds per fit (the largest budgets).
-MAX_FOLDS = 6
-#: Fewest held-out runs for an estimate.
-MIN_POINTS = 5
+#: Rolling origins per data set (the largest).
+MAX_ORIGINS = 6
+#: Budgets held out ahead of each origin.
+HORIZONS = (1, 2, 3)
 #: Fewest training runs per fold.
 MIN_TRAIN = 10
+#: Fewest budgets a fold trains on.
+MIN_TRAIN_BUDGETS = 3
+#: Largest R-hat of a usable fold fit (2 short chains: looser than the main fit's 1.01).
+FOLD_RHAT = 1.05
+#: Largest share of divergent transitions in a usable fold fit.
+FOLD_DIVERGENT = 0.01
 
-_GRID = np.concatenate([[0.0], np.geomspace(1e-4, 0.2, 80)])
+
+def horizon_folds(runs: Runs, horizons=HORIZONS, min_train_budgets: int = MIN_TRAIN_BUDGETS,
+                  max_origins: int = MAX_ORIGINS) -> list[tuple[str, np.ndarray, list[tuple[int, np.ndarray]]]]:
+    """Rolling-origin folds holding out several budgets ahead.
+
+    Returns
+    -------
+    list of (origin label, train mask, [(horizon, test mask), ...])
+        For the last ``max_origins`` origins with at least
+        ``min_train_budgets`` budgets and :data:`MIN_TRAIN` runs below them.
+    """
+    Cg = runs.budget_compute()
+    order = np.argsort(Cg)
+    out = []
+    for i in range(min_train_budgets, len(order)):
+        train = np.isin(runs.budget, order[:i])  # by budget group: a labelled budget's runs never leak
+        if train.sum() < MIN_TRAIN or len(np.unique(runs.budget[train])) < min_train_budgets:
+            continue
+        tests = [(h, runs.budget == order[i + h - 1]) for h in horizons if i + h - 1 < len(order)]
+        out.append((f"C < {Cg[order[i]]:.3g}", train, tests))
+    return out[-max_origins:]
+
+
+def isoflop_vertex(N, loss, *, min_runs: int = 5) -> tuple[float, float]:
+    """Empirical loss-optimal log N of one budget's runs: vertex of a quadratic in log N.
+
+    Least squares of log loss on ``(x, x**2)``, ``x = log N``; the vertex's
+    variance by the delta method.  NaNs unless the budget is IsoFLOP-shaped:
+    at least ``min_runs`` distinct sizes, a convex fit (curvature more than
+    two standard errors above zero) and a vertex inside the sizes run.
+
+    Returns
+    -------
+    log_N, variance : float
+    """
+    x, y = np.log(np.asarray(N, float)), np.log(np.asarray(loss, float))
+    if len(np.unique(np.round(x, 6))) < min_runs:
+        return math.nan, math.nan
+    xb = x.mean()
+    X = np.stack([np.ones_like(x), x - xb, (x - xb) ** 2], axis=1)
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    s2 = float(resid @ resid) / max(len(y) - 3, 1)
+    V = s2 * np.linalg.inv(X.T @ X)
+    c, b = coef[2], coef[1]
+    if c <= 2 * math.sqrt(max(V[2, 2], 0.0)):
+        return math.nan, math.nan
+    v = -b / (2 * c)
+    g = np.array([-1 / (2 * c), b / (2 * c**2)])
+    var = float(g @ V[1:, 1:] @ g)
+    if not (x.min() <= v + xb <= x.max()):
+        return math.nan, math.nan
+    return float(v + xb), var
+
+
+def _median_noise_factor(likelihood: str, df: float) -> float:
+    """Variance of the median of n draws of unit scale, times n (large-n limit)."""
+    if likelihood == "normal":
+        return math.pi / 2
+    f0 = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    return 1 / (4 * f0**2)
+
+
+def log_n_opt(law, params, C: float) -> np.ndarray:
+    """log of the compute-optimal N at budget ``C`` for each draw (NaN where the law has none)."""
+    params = {k: np.asarray(params[k], dtype=float) for k in law.params}
+    if not law.depends_on_size():
+        return np.full(np.size(next(iter(params.values()))), np.nan)
+    if law.frontier is not None:
+        return np.log(law.frontier(params, C)[0])
+    from .frontier import optimal_allocation
+
+    fn = lambda q, log_N, log_D: law.log_loss(q, *_nd_covariates(law, log_N, log_D))  # noqa: E731
+    return np.log(optimal_allocation(fn, params, np.atleast_1d(float(C)))[0][:, 0])
+
+
+def _nd_covariates(law, log_N, log_D):
+    """The law's covariates from log N and log D alone (unlimited unique data, C = 6 N D)."""
+    import jax.numpy as jnp
+
+    cov = {"logN": log_N, "logD": log_D, "logC": jnp.log(6.0) + log_N + log_D, "logU": jnp.inf + 0.0 * log_D}
+    return [cov[c] for c in law.covariates]
 
 
 def estimate_kappa(errors, scales, distances) -> tuple[float, float]:
-    """Maximum-likelihood ``kappa0, kappa1`` of ``e ~ Normal(0, s^2 + k0^2 + k1^2 d)`` on a grid."""
+    """The former grid-maximum-likelihood ``kappa0, kappa1`` (kept for the benchmark's comparison only).
+
+    ``e ~ Normal(0, s^2 + k0^2 + k1^2 d)`` per held-out run, maximised on a
+    grid; replaced by :mod:`bayesscale.discrepancy`.
+    """
+    grid = np.concatenate([[0.0], np.geomspace(1e-4, 0.2, 80)])
     e, s, d = (np.asarray(a, dtype=float)[None, None, :] for a in (errors, scales, distances))
-    k0, k1 = _GRID[:, None, None], _GRID[None, :, None]
+    k0, k1 = grid[:, None, None], grid[None, :, None]
     v = s**2 + k0**2 + k1**2 * d
     ll = -0.5 * np.sum(np.log(v) + e**2 / v, axis=-1)
     i, j = np.unravel_index(np.argmax(ll), ll.shape)
-    return float(_GRID[i]), float(_GRID[j])
+    return float(grid[i]), float(grid[j])
 
 
-def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None) -> list[Extrapolation]:
-    """An :class:`Extrapolation` for each data set, from its rolling-origin refits.
+def _score_origin(post, runs: Runs, label: str, tests, full_params, ok: bool, problem: str):
+    """Fold rows and covariances of one origin."""
+    spec = post.spec
+    p = post.params
+    S = post.n_draws
+    obs = spec.observation
+    noise_f = _median_noise_factor(spec.likelihood, spec.priors.df)
+    sigma2 = float(np.median(obs.noise_scale(p)) ** 2)
+    tau2 = float(np.mean(p["tau"] ** 2)) if "tau" in p else 0.0
+    c_train = float(post.runs.C.max())
+    rows, m_loss, m_nopt, extra_loss, extra_nopt, pts = [], [], [], [], [], []
+    for h, mask in tests:
+        te = runs.subset(mask)
+        Cb = float(np.exp(np.log(te.C).mean()))
+        mu = post.law_log_loss(te.N, te.D, U=te.U)  # (S, n)
+        err_runs = np.log(te.loss) - np.median(mu, axis=0)
+        m_loss.append(mu.mean(axis=1))
+        extra_loss.append(tau2 + noise_f * sigma2 / len(te))
+        log_n = log_n_opt(post.law, post.law_params, Cb)  # (S,)
+        m_nopt.append(log_n)
+        vx, vvar = isoflop_vertex(te.N, te.loss)
+        if np.isfinite(vx):
+            ref, ref_var, source = vx, vvar, "isoflop vertex"
+        elif full_params is not None:
+            fl = log_n_opt(post.law, full_params, Cb)
+            fl = fl[np.isfinite(fl)]
+            ref, ref_var, source = float(np.median(fl)), float(np.var(fl)), "full-data fit"
+        else:
+            ref, ref_var, source = math.nan, math.nan, "none"
+        extra_nopt.append(ref_var)
+        rows.append({"origin": label, "budget_C": Cb, "horizon": h, "d": float(np.log10(Cb / c_train)),
+                     "n_runs": len(te), "ok": ok, "problem": problem,
+                     "loss_error": float(np.median(err_runs)), "n_opt_error": float(ref - np.median(log_n)),
+                     "n_opt_reference": source, "n_opt_empirical": float(np.exp(ref)) if np.isfinite(ref) else math.nan,
+                     "n_opt_fold_median": float(np.exp(np.median(log_n)))})
+        if h == 1:  # per-run points of the former estimator (benchmark comparison)
+            rng = np.random.default_rng([int(post.info.get("seed", 0)), 5])
+            yrep = obs.sample(rng, mu, {k: p[k][:, None] for k in obs.sites})
+            q16, med, q84 = np.quantile(yrep, [0.16, 0.5, 0.84], axis=0)
+            pts.append(pd.DataFrame({"origin": label, "error": np.log(te.loss) - med, "scale": (q84 - q16) / 2,
+                                     "d": np.maximum(np.log10(te.C / c_train), 0.0)}))
+    cov_loss = np.atleast_2d(np.cov(np.stack(m_loss))) + np.diag(extra_loss)
+    cov_nopt = np.atleast_2d(np.cov(np.stack(m_nopt))) + np.diag(np.nan_to_num(extra_nopt))
+    for i, r in enumerate(rows):
+        r["loss_sd"] = float(math.sqrt(cov_loss[i, i]))
+        r["n_opt_sd"] = float(math.sqrt(cov_nopt[i, i]))
+    del S
+    return rows, cov_loss, cov_nopt, pts
 
-    All folds of all data sets run as one batched :func:`bayesscale.inference.sample` call.
+
+def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, progress: bool | None = False,
+              full_params: list | None = None, min_folds: int = MIN_FOLDS) -> list[Discrepancy]:
+    """A :class:`~bayesscale.discrepancy.Discrepancy` for each data set, from its rolling-origin refits.
+
+    All origins of all data sets run as one batched
+    :func:`bayesscale.inference.sample` call.
+
+    Parameters
+    ----------
+    datasets : list of Runs
+    spec : ModelSpec
+    seed : int
+    device : str, optional
+    progress : bool, optional
+        Progress bar and "calibrating: fold k of n" on stderr.
+    full_params : list of dict, optional
+        Per data set, the full fit's parameter draws: the reference for
+        N_opt at held-out budgets that are not IsoFLOP-shaped.
+    min_folds : int
+        Fewest usable folds to calibrate.
     """
+    from .diagnostics import screen
     from .posterior import Posterior
 
-    jobs = []  # (dataset index, train runs, test runs)
+    jobs = []  # (dataset index, origin label, train runs, tests)
     for k, runs in enumerate(datasets):
-        for _, train, test in rolling_folds(runs)[-MAX_FOLDS:]:
-            if train.sum() >= MIN_TRAIN and len(np.unique(runs.budget[train])) >= 3:
-                jobs.append((k, runs.subset(train), runs.subset(test)))
-    points: dict[int, list] = {k: [] for k in range(len(datasets))}
+        for label, train, tests in horizon_folds(runs):
+            jobs.append((k, label, runs.subset(train), tests))
+    facts: dict[int, list] = {k: [] for k in range(len(datasets))}
     if jobs:
-        # padded like the full data sets, and for one data set always MAX_FOLDS folds per call:
-        # refits of similar data reuse one compiled program
-        draws = sample([tr for _, tr, _ in jobs], spec, FOLD_SETTINGS, seed=seed + 7919, device=device,
-                       progress=False, pad_like=datasets, batch_size=MAX_FOLDS if len(datasets) == 1 else None)
-        for (k, tr, te), d in zip(jobs, draws):
-            post = Posterior.from_draws(d, tr, spec, FOLD_SETTINGS, {"seed": seed})
-            logd = np.log(post.predict_draws(te.N, te.D))
-            q16, med, q84 = np.quantile(logd, [0.16, 0.5, 0.84], axis=0)
-            dist = np.maximum(np.log10(te.C / tr.C.max()), 0.0)
-            points[k].append((np.log(te.loss) - med, (q84 - q16) / 2, dist))
+        n = len(jobs)
+        draws = sample([tr for _, _, tr, _ in jobs], spec, FOLD_SETTINGS, seed=seed + 7919, device=device,
+                       progress=progress, pad_like=datasets,
+                       batch_size=MAX_ORIGINS if len(datasets) == 1 else None,
+                       desc=f"calibrating: {n} fold refit{'s' * (n > 1)}")
+        posts = [Posterior.from_draws(d, tr, spec, FOLD_SETTINGS, {"seed": seed}) for (_, _, tr, _), d in zip(jobs, draws)]
+        health = screen([q._natural for q in posts], [q.stats for q in posts], max_tree_depth=FOLD_SETTINGS.max_tree_depth)
+        n_draws = FOLD_SETTINGS.chains * FOLD_SETTINGS.draws
+        show = progress if progress is not None else sys.stderr.isatty()
+        for j, ((k, label, tr, tests), post) in enumerate(zip(jobs, posts)):
+            if show:
+                print(f"calibrating: fold {j + 1} of {n}", file=sys.stderr, flush=True)
+            h = health.iloc[j]
+            problems = []
+            if not np.isfinite(h.max_r_hat) or h.max_r_hat > FOLD_RHAT:
+                problems.append(f"R-hat {h.max_r_hat:.3g} > {FOLD_RHAT}")
+            if h.divergences > FOLD_DIVERGENT * n_draws:
+                problems.append(f"{int(h.divergences)} divergent transitions")
+            fp = None if full_params is None else full_params[k]
+            facts[k].append(_score_origin(post, datasets[k], label, tests, fp, not problems, "; ".join(problems)))
     out = []
     for k, runs in enumerate(datasets):
-        pts = points[k]
-        n = sum(len(p[0]) for p in pts)
-        if n < MIN_POINTS:
-            out.append(Extrapolation(c_max=float(runs.C.max()), n_folds=len(pts), n_points=n))
-            continue
-        e, s, d = (np.concatenate([p[i] for p in pts]) for i in range(3))
-        k0, k1 = estimate_kappa(e, s, d)
-        out.append(Extrapolation(kappa0=k0, kappa1=k1, c_max=float(runs.C.max()), n_folds=len(pts), n_points=n))
+        rows, cov, pts = [], {}, []
+        for r, cl, cn, p in facts[k]:
+            rows.extend(r)
+            cov[("loss", r[0]["origin"])] = cl
+            cov[("n_opt", r[0]["origin"])] = cn
+            pts.extend(p)
+        folds = pd.DataFrame(rows, columns=["origin", "budget_C", "horizon", "d", "n_runs", "ok", "problem",
+                                            "loss_error", "loss_sd", "n_opt_error", "n_opt_sd", "n_opt_reference",
+                                            "n_opt_empirical", "n_opt_fold_median"])
+        out.append(fit_discrepancy(folds, cov, float(runs.C.max()), seed=seed, min_folds=min_folds,
+                                   run_points=pd.concat(pts, ignore_index=True) if pts else None))
     return out
+
+
+def calibrate_extrapolation(posterior, *, progress: bool | None = None, device=None):
+    """Calibrate a posterior's extrapolation error: an explicit, expensive step.
+
+    Refits the law on the rolling-origin folds of ``posterior.runs`` (one
+    batched sampler call, about as much sampling as the fit itself) and
+    returns a copy of the posterior that carries the
+    :class:`~bayesscale.discrepancy.Discrepancy` (``extrapolation_mode =
+    "calibrated"``).
+
+    Parameters
+    ----------
+    posterior : Posterior
+    progress : bool, optional
+        Progress on stderr; by default when stderr is a terminal.
+    device : str, optional
+        JAX platform of the refits; by default the fit's.
+    """
+    disc = calibrate([posterior.runs], posterior.spec, seed=int(posterior.info.get("seed", 0)),
+                     device=device if device is not None else posterior.info.get("device_request"),
+                     progress=progress, full_params=[posterior.params])[0]
+    return dataclasses.replace(posterior, extrapolation_mode="calibrated", discrepancy=disc)

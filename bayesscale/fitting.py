@@ -72,11 +72,15 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     offsets : {"none", "budget"}
         ``"budget"`` adds an offset shared by the runs of each budget.
     extrapolation : {"calibrated", "none"}
-        ``"calibrated"`` (the default) widens predictions beyond the data by
-        the error of the data's own rolling-origin extrapolations (see
-        :mod:`bayesscale.calibration`; a batch of short refits, run the
-        first time a prediction needs it).  ``"none"`` keeps parameter and
-        noise uncertainty only.
+        ``"calibrated"`` (the default) calibrates the extrapolation error
+        inside the fit: rolling-origin refits holding out 1-3 budgets ahead,
+        one batched sampler call with short chains (about as much sampling
+        as the fit; the progress bar says "calibrating"), and a Bayesian
+        model of their errors (:mod:`bayesscale.discrepancy`) whose draws
+        widen every prediction beyond the data: loss, N_opt, D_opt and
+        tokens per parameter.  ``"none"`` keeps parameter and noise
+        uncertainty only (the plain law); calibrate later with
+        :func:`bayesscale.calibrate_extrapolation`.
     priors : Priors or dict, optional
         Tune the default priors (:class:`Priors`), or replace any sampled
         variable's prior with a numpyro distribution
@@ -168,9 +172,12 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
-    # many data sets: calibrate them all now, in one batch; one: on first use (Posterior.extrapolation)
-    batch = extrapolation == "calibrated" and len(runs) > 1
-    extra = calibrate(runs, spec, seed=seed, device=device) if batch else [None] * len(runs)
+    # calibration is an explicit step of the fit: all folds of all data sets in one batched call
+    if extrapolation == "calibrated":
+        full = [Posterior.from_draws(d, r, spec, settings, {}).params for r, d in zip(runs, draws)]
+        extra = calibrate(runs, spec, seed=seed, device=device, progress=progress, full_params=full)
+    else:
+        extra = [None] * len(runs)
     versions = _versions()
     posts = []
     for k, (r, d) in enumerate(zip(runs, draws)):
@@ -178,7 +185,7 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
         if labels is not None:
             info["label"] = str(labels[k])
         posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation_mode=extrapolation,
-                                          calibration=extra[k]))
+                                          discrepancy=extra[k]))
     if len(posts) == 1:
         verdict = posts[0].check()
         if not verdict.ok:

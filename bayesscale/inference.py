@@ -397,7 +397,8 @@ def _progress_bar(total: int, enabled: bool | None, desc: str):
 
 def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int = 0,
            device: str | None = None, batch_size: int | None = None,
-           progress: bool | None = None, pad_like: list[Runs] | None = None) -> list[Draws]:
+           progress: bool | None = None, pad_like: list[Runs] | None = None,
+           desc: str | None = None) -> list[Draws]:
     """Run NUTS on each data set and return its draws.
 
     Parameters
@@ -424,6 +425,8 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
         Pad at least as much as for these data sets (subsets of them then
         share their compiled program).  With ``batch_size``, every call is
         padded to ``batch_size`` data sets for the same reason.
+    desc : str, optional
+        Label of the progress bar.
 
     Returns
     -------
@@ -447,7 +450,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     total = settings.warmup + settings.draws
     n_chunks = math.ceil(total / settings.chunk)
     bar = _progress_bar(n_chunks * settings.chunk * n_calls, progress,
-                        f"NUTS {K} data set{'s' * (K > 1)} x {chains} chains")
+                        desc or f"NUTS {K} data set{'s' * (K > 1)} x {chains} chains")
     results: list[Draws] = []
     t_start = time.perf_counter()
     try:

@@ -64,7 +64,7 @@ import numpy as np
 from .laws import CHINCHILLA, Law, get_law
 from .observation import Observation, get_observation
 
-__all__ = ["Priors", "ModelSpec", "Extrapolation", "LIKELIHOODS", "OFFSETS", "numpyro_model", "context",
+__all__ = ["Priors", "ModelSpec", "LIKELIHOODS", "OFFSETS", "numpyro_model", "context",
            "describe_prior", "prior_to_dict", "prior_from_dict"]
 
 LIKELIHOODS = ("student_t", "normal")
@@ -317,42 +317,3 @@ def prior_from_dict(d: dict):
     import numpyro.distributions as dist
 
     return getattr(dist, d["dist"])(**d["args"])
-
-
-@dataclass(frozen=True)
-class Extrapolation:
-    """Extra predictive spread beyond the data, calibrated on the data's own extrapolations.
-
-    A run at compute ``C`` beyond the largest fitted run (``c_max``) gets an extra Normal error on log loss with
-    variance ``kappa0**2 + kappa1**2 * d``, ``d = log10(C / c_max)``
-    decades: a random walk in log compute, the simplest law of errors that
-    grow with distance.  ``kappa0`` and ``kappa1`` are fitted by maximum
-    likelihood to the errors of rolling-origin refits on the data itself
-    (see :mod:`bayesscale.calibration`).  Inside the data range nothing is
-    added.
-
-    Attributes
-    ----------
-    kappa0, kappa1 : float
-        Scale of the error one step beyond the data, and its growth per
-        decade (log-loss units).
-    c_max : float
-        Largest training compute.
-    n_folds, n_points : int
-        The rolling-origin refits and held-out runs behind the estimate.
-    """
-
-    kappa0: float = 0.0
-    kappa1: float = 0.0
-    c_max: float = float("inf")
-    n_folds: int = 0
-    n_points: int = 0
-
-    def variance(self, C) -> np.ndarray:
-        """Extra variance of log loss at compute ``C``."""
-        C = np.asarray(C, dtype=float)
-        d = np.log10(C / self.c_max)
-        return np.where(d > 0, self.kappa0**2 + self.kappa1**2 * np.maximum(d, 0.0), 0.0)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)

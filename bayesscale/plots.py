@@ -1153,10 +1153,12 @@ def backtest_coverage(result, *, ax=None) -> Figure:
     fig, ax = _single_axes(ax, (8.6, 4.8))
     ax.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="calibrated (diagonal)", zorder=1)
     if overall is not None and int(overall["n_runs"]) > 0:
-        n = int(overall["n_runs"])
+        # runs of one held-out budget share its error: the chance range counts budgets, not runs
+        by_budget = "n_folds" in overall.index and np.isfinite(overall["n_folds"])
+        n = int(overall["n_folds"]) if by_budget else int(overall["n_runs"])
         band = np.array([_binomial_band(n, p, 0.9) for p in levels])
         ax.vlines(levels, band[:, 0], band[:, 1], color="0.55", alpha=0.35, linewidth=14, zorder=0,
-                  label=f"90% chance range of a calibrated model ({n} runs)")
+                  label=f"90% chance range of a calibrated model ({n} {'budgets' if by_budget else 'runs'})")
     if len(folds):
         cmap = _budget_cmap()
         sizes = folds["n_runs"].to_numpy(dtype=float)

@@ -10,6 +10,7 @@ table and the verdict.  :meth:`Posterior.to_netcdf` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -25,8 +26,9 @@ from ._validate import check_ci
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
+from .discrepancy import Discrepancy, joint_draws
 from .inference import covariate_arrays
-from .model import Extrapolation, ModelSpec, context
+from .model import ModelSpec, context
 
 __all__ = ["Posterior", "load_posterior", "atomic_write"]
 
@@ -80,10 +82,11 @@ class Posterior:
     extrapolation_mode : {"calibrated", "none"}
         Whether predictions beyond the data carry the calibrated
         extrapolation error (see :attr:`extrapolation`).
-    calibration : Extrapolation or None
-        The calibration, when it was computed with the fit (``fit_many``
-        calibrates all data sets in one batch) or read from a file;
-        otherwise :attr:`extrapolation` computes it on first use.
+    discrepancy : Discrepancy or None
+        The posterior of the extrapolation error, computed by the fit
+        (``extrapolation="calibrated"``) or by
+        :func:`bayesscale.calibrate_extrapolation`, and stored in the
+        netCDF file.  Never computed behind the user's back.
     """
 
     samples: dict
@@ -93,38 +96,31 @@ class Posterior:
     settings: SamplerSettings
     info: dict = field(default_factory=dict)
     extrapolation_mode: str = "none"
-    calibration: Extrapolation | None = None
+    discrepancy: Discrepancy | None = None
 
     # -- construction ------------------------------------------------------
 
     @classmethod
     def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
                    info: dict, extrapolation_mode: str = "none",
-                   calibration: Extrapolation | None = None) -> "Posterior":
+                   discrepancy: Discrepancy | None = None) -> "Posterior":
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
         if "z_budget" in samples:
             samples["z_budget"] = samples["z_budget"][..., : runs.n_budgets]
         info = dict(info, device=draws.device, timing=dict(draws.timing))
         return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info,
-                   extrapolation_mode=extrapolation_mode, calibration=calibration)
+                   extrapolation_mode=extrapolation_mode, discrepancy=discrepancy)
 
-    @cached_property
-    def extrapolation(self) -> Extrapolation | None:
-        """The calibrated extra error of predictions beyond the data (None for ``"none"``).
+    @property
+    def extrapolation(self) -> Discrepancy | None:
+        """The extrapolation-error posterior in use (None for ``extrapolation="none"``).
 
-        Computed on first use, by rolling-origin refits of the runs (see
-        :mod:`bayesscale.calibration`; about as much sampling as the fit
-        itself), unless the fit or the file supplied it.  It depends only on
-        the runs, the model and the seed, so the posterior stays a value.
+        A stored value, never computed here: the fit computes it, or
+        :func:`bayesscale.calibrate_extrapolation` does, explicitly.  When
+        the calibration was refused (too few folds) the record says why and
+        adds nothing to predictions.
         """
-        if self.extrapolation_mode == "none":
-            return None
-        if self.calibration is not None:
-            return self.calibration
-        from .calibration import calibrate
-
-        return calibrate([self.runs], self.spec, seed=int(self.info.get("seed", 0)),
-                         device=self.info.get("device_request"))[0]
+        return None if self.extrapolation_mode == "none" else self.discrepancy
 
     # -- parameters --------------------------------------------------------
 
@@ -175,15 +171,18 @@ class Posterior:
         """Budget offset draws ``(S, n)`` for runs at compute ``C``.
 
         A run whose compute matches a fitted budget group shares that group's
-        offset; a new budget draws a fresh offset from ``Normal(0, tau)``.
+        offset; a new budget draws a fresh offset from ``Normal(0, tau)``,
+        seeded by the budget (to 0.01 decades), so runs at one new budget
+        share it and it does not depend on the other budgets asked for.
         """
         C = np.atleast_1d(np.asarray(C, dtype=float))
         S = self.n_draws
         if "tau" not in self.samples:
             return np.zeros((S, C.size))
-        rng = np.random.default_rng([int(self.info.get("seed", 0)), 7])
+        seed = int(self.info.get("seed", 0))
         tau = self.samples["tau"].reshape(S, 1)
-        z = rng.standard_normal((S, C.size))
+        z = np.stack([np.random.default_rng([seed, 7, int(round(np.log10(c) * 100)) % 2**32]).standard_normal(S)
+                      for c in C], axis=1)
         dist = np.abs(np.log10(C)[:, None] - np.log10(self.runs.budget_compute())[None, :])
         nearest = dist.argmin(axis=1)
         known = dist[np.arange(C.size), nearest] <= 1.5 * BUDGET_TOL_DEX
@@ -191,21 +190,34 @@ class Posterior:
         z[:, known] = zb[:, nearest[known]]
         return tau * z
 
-    def log_noise(self, C, *, seed: int | None = None) -> np.ndarray:
+    def log_noise(self, C, *, seed: int | None = None, N=None) -> np.ndarray:
         """Predictive noise on log loss for new runs at compute ``C``: ``(S, n)`` draws.
 
         Observation noise (Student-t or Normal with the drawn ``sigma``),
         in the budget-offset model the offset of a new budget, and beyond
-        the data the calibrated extrapolation error (:attr:`extrapolation`).
+        the data the calibrated extrapolation error (:attr:`extrapolation`,
+        :func:`bayesscale.discrepancy.joint_draws`: one error per distinct
+        compute per draw, shared by runs at that compute, zero at the
+        largest run).
+
+        Every element's draws are seeded by its own value (``C``, and ``N``
+        when given) and its repeat count, so a run's band does not depend on
+        the other runs asked for in the same call.
         """
-        C = np.atleast_1d(np.asarray(C, dtype=float))
-        rng = np.random.default_rng([int(self.info.get("seed", 0)) if seed is None else seed, 11])
+        C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
+        seed = int(self.info.get("seed", 0)) if seed is None else int(seed)
+        Nk = np.zeros_like(C) if N is None else np.broadcast_to(np.asarray(N, dtype=float), C.shape).ravel()
+        S = self.n_draws
         obs = self.spec.observation
-        eps = obs.sample(rng, np.zeros((self.n_draws, C.size)), {k: self.params[k][:, None] for k in obs.sites})
+        noise_params = {k: self.params[k] for k in obs.sites}
+        eps = np.empty((S, C.size))
+        seen: dict = {}
+        for i, key in enumerate(zip(C.view(np.uint64).tolist(), Nk.view(np.uint64).tolist())):
+            rep = seen[key] = seen.get(key, -1) + 1
+            rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
+            eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
         out = eps + self._offsets(C)
-        if self.extrapolation is not None:
-            out = out + np.sqrt(self.extrapolation.variance(C)) * rng.standard_normal(out.shape)
-        return out
+        return out + joint_draws(self.extrapolation, C, S, seed=seed, quantity="loss")
 
     def law_log_loss(self, N, D, *, U=None) -> np.ndarray:
         """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise)."""
@@ -221,7 +233,7 @@ class Posterior:
         """Posterior predictive draws of loss for new runs, ``(S, n)``."""
         mu = self.law_log_loss(N, D, U=U)
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float)))
-        return np.exp(mu + self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * N * D))
+        return np.exp(mu + self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * N * D, N=N))
 
     def predict(self, N, D, *, ci: float = 0.9) -> pd.DataFrame:
         """Posterior predictive loss for new runs.
@@ -265,8 +277,17 @@ class Posterior:
         """Compute-optimal N, D, tokens per parameter and loss at each budget.
 
         Evaluated for every posterior draw (closed form under ``C = 6 N D``,
-        numerically for another ``cost``); the loss is posterior predictive
-        (law, noise and, in the budget-offset model, a new budget's offset).
+        numerically for another ``cost``).  What the bands include:
+
+        * ``loss``: posterior predictive (law's parameters, noise, in the
+          budget-offset model a new budget's offset, and beyond the data the
+          calibrated extrapolation error of log loss);
+        * ``N_opt``, ``D_opt``, ``tokens_per_param``: parameter uncertainty
+          and, beyond the data, the calibrated extrapolation error of log
+          N_opt (fitted on the same rolling-origin folds: the fold fit's
+          N_opt against the held-out budget's empirical optimum); with
+          ``extrapolation="none"`` or a refused calibration, parameter
+          uncertainty only.
 
         Parameters
         ----------
@@ -286,7 +307,10 @@ class Posterior:
             draws behind it (``N_opt, D_opt, tokens_per_param, loss``).
         """
         budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
-        res = allocation.allocate(self.params, budgets, ci=ci, cost=cost, log_noise=self._budget_noise(budgets))
+        noise = self._budget_noise(budgets)
+        shift = joint_draws(self.extrapolation, budgets, self.n_draws, seed=int(self.info.get("seed", 0)),
+                            quantity="n_opt")
+        res = allocation.allocate(self.params, budgets, ci=ci, cost=cost, log_noise=noise, log_N_error=shift)
         table = res.table
         table.attrs["draws"] = res.draws
         table.attrs["ci"] = ci
@@ -385,8 +409,17 @@ class Posterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
-        return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                        log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+        v = diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
+                     log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+        x = self.extrapolation
+        if x is None:
+            return v
+        notes = list(v.notes)
+        if not x.calibrated("loss"):
+            notes.append(f"Extrapolation error {x.reasons.get('loss', 'not calibrated')}: beyond the largest run "
+                         "the intervals carry parameter and noise uncertainty only.")
+        notes += [f"Calibration refit failed its checks and was left out: {f}" for f in x.failed_folds]
+        return dataclasses.replace(v, notes=notes)
 
     def __repr__(self) -> str:
         s = self.settings
@@ -448,8 +481,8 @@ class Posterior:
         :func:`load_posterior` reads it back to an identical posterior.
         """
         tree = self.tree.copy()
-        x = self.extrapolation  # calibrated now if it was not yet: the file carries it
-        tree.attrs["bayesscale_extrapolation"] = json.dumps(None if x is None else x.to_dict())
+        x = self.discrepancy
+        tree.attrs["bayesscale_discrepancy"] = json.dumps(None if x is None else x.to_json())
         return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
 
 
@@ -493,7 +526,7 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
              "num_steps": ss["n_steps"].values, "energy": ss["energy"].values,
              "potential_energy": -ss["lp"].values, "accept_prob": ss["acceptance_rate"].values,
              "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
-    x = json.loads(attrs.get("bayesscale_extrapolation", "null"))
+    x = json.loads(attrs.get("bayesscale_discrepancy", "null"))
     return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info,
                      extrapolation_mode=attrs.get("bayesscale_extrapolation_mode", "none"),
-                     calibration=None if x is None else Extrapolation(**x))
+                     discrepancy=None if x is None else Discrepancy.from_json(x))

@@ -454,16 +454,26 @@ def _extrapolation_model(posterior) -> dict | None:
 
 
 def _calibrated(xm: dict | None) -> bool:
-    return xm is not None and any(_finite(xm.get(k)) and xm.get(k) > 0 for k in ("kappa0", "kappa1"))
+    return xm is not None and (xm.get("status") or {}).get("loss") == "calibrated"
 
 
 def _extrapolation_words(xm: dict | None) -> str:
     if xm is None:
         return ("none: beyond the largest run the intervals carry parameter and noise uncertainty only, not the "
                 "risk that the law bends.")
+    reasons = xm.get("reasons") or {}
     if not _calibrated(xm):
-        return ("not calibrated (too few held-out runs in the rolling-origin refits): beyond the largest run the "
-                "intervals carry parameter and noise uncertainty only.")
+        return (f"{reasons.get('loss', 'not calibrated')}: beyond the largest run the intervals carry parameter "
+                "and noise uncertainty only.")
+    if "loss_sd_at_1_decade" in xm:
+        n_opt = ("; the N_opt, D_opt and tokens-per-parameter bands carry the extrapolation error of log N_opt "
+                 f"({reasons.get('n_opt', '')}; sd {_fmt_num(xm['n_opt_sd_at_1_decade'], 3)} at one decade)"
+                 if "n_opt_sd_at_1_decade" in xm else
+                 f"; the N_opt bands are parameter uncertainty only ({reasons.get('n_opt', 'not calibrated')})")
+        return ("beyond the largest run every loss prediction carries an extrapolation error on log loss drawn from "
+                "its own posterior (a random walk plus a random slope in log compute, zero at the largest run, "
+                f"Student-t; sd {_fmt_num(xm['loss_sd_at_1_decade'], 3)} at one decade), "
+                f"{reasons.get('loss', '')}{n_opt}.")
     if {"kappa0", "kappa1"} <= set(xm):
         where = (f", calibrated on {int(xm['n_points'])} held-out runs in {int(xm['n_folds'])} rolling-origin "
                  "refits of the data" if _finite(xm.get("n_points")) and _finite(xm.get("n_folds")) else "")
@@ -481,6 +491,46 @@ def _extra_sd(x_obj, C: float):
         return float(np.sqrt(np.asarray(x_obj.variance(C), dtype=float)))
     except (TypeError, ValueError):
         return None
+
+
+#: LOO-PIT values outside this central interval mark a run the law does not explain.
+LOO_PIT_TAIL = 0.005
+
+
+def _loo_pit_check(posterior) -> dict:
+    """Leave-one-out PIT of every run (``arviz_stats.loo_pit`` on the stored log-likelihood).
+
+    A run whose LOO-PIT lies outside ``[LOO_PIT_TAIL, 1 - LOO_PIT_TAIL]`` is
+    one the law, fitted without it, does not explain.  The check flags a
+    misfit when more runs do so than a calibrated model would give with
+    probability 0.99 (binomial).
+    """
+    import arviz_stats as azs
+    from scipy.stats import binom
+
+    runs = posterior.runs
+    try:
+        pit = np.asarray(azs.loo_pit(posterior.tree, var_names="y")["y"]).reshape(-1)
+    except (ValueError, FloatingPointError) as e:  # degenerate draws (a failed fit): PSIS cannot smooth them
+        return {"method": "LOO-PIT (PSIS, arviz_stats.loo_pit)", "n_runs": len(runs), "n_outside": 0,
+                "tail": LOO_PIT_TAIL, "chance_limit": 0, "misfit": False, "runs_outside": [],
+                "sentence": f"not computed ({e}).", "ks_distance": None}
+    out = (pit < LOO_PIT_TAIL) | (pit > 1 - LOO_PIT_TAIL)
+    n = len(pit)
+    limit = int(binom.ppf(0.99, n, 2 * LOO_PIT_TAIL))
+    order = np.argsort(np.minimum(pit, 1 - pit))
+    named = [str(runs.run_id[i]) for i in order if out[i]]
+    misfit = int(out.sum()) > limit
+    sentence = None
+    if misfit:
+        shown = ", ".join(named[:10]) + (f" and {len(named) - 10} more" if len(named) > 10 else "")
+        sentence = (f"{len(named)} of {n} runs lie outside the central {1 - 2 * LOO_PIT_TAIL:.0%} of their "
+                    f"leave-one-out predictive distribution (a calibrated model gives at most {limit} by chance): "
+                    f"{shown}. The law does not explain them; check those runs, or fit without them.")
+    return {"method": "LOO-PIT (PSIS, arviz_stats.loo_pit)", "n_runs": n, "n_outside": int(out.sum()),
+            "tail": LOO_PIT_TAIL, "chance_limit": limit, "misfit": misfit, "runs_outside": named,
+            "sentence": sentence,
+            "ks_distance": float(np.max(np.abs(np.sort(pit) - (np.arange(1, n + 1) - 0.5) / n))) if n else None}
 
 
 def _budget_label(i: int, C: float) -> str:
@@ -562,7 +612,9 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
         overall = table.loc["overall"] if "overall" in table.index else None
         calib = []
         if overall is not None:
-            n = int(overall["n_runs"]) if "n_runs" in table.columns else 0
+            # held-out runs of one budget share its error: the verdict counts budgets (folds), not runs
+            n = int(overall["n_folds"]) if "n_folds" in table.columns else (
+                int(overall["n_runs"]) if "n_runs" in table.columns else 0)
             for c in table.columns:
                 if str(c).startswith("coverage_"):
                     nominal = float(str(c).split("_", 1)[1]) / 100
@@ -570,7 +622,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
                     se = math.sqrt(nominal * (1 - nominal) / max(n, 1))
                     verdict_words = ("too narrow" if emp < nominal - 2 * se else
                                      "too wide" if emp > nominal + 2 * se else "about right")
-                    calib.append({"nominal": nominal, "empirical": emp, "n_runs": n, "assessment": verdict_words})
+                    calib.append({"nominal": nominal, "empirical": emp, "n_folds": n, "assessment": verdict_words})
         alloc_bt = getattr(backtest, "allocation", None)
         bt = {"holdout": getattr(backtest, "holdout", None),
               "table": _records(table, "fold"),
@@ -589,6 +641,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
         "target_loss": target,
         "verdict": {"ok": bool(verdict.ok), "problems": list(verdict.problems), "notes": list(verdict.notes),
                     "diagnostics": _diagnostics(verdict)},
+        "predictive_check": _loo_pit_check(posterior),
         "data": {"n_runs": int(len(runs)), "n_budget_groups": int(runs.n_budgets),
                  "n_min": float(runs.N.min()), "n_max": float(runs.N.max()),
                  "d_min": float(runs.D.min()), "d_max": float(runs.D.max()),
@@ -769,6 +822,8 @@ pre { background: #102a43; color: #f0f4f8; padding: 12px 14px; border-radius: 6p
 .banner ul { margin: 8px 0 0; padding-left: 22px; }
 .banner.ok { background: var(--ok-bg); border-color: var(--ok); color: #14532d; }
 .banner.ok .title { color: var(--ok); }
+.banner.warn { background: var(--warn-bg); border-color: var(--warn); color: #4a3000; }
+.banner.warn .title { color: var(--warn); }
 .banner.bad { background: var(--bad-bg); border-color: var(--bad); color: #5f1410; }
 .banner.bad .title { color: var(--bad); font-size: 26px; }
 .callout { border-radius: 6px; padding: 10px 14px; margin: 10px 0; border-left: 5px solid; }
@@ -834,7 +889,8 @@ def _html_doc(doc: _Doc, figs: dict, captions: dict, title: str, subtitle: str, 
         elif kind == "banner":
             _, ok, btitle, text, items = b
             li = "".join(f"<li>{_inline_html(i)}</li>" for i in items)
-            out.append(f'<section class="banner {"ok" if ok else "bad"}" role="status" id="verdict-banner">'
+            cls = "warn" if ok == "warn" else "ok" if ok else "bad"
+            out.append(f'<section class="banner {cls}" role="status" id="verdict-banner">'
                        f'<div class="title">{_inline_html(btitle)}</div><p>{_inline_html(text)}</p>'
                        + (f"<ul>{li}</ul>" if li else "") + "</section>")
         elif kind == "callout":
@@ -962,7 +1018,12 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     data = facts["data"]
 
     # -- the verdict banner, first ------------------------------------------------
-    if v["ok"]:
+    pc = facts.get("predictive_check") or {}
+    if v["ok"] and pc.get("misfit"):
+        doc.banner("warn", "Diagnostics pass, but some runs do not fit the law",
+                   "The sampler converged, but the leave-one-out predictive check flags a misfit. "
+                   + pc["sentence"])
+    elif v["ok"]:
         doc.banner(True, "Diagnostics pass: the fit can be used",
                    "The sampler converged: R-hat, effective sample sizes, divergences, E-BFMI and tree depth all "
                    "meet their thresholds. This says the posterior was computed correctly, not that the law "
@@ -1033,8 +1094,12 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                          f"{c['nominal']:.0%} intervals only {c['empirical']:.0%} of the time. Widen your "
                          "expectations accordingly.")
     if any(b["extrapolation"]["dex"] > 0 for b in budgets):
-        if _calibrated(facts["model"]["extrapolation_error"]):
-            risks.append("The intervals include an extrapolation error calibrated on the data's own rolling-origin "
+        xm = facts["model"]["extrapolation_error"]
+        if _calibrated(xm):
+            which = ("The loss intervals and the N_opt, D_opt and tokens-per-parameter bands include"
+                     if (xm.get("status") or {}).get("n_opt") == "calibrated" else
+                     "The loss intervals include (the N_opt, D_opt and tokens-per-parameter bands do not)")
+            risks.append(f"{which} an extrapolation error calibrated on the data's own rolling-origin "
                          "refits; a break in the law that the data do not show cannot be in them.")
         else:
             risks.append("The intervals carry parameter and noise uncertainty only: the chance that the law "
@@ -1088,6 +1153,10 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     if v["notes"]:
         doc.para("**Notes** (worth knowing; they do not fail the fit):")
         doc.bullets(v["notes"])
+    if pc:
+        doc.para(f"**Predictive check (leave-one-out PIT):** {pc['n_outside']} of {pc['n_runs']} runs lie outside "
+                 f"the central {1 - 2 * pc['tail']:.0%} of their leave-one-out predictive distribution "
+                 f"(chance allows {pc['chance_limit']}). " + (pc["sentence"] or "No misfit flagged."))
 
     # -- 3. parameters ---------------------------------------------------------------
     doc.heading(2, "3. Parameters and priors", "parameters")
@@ -1172,7 +1241,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
         n_sec += 1
         doc.para(f"Hold-out mode **{bt['holdout']}**: the model was refitted without the held-out (larger) "
                  "budgets and asked to predict them, the way a budget decision extrapolates. Coverage is the "
-                 "share of held-out runs inside their central predictive interval; MLPD and CRPS score the "
+                 "share of held-out runs inside their central predictive interval, averaged per held-out budget "
+                 "and then over budgets; MLPD and CRPS score the "
                  "whole predictive distribution of log loss (higher MLPD, lower CRPS are better); bias is the "
                  "mean observed minus predicted log loss.")
         cols = ["n_runs", "extrapolation_dex", "coverage_50", "coverage_80", "coverage_90", "width_90", "bias",
@@ -1197,8 +1267,9 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                   [[("**overall**" if r["fold"] == "overall" else r["fold"])] + [cell(c, r.get(c)) for c in cols]
                    for r in bt["table"]], align=["l"] + ["r"] * len(cols))
         if bt["calibration"]:
-            doc.bullets([f"{c['nominal']:.0%} intervals held {c['empirical']:.0%} of the {c['n_runs']} held-out "
-                         f"runs: **{c['assessment']}**." for c in bt["calibration"]])
+            doc.bullets([f"{c['nominal']:.0%} intervals held {c['empirical']:.0%} of the time, averaged over "
+                         f"{c['n_folds']} held-out budgets (runs of one budget share its error, so budgets are "
+                         f"counted, not runs): **{c['assessment']}**." for c in bt["calibration"]])
         if bt["allocation"]:
             doc.para("How far the recommended size moved: the median loss-optimal N at each held-out budget "
                      "from the fold's fit against the fit on all runs.")

@@ -1,53 +1,168 @@
-"""Backtests, calibrated extrapolation, simulation-based calibration (issue: calibrated extrapolation)."""
+"""Backtests, the extrapolation-error model (discrepancy), simulation-based calibration (issues 9 and 12)."""
 
+import dataclasses
+import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayesscale as bs
-from bayesscale.calibration import estimate_kappa
+from bayesscale.backtest import summarize
+from bayesscale.calibration import horizon_folds, isoflop_vertex
 from bayesscale.cli import main
-from bayesscale.model import Extrapolation
+from bayesscale.discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy, grid_posterior, joint_draws
 from bayesscale.sbc import simulation_based_calibration
 
 from .conftest import SMALL
 
 
-def test_estimate_kappa_recovers_known_scales():
+def _facts(n_origins, rng, rw=0.02, slope=0.0, sd=0.005, ok=None):
+    """Fold facts simulated from the discrepancy model itself (horizons 1-3, 0.5 decades apart)."""
+    rows, cov = [], {}
+    for o in range(n_origins):
+        d = np.array([0.5, 1.0, 1.5])
+        K = rw**2 * np.minimum.outer(d, d) + slope**2 * np.outer(d, d) + sd**2 * np.eye(3)
+        e = rng.multivariate_normal(np.zeros(3), K)
+        for h in range(3):
+            rows.append({"origin": f"o{o}", "budget_C": 10 ** (19 + o + h), "horizon": h + 1, "d": d[h], "n_runs": 9,
+                         "ok": True if ok is None else ok[o], "problem": "" if ok is None or ok[o] else "R-hat 1.3 > 1.05",
+                         "loss_error": e[h], "loss_sd": sd, "n_opt_error": e[h] * 10, "n_opt_sd": sd * 10,
+                         "n_opt_reference": "isoflop vertex"})
+        cov[("loss", f"o{o}")] = sd**2 * np.eye(3)
+        cov[("n_opt", f"o{o}")] = (sd * 10) ** 2 * np.eye(3)
+    return pd.DataFrame(rows), cov
+
+
+def test_discrepancy_posterior_recovers_the_scale_and_is_fast():
     rng = np.random.default_rng(0)
-    d = rng.uniform(0, 1.5, 4000)
-    s = np.full_like(d, 0.004)
-    e = rng.normal(0, np.sqrt(s**2 + 0.003**2 + 0.02**2 * d))
-    k0, k1 = estimate_kappa(e, s, d)
-    assert abs(k1 - 0.02) < 0.003 and abs(k0 - 0.003) < 0.002
-    assert estimate_kappa(rng.normal(0, 0.004, 500), np.full(500, 0.004), d[:500])[1] < 0.003
+    folds, cov = _facts(40, rng, rw=0.02)
+    t0 = time.perf_counter()
+    disc = fit_discrepancy(folds, cov, 1e21, seed=0)
+    assert time.perf_counter() - t0 < 1.0
+    assert disc.calibrated("loss") and disc.calibrated("n_opt")
+    sd1 = disc.sd(1e22)[0]  # truth: sqrt(0.02^2 * 1) * sqrt(df/(df-2)) averaged over the mixture
+    assert 0.012 < sd1 < 0.045, sd1
+    rw, sl, post = grid_posterior([(np.zeros(1), np.ones(1), np.eye(1) * 1e-6)], scale=0.05)
+    assert post.shape == (rw.size, sl.size) and abs(post.sum() - 1) < 1e-9
 
 
-def test_extrapolation_widens_only_beyond_the_data():
-    x = Extrapolation(kappa0=0.001, kappa1=0.02, c_max=1e21)
-    v = x.variance([1e20, 1e21, 1e22, 1e24])
-    assert v[0] == v[1] == 0.0 and 0 < v[2] < v[3]
-    np.testing.assert_allclose(v[3], 0.001**2 + 0.02**2 * 3)
+def test_too_few_folds_refuses_and_the_verdict_says_so(synthetic_post):
+    rng = np.random.default_rng(1)
+    folds, cov = _facts(1, rng)  # 3 folds < MIN_FOLDS
+    assert len(folds) < MIN_FOLDS
+    disc = fit_discrepancy(folds, cov, float(synthetic_post.runs.C.max()))
+    assert not disc.calibrated("loss") and "not calibrated" in disc.reasons["loss"]
+    assert np.all(joint_draws(disc, [1e23], 100) == 0)
+    post = dataclasses.replace(synthetic_post, discrepancy=disc, extrapolation_mode="calibrated")
+    assert any("not calibrated" in n for n in post.check().notes)
+    plain = dataclasses.replace(synthetic_post, discrepancy=None, extrapolation_mode="none")
+    np.testing.assert_allclose(post.predict(5e10, 1e12).loss_hi, plain.predict(5e10, 1e12).loss_hi)
 
 
-def test_calibrated_posterior_has_wider_intervals_far_out(synthetic_runs):
+def test_a_failed_fold_is_reported_and_left_out(synthetic_post):
+    rng = np.random.default_rng(2)
+    folds, cov = _facts(3, rng, ok=[True, False, True])
+    disc = fit_discrepancy(folds, cov, float(synthetic_post.runs.C.max()))
+    assert disc.n_folds == 6 and len(disc.failed_folds) == 3
+    assert "R-hat" in disc.failed_folds[0] and "failed their checks" in disc.reasons["loss"]
+    post = dataclasses.replace(synthetic_post, discrepancy=disc, extrapolation_mode="calibrated")
+    assert sum("failed its checks" in n for n in post.check().notes) == 3
+    # a failed fold's numbers do not move the posterior
+    folds2 = folds.copy()
+    folds2.loc[~folds2.ok, "loss_error"] = 5.0
+    disc2 = fit_discrepancy(folds2, cov, float(synthetic_post.runs.C.max()))
+    np.testing.assert_array_equal(disc.draws["loss_rw"], disc2.draws["loss_rw"])
+
+
+def test_joint_draws_shared_per_budget_continuous_and_independent_of_the_request():
+    rng = np.random.default_rng(3)
+    folds, cov = _facts(6, rng, rw=0.03, slope=0.01)
+    disc = fit_discrepancy(folds, cov, 1e21)
+    one = joint_draws(disc, [1e24], 2000, seed=5)
+    many = joint_draws(disc, [3e21, 1e24, 1e26, 1e24], 2000, seed=5)
+    np.testing.assert_array_equal(one[:, 0], many[:, 1])  # same band whatever else is asked
+    np.testing.assert_array_equal(many[:, 1], many[:, 3])  # runs at one budget share the error
+    at = joint_draws(disc, [1e20, 1e21, 1e21 * (1 + 1e-9), 1.02e21], 2000, seed=5)
+    assert np.all(at[:, :2] == 0)  # zero inside the data and at c_max
+    assert np.abs(at[:, 2]).max() < 1e-4 and np.abs(at[:, 3]).std() < 0.2 * np.abs(many[:, 0]).std()
+    r = np.corrcoef(many[:, 0], many[:, 1])[0, 1]
+    assert 0.2 < r < 0.99  # correlated across budgets, not identical
+
+
+def test_predictions_share_the_error_at_one_budget_and_are_continuous(synthetic_post):
+    post = synthetic_post
+    assert post.extrapolation is not None and post.extrapolation.calibrated("loss")
+    c_max = float(post.runs.C.max())
+    N = np.array([5e10, 8e10])
+    D = 1e25 / (6 * N)
+    draws = np.log(post.predict_draws(N, D))
+    alone = np.log(post.predict_draws(N[:1], D[:1]))
+    np.testing.assert_array_equal(alone[:, 0], draws[:, 0])
+    # two runs at one far budget share its extrapolation error: strongly correlated
+    plain = dataclasses.replace(post, extrapolation_mode="none")
+    r_cal = np.corrcoef(draws.T)[0, 1]
+    r_plain = np.corrcoef(np.log(plain.predict_draws(N, D)).T)[0, 1]
+    assert r_cal > r_plain + 0.1
+    # continuity across c_max: no step; just past the largest run the error is ~0, so the calibrated
+    # and the plain predictions agree there, and the gap grows smoothly with distance
+    n0 = 3e9
+    gaps = []
+    for f in (0.9999, 1.0001, 1.01, 10.0):
+        d = c_max * f / (6 * n0)
+        gaps.append(float(post.predict(n0, d).loss_hi.iloc[0] - plain.predict(n0, d).loss_hi.iloc[0]))
+    assert gaps[0] == 0 and abs(gaps[1]) < 1e-4 and abs(gaps[2]) < abs(gaps[3]) and gaps[3] > 0
+
+
+def test_allocation_bands_carry_the_n_opt_error(synthetic_post):
+    post = synthetic_post
+    plain = dataclasses.replace(post, extrapolation_mode="none")
+    assert post.extrapolation.calibrated("n_opt")
+    far_c, far_p = post.allocate([1e24]).iloc[0], plain.allocate([1e24]).iloc[0]
+    assert far_c.N_opt_hi / far_c.N_opt_lo > far_p.N_opt_hi / far_p.N_opt_lo
+    assert far_c.tokens_per_param_hi / far_c.tokens_per_param_lo > far_p.tokens_per_param_hi / far_p.tokens_per_param_lo
+    inside_c, inside_p = post.allocate([1e20]).iloc[0], plain.allocate([1e20]).iloc[0]
+    assert inside_c.N_opt_lo == inside_p.N_opt_lo and inside_c.N_opt_hi == inside_p.N_opt_hi
+    a = post.allocate([1e22, 1e24]).iloc[1]
+    assert a.N_opt_lo == far_c.N_opt_lo and a.loss_hi == far_c.loss_hi
+
+
+def test_horizon_folds_and_isoflop_vertex(synthetic_runs):
+    folds = horizon_folds(synthetic_runs)
+    assert [len(t) for _, _, t in folds] == [3, 3, 2, 1][-len(folds):] and len(folds) == 4
+    x = np.linspace(np.log(1e8), np.log(1e10), 9)
+    v, var = isoflop_vertex(np.exp(x), np.exp(0.05 * (x - np.log(1e9)) ** 2 + 0.7))
+    assert v == pytest.approx(np.log(1e9), abs=1e-6) and var >= 0
+    assert np.isnan(isoflop_vertex(np.exp(x), np.exp(-0.05 * x))[0])  # no minimum: not IsoFLOP-shaped
+
+
+def test_calibration_is_explicit_and_travels_in_the_file(synthetic_runs, synthetic_post, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        cal = bs.fit(synthetic_runs, **SMALL, seed=4, progress=False)
-        plain = bs.fit(synthetic_runs, **SMALL, seed=4, progress=False, extrapolation="none")
-    assert cal.extrapolation is not None and cal.extrapolation.n_points >= 5
-    assert plain.extrapolation is None
-    np.testing.assert_array_equal(cal.samples["alpha"], plain.samples["alpha"])  # same posterior draws
-    inside = [cal.predict(1e9, 1e10), plain.predict(1e9, 1e10)]
-    far = [cal.predict(5e10, 1e12), plain.predict(5e10, 1e12)]
-    width = lambda df: float(df.loss_hi.iloc[0] - df.loss_lo.iloc[0])  # noqa: E731
-    assert width(inside[0]) == pytest.approx(width(inside[1]), rel=1e-9)
-    if cal.extrapolation.kappa1 > 0:
-        assert width(far[0]) > width(far[1])
-    a_cal, a_plain = cal.allocate([1e24]), plain.allocate([1e24])
-    assert a_cal.N_opt.iloc[0] == a_plain.N_opt.iloc[0]  # the decision uses the law
-    assert a_cal.loss_hi.iloc[0] - a_cal.loss_lo.iloc[0] >= a_plain.loss_hi.iloc[0] - a_plain.loss_lo.iloc[0]
+        plain = bs.fit(synthetic_runs, **SMALL, seed=2, progress=False, extrapolation="none")
+    assert plain.extrapolation is None and plain.discrepancy is None
+    plain.predict(5e10, 1e12)
+    plain.to_netcdf(tmp_path / "p.nc")
+    assert plain.discrepancy is None  # nothing computed behind the user's back
+    np.testing.assert_array_equal(plain.samples["alpha"], synthetic_post.samples["alpha"])
+    back = bs.load_posterior(_write(synthetic_post, tmp_path / "c.nc"))
+    assert back.discrepancy is not None and back.extrapolation.calibrated("loss")
+    pd.testing.assert_frame_equal(back.allocate([1e24]), synthetic_post.allocate([1e24]))
+    pd.testing.assert_frame_equal(back.predict(5e10, 1e12), synthetic_post.predict(5e10, 1e12))
+
+
+def _write(post, path):
+    post.to_netcdf(path)
+    return path
+
+
+def test_coverage_is_counted_by_budget():
+    pts = pd.DataFrame({"fold": "f", "budget": [0] * 10 + [1], "covered_90": [True] * 10 + [False],
+                        "covered_50": [False] * 11, "lpd": 0.0, "crps": 0.0, "error": 0.0, "hi_90": 1.0,
+                        "lo_90": 0.0})
+    s = summarize(pts)
+    assert s["n_runs"] == 11 and s["n_folds"] == 2 and s["coverage_90"] == pytest.approx(0.5)
 
 
 def test_backtest_modes_and_scores(synthetic_runs):
@@ -62,7 +177,7 @@ def test_backtest_modes_and_scores(synthetic_runs):
     for col in ("coverage_50", "coverage_80", "coverage_90", "mlpd", "crps", "bias", "extrapolation_dex"):
         assert col in t.columns
     assert 0 <= t.loc["overall", "coverage_50"] <= t.loc["overall", "coverage_90"] <= 1
-    assert t.loc["overall", "n_runs"] == 9 and t.loc["overall", "extrapolation_dex"] == pytest.approx(np.log10(1e21 / 3e20), abs=1e-6)
+    assert t.loc["overall", "n_runs"] == 9 and t.loc["overall", "n_folds"] == 1 and t.loc["overall", "extrapolation_dex"] == pytest.approx(np.log10(1e21 / 3e20), abs=1e-6)
     assert len(res.allocation) == 1 and 0.5 < res.allocation.ratio.iloc[0] < 2
     assert len(rolling.table) == 5  # budgets 4..7 of 7, plus overall
     assert thresh.table.loc["overall", "n_runs"] == 18  # 3e20 and 1e21

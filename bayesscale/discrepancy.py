@@ -1,0 +1,386 @@
+"""A Bayesian model of extrapolation error, fitted to the data's own rolling-origin refits.
+
+The law fitted to the runs describes them well and can still be wrong a
+decade beyond them.  Only extrapolations reveal how wrong, so
+:func:`bayesscale.calibration.calibrate` refits the law on rolling-origin
+folds (train on the budgets below an origin, predict the next 1, 2 and 3
+budgets) and this module models the errors of those predictions.
+
+The model
+---------
+Let ``d = log10(C / c_max)`` be the distance in decades beyond the largest
+training run.  The extrapolation error of log loss (and, separately, of
+log N_opt) at ``d`` is a Gaussian process in ``d``,
+
+    delta(d) = sqrt(w) * (kappa_rw * W(d) + kappa_slope * d * Z),
+
+``W`` a standard Brownian motion (a random walk in log compute), ``Z`` a
+standard normal slope and ``w ~ InverseGamma(df / 2, df / 2)`` a scale
+mixture that makes the process a multivariate Student-t (``df = 4``):
+robust to one wild fold.  ``delta(0) = 0`` and the paths are continuous, so
+predictions do not jump at ``c_max``; inside the data nothing is added.
+
+Fold likelihood.  All runs of one held-out budget share one error (the
+fold's parameter error, the budget's offset and the discrepancy), so each
+fold contributes one number, not one per run: the median over its runs of
+``observed - predictive median`` (robust to a bad run).  The folds of one
+origin (horizons 1, 2, 3) share the origin's fit and form one path of the
+process, so they are modelled jointly:
+
+    e_origin ~ MultivariateT(df, 0, K(d) + P)
+
+with ``K(d)_ij = kappa_rw^2 min(d_i, d_j) + kappa_slope^2 d_i d_j`` and
+``P`` the fold fit's own predictive covariance of those medians (covariance
+over its posterior draws, plus the noise of a median of ``n`` runs).  So
+the fit's parameter uncertainty is not counted twice.  Folds from different
+origins are treated as independent (they share training runs; this makes
+the posterior a little too confident, never too wide).
+
+Priors and posterior.  ``kappa_rw, kappa_slope ~ HalfNormal(s)`` with
+``s = 0.02`` (log loss; 2% per decade) and ``s = 0.15`` (log N_opt).  (A
+first choice of 0.05 and 0.3 let the poorly identified slope term, fed by
+the prior, make the intervals 2-5 times too wide on well-specified
+synthetic sweeps; see benchmarks/RESULTS.md.)  Two
+scale parameters: the posterior is computed exactly on a 48 x 48 grid
+(quadratic in each scale, so resolution is finest near zero) in a few
+milliseconds; :attr:`Discrepancy.draws` holds 4,000 draws from it
+(jittered within cells).  A grid is exact for two parameters, needs no
+compilation and cannot diverge, which a small NUTS run could.
+
+Draws.  :func:`joint_draws` gives one error per distinct compute per
+posterior draw.  The random walk is built on a fixed grid of 0.01 decades
+whose innovations are seeded by the decade they lie in, so a budget's draws
+do not depend on which other budgets are asked for in the same call (same
+seed, same band), and runs at the same compute share their error.
+
+Too few folds.  With fewer than :data:`MIN_FOLDS` usable folds the
+posterior is the prior, and the data have not been asked; the calibration
+is refused (``status="refused"``), nothing is added, and the verdict says
+so.  The threshold comes from a simulation (``benchmarks/calibration.py``,
+"threshold" table): below it, the 90% predictive interval of a new fold's
+error at 1-2 decades covered less than 85% of the time for some realistic
+scale.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Discrepancy", "fit_discrepancy", "joint_draws", "grid_posterior", "MIN_FOLDS", "DF", "PRIOR_SCALE",
+           "QUANTITIES"]
+
+#: Fewest usable folds (held-out budgets over all origins) to calibrate (chosen by simulation, see module doc).
+MIN_FOLDS = 4
+#: Degrees of freedom of the multivariate Student-t of a fold path.
+DF = 4.0
+#: Half-normal prior scales of (kappa_rw, kappa_slope) per quantity.
+PRIOR_SCALE = {"loss": 0.02, "n_opt": 0.15}
+#: The calibrated quantities: log loss and log N_opt.
+QUANTITIES = ("loss", "n_opt")
+#: Grid points per scale parameter.
+GRID = 48
+#: Posterior draws of the scales kept in the record.
+N_DRAWS = 4000
+#: Step of the random-walk grid, decades.
+STEP = 0.01
+
+
+@dataclass(frozen=True, eq=False)
+class Discrepancy:
+    """The posterior of the extrapolation error beyond the data.
+
+    Build one with :func:`bayesscale.calibration.calibrate` (or
+    :func:`fit_discrepancy` from fold facts); read it from
+    ``Posterior.discrepancy``.
+
+    Attributes
+    ----------
+    c_max : float
+        Largest training compute: the error is zero at and below it.
+    draws : dict of str to ndarray
+        Posterior draws of ``<quantity>_rw`` and ``<quantity>_slope``
+        (``quantity`` in ``"loss"``, ``"n_opt"``); a quantity is absent when
+        it was not calibrated.
+    status : dict of str to str
+        Per quantity: ``"calibrated"`` or ``"refused"``.
+    reasons : dict of str to str
+        Per quantity, a sentence on what the calibration rests on or why it
+        was refused.
+    folds : pandas.DataFrame
+        One row per fold (origin x held-out budget): ``origin``, ``budget_C``,
+        ``horizon``, ``d`` (decades beyond the fold's data), ``n_runs``,
+        ``ok`` (the fold fit passed its checks), ``problem``,
+        ``loss_error``, ``loss_sd`` (the fold fit's own sd of that error),
+        ``n_opt_error``, ``n_opt_sd``, ``n_opt_reference``.
+    df : float
+        Degrees of freedom of the Student-t scale mixture.
+    """
+
+    c_max: float
+    draws: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+    reasons: dict = field(default_factory=dict)
+    folds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    df: float = DF
+    run_points: pd.DataFrame | None = field(default=None, repr=False)
+
+    def calibrated(self, quantity: str = "loss") -> bool:
+        """Whether ``quantity`` carries a calibrated extrapolation error."""
+        return self.status.get(quantity) == "calibrated"
+
+    @property
+    def n_folds(self) -> int:
+        """Usable folds (fold fits that passed their checks)."""
+        return int(self.folds["ok"].sum()) if len(self.folds) else 0
+
+    @property
+    def failed_folds(self) -> list[str]:
+        """One sentence per fold fit that failed its checks (left out of the calibration)."""
+        if not len(self.folds):
+            return []
+        bad = self.folds[~self.folds["ok"].astype(bool)]
+        return [f"fold {r.origin} -> {r.budget_C:.3g} FLOPs: {r.problem}" for r in bad.itertuples()]
+
+    def sd(self, C, quantity: str = "loss") -> np.ndarray:
+        """Predictive standard deviation of the error at compute ``C`` (posterior mean of the variance)."""
+        C = np.atleast_1d(np.asarray(C, dtype=float))
+        d = np.maximum(np.log10(C / self.c_max), 0.0)
+        if not self.calibrated(quantity):
+            return np.zeros_like(d)
+        rw, sl = self.draws[f"{quantity}_rw"], self.draws[f"{quantity}_slope"]
+        var = np.mean(rw[:, None] ** 2 * d + sl[:, None] ** 2 * d**2, axis=0) * self.df / (self.df - 2)
+        return np.sqrt(var)
+
+    def variance(self, C) -> np.ndarray:
+        """Predictive variance of the log-loss error at ``C`` (zero at and below ``c_max``)."""
+        return self.sd(C, "loss") ** 2
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (and, with :meth:`to_json`, the full record)."""
+        out = {"c_max": self.c_max, "n_folds": self.n_folds, "n_failed": len(self.failed_folds),
+               "status": dict(self.status), "reasons": dict(self.reasons)}
+        for q in QUANTITIES:
+            if self.calibrated(q):
+                for part in ("rw", "slope"):
+                    x = self.draws[f"{q}_{part}"]
+                    out[f"{q}_{part}_median"] = float(np.median(x))
+                    out[f"{q}_{part}_90"] = [float(v) for v in np.quantile(x, [0.05, 0.95])]
+                out[f"{q}_sd_at_1_decade"] = float(self.sd(self.c_max * 10, q)[0])
+        return out
+
+    def to_json(self) -> dict:
+        """Everything needed to rebuild the record (see :meth:`from_json`)."""
+        return {"c_max": self.c_max, "df": self.df, "status": self.status, "reasons": self.reasons,
+                "draws": {k: np.asarray(v, dtype=float).tolist() for k, v in self.draws.items()},
+                "folds": json_records(self.folds)}
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Discrepancy):
+            return NotImplemented
+        import json
+
+        return json.dumps(self.to_json(), sort_keys=True) == json.dumps(other.to_json(), sort_keys=True)
+
+    __hash__ = None
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Discrepancy":
+        return cls(c_max=float(d["c_max"]), df=float(d["df"]), status=dict(d["status"]), reasons=dict(d["reasons"]),
+                   draws={k: np.asarray(v, dtype=float) for k, v in d["draws"].items()},
+                   folds=pd.DataFrame(d["folds"]))
+
+
+def json_records(df: pd.DataFrame) -> list[dict]:
+    out = []
+    for r in df.to_dict("records"):
+        out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
+                        v.item() if isinstance(v, np.generic) else v) for k, v in r.items()})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the grid posterior
+# ---------------------------------------------------------------------------
+
+
+def _grid(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grid points on [0, 6 scale], quadratic spacing; their cell widths."""
+    u = np.linspace(0.0, 1.0, GRID)
+    top = 6.0 * scale
+    k = top * u**2
+    w = np.gradient(k)
+    return k, w
+
+
+def _mvt_logpdf(e: np.ndarray, cov: np.ndarray, df: float) -> np.ndarray:
+    """Log density of a zero-mean multivariate t at ``e`` (k,) for a batch of covariances (..., k, k)."""
+    k = e.shape[-1]
+    chol = np.linalg.cholesky(cov)
+    z = np.linalg.solve(chol, np.broadcast_to(e, cov.shape[:-1])[..., None])[..., 0]
+    maha = np.sum(z**2, axis=-1)
+    logdet = 2 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return (math.lgamma((df + k) / 2) - math.lgamma(df / 2) - 0.5 * k * math.log(df * math.pi)
+            - 0.5 * logdet - (df + k) / 2 * np.log1p(maha / df))
+
+
+def grid_posterior(paths, *, scale: float, df: float = DF):
+    """Posterior of ``(kappa_rw, kappa_slope)`` on a grid.
+
+    Parameters
+    ----------
+    paths : list of (errors, distances, covariance)
+        One entry per origin: the fold errors ``(k,)``, their distances in
+        decades ``(k,)`` and the fold fit's own covariance ``(k, k)``.
+    scale : float
+        Half-normal prior scale of both parameters.
+
+    Returns
+    -------
+    rw, slope : ndarray
+        Grid points of each parameter.
+    post : ndarray, shape (GRID, GRID)
+        Normalised posterior mass of each cell.
+    """
+    rw, w_rw = _grid(scale)
+    sl, w_sl = _grid(scale)
+    R, L = rw[:, None, None, None] ** 2, sl[None, :, None, None] ** 2
+    logp = (-0.5 * (rw / scale) ** 2 + np.log(w_rw + 1e-300))[:, None] \
+        + (-0.5 * (sl / scale) ** 2 + np.log(w_sl + 1e-300))[None, :]
+    for e, d, P in paths:
+        e, d, P = np.asarray(e, float), np.asarray(d, float), np.asarray(P, float)
+        K = R * np.minimum.outer(d, d) + L * np.outer(d, d) + P
+        logp = logp + _mvt_logpdf(e, K, df)
+    logp -= logp.max()
+    post = np.exp(logp)
+    return rw, sl, post / post.sum()
+
+
+def _sample_grid(rw, sl, post, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draws from the grid posterior, jittered uniformly within each cell (in the grid's own coordinate)."""
+    idx = rng.choice(post.size, size=n, p=post.ravel())
+    i, j = np.unravel_index(idx, post.shape)
+    u = np.linspace(0.0, 1.0, GRID)
+    h = u[1] - u[0]
+
+    def jitter(k, grid_pts):
+        top = grid_pts[-1]
+        v = np.clip(u[k] + rng.uniform(-0.5, 0.5, n) * h, 0.0, 1.0)
+        return top * v**2
+
+    return jitter(i, rw), jitter(j, sl)
+
+
+def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, seed: int = 0,
+                    min_folds: int = MIN_FOLDS, run_points: pd.DataFrame | None = None) -> Discrepancy:
+    """The discrepancy posterior from fold facts (a pure function).
+
+    Parameters
+    ----------
+    folds : pandas.DataFrame
+        One row per fold, the columns of :attr:`Discrepancy.folds`.
+    covariances : dict
+        ``(quantity, origin) -> (k, k)`` covariance of that origin's fold
+        errors under the fold fit (rows in the order of ``folds``).
+    c_max : float
+        Largest compute of the full data.
+    seed : int
+        Seed of the posterior draws.
+    min_folds : int
+        Fewest usable folds.
+    """
+    draws, status, reasons = {}, {}, {}
+    rng = np.random.default_rng([seed, 41])
+    n_failed = int((~folds["ok"].astype(bool)).sum()) if len(folds) else 0
+    failed = f"; {n_failed} fold fit(s) failed their checks and were left out" if n_failed else ""
+    for q in QUANTITIES:
+        use = folds[folds["ok"].astype(bool) & np.isfinite(folds[f"{q}_error"].astype(float))] if len(folds) else folds
+        n = len(use)
+        if n < min_folds:
+            status[q] = "refused"
+            reasons[q] = (f"not calibrated: {n} usable fold(s), fewer than the {min_folds} needed (rolling-origin "
+                          f"refits holding out 1-3 budgets ahead{failed}); add runs at more budgets")
+            continue
+        paths = []
+        for origin, g in use.groupby("origin", sort=False):
+            P = covariances[(q, origin)]
+            pos = [list(folds.index[folds["origin"] == origin]).index(i) for i in g.index]
+            paths.append((g[f"{q}_error"].to_numpy(float), g["d"].to_numpy(float), P[np.ix_(pos, pos)]))
+        rw, sl, post = grid_posterior(paths, scale=PRIOR_SCALE[q])
+        a, b = _sample_grid(rw, sl, post, N_DRAWS, rng)
+        draws[f"{q}_rw"], draws[f"{q}_slope"] = a, b
+        status[q] = "calibrated"
+        span = f"{use['d'].min():.2f}-{use['d'].max():.2f}"
+        reasons[q] = (f"calibrated on {n} held-out budgets in {use['origin'].nunique()} rolling-origin refits "
+                      f"(1-3 budgets ahead, {span} decades beyond each fold's data{failed})")
+    return Discrepancy(c_max=float(c_max), draws=draws, status=status, reasons=reasons, folds=folds.reset_index(drop=True),
+                       run_points=run_points)
+
+
+# ---------------------------------------------------------------------------
+# joint draws
+# ---------------------------------------------------------------------------
+
+
+def _walk(d: np.ndarray, S: int, seed: int, tag: int) -> np.ndarray:
+    """A standard Brownian motion at distances ``d >= 0`` for ``S`` paths, ``(S, n)``.
+
+    Built on a fixed grid of :data:`STEP` decades whose innovations are
+    seeded by the decade they fall in: the value at ``d`` never depends on
+    the other distances asked for.
+    """
+    out = np.zeros((S, d.size))
+    if d.size == 0 or not np.any(d > 0):
+        return out
+    per = int(round(1 / STEP))
+    top = int(np.floor(d.max())) + 1
+    level = np.zeros(S)
+    for k in range(top):
+        inc = np.random.default_rng([seed, 29, tag, k]).standard_normal((S, per)) * math.sqrt(STEP)
+        path = np.concatenate([level[:, None], level[:, None] + np.cumsum(inc, axis=1)], axis=1)  # (S, per + 1)
+        sel = (d >= k) & (d < k + 1) if k < top - 1 else (d >= k)
+        if np.any(sel):
+            x = (d[sel] - k) / STEP
+            i = np.clip(np.floor(x).astype(int), 0, per - 1)
+            f = x - i
+            out[:, sel] = path[:, i] * (1 - f) + path[:, i + 1] * f
+        level = path[:, -1]
+    return out
+
+
+def joint_draws(disc: Discrepancy | None, C, S: int, *, seed: int = 0, quantity: str = "loss") -> np.ndarray:
+    """Joint draws of the extrapolation error at computes ``C``, ``(S, n)``.
+
+    One error per distinct compute per draw, correlated across computes,
+    zero at and below ``c_max`` and continuous there; the same seed gives
+    the same draws at a compute whatever else is asked for.  Zeros when the
+    quantity is not calibrated.
+
+    Parameters
+    ----------
+    disc : Discrepancy or None
+    C : array_like
+        Training compute in FLOPs.
+    S : int
+        Number of draws (one per posterior draw of the law).
+    seed : int
+        Random seed.
+    quantity : {"loss", "n_opt"}
+        Error of log loss or of log N_opt.
+    """
+    C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
+    if disc is None or not disc.calibrated(quantity):
+        return np.zeros((S, C.size))
+    tag = QUANTITIES.index(quantity)
+    d = np.maximum(np.log10(C / disc.c_max), 0.0)
+    rng = np.random.default_rng([seed, 31, tag])
+    rw, sl = disc.draws[f"{quantity}_rw"], disc.draws[f"{quantity}_slope"]
+    pick = rng.integers(0, rw.size, S)
+    z = rng.standard_normal(S)
+    w = disc.df / rng.chisquare(disc.df, S)
+    W = _walk(d, S, seed, tag)
+    return np.sqrt(w)[:, None] * (rw[pick][:, None] * W + sl[pick][:, None] * z[:, None] * d[None, :])
+
