@@ -35,7 +35,6 @@ import sys
 import numpy as np
 import pandas as pd
 
-from . import laws
 from .data import Runs
 from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
