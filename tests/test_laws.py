@@ -84,7 +84,7 @@ def test_from_function_validates_its_inputs():
     with pytest.raises(TypeError, match="numpyro distribution"):
         bs.Law.from_function(lambda p, logN: p["a"] * logN, params={"a": 0.3}, covariates=["logN"])
     with pytest.raises(ValueError, match="unknown covariates"):
-        bs.Law.from_function(lambda p, x: x, params={"a": dist.Normal(0, 1)}, covariates=["logS"])
+        bs.Law.from_function(lambda p, x: x, params={"a": dist.Normal(0, 1)}, covariates=["logT"])
     with pytest.raises(ValueError, match="reserved"):
         bs.Law.from_function(lambda p, x: x, params={"sigma": dist.Normal(0, 1)}, covariates=["logN"])
 
