@@ -275,6 +275,39 @@ class Curves:
         """Training FLOPs at each checkpoint, ``C = 6 N tokens`` (see :meth:`params`)."""
         return FLOPS_PER_PARAM_TOKEN * self.params(convention) * self.tokens
 
+    def to_runs(self, convention: str | None = None):
+        """The checkpoints as :class:`bayesscale.Runs`, one row per checkpoint, for :func:`bayesscale.fit`.
+
+        ``N`` is the parameter count under ``convention``, ``D`` the tokens
+        seen, ``C = 6 N D``, ``S`` the step and ``B`` the batch size in
+        tokens; ``run_id`` is ``"run@step"``; ``budget`` is the index of the
+        run, so the per-budget offsets of ``offsets="budget"`` are per-run
+        offsets and the ``"ar1"`` likelihood links consecutive checkpoints
+        of a run.
+
+        Parameters
+        ----------
+        convention : {"kaplan", "total"}, optional
+            ``"kaplan"``: non-embedding parameters (the ``N_nonembed``
+            column; Kaplan et al.'s count); ``"total"``: the ``N`` column.
+            By default ``"kaplan"`` when the curves have ``N_nonembed``,
+            else ``"total"``.  The choice is recorded in the result's
+            ``source`` (``"... [N: kaplan]"``).
+
+        Returns
+        -------
+        bayesscale.Runs
+        """
+        from .data import Runs
+
+        if convention is None:
+            convention = "kaplan" if self.N_nonembed is not None else "total"
+        N = self.params(convention)
+        run_id = [f"{r}@{s:.0f}" for r, s in zip(self.run, self.step)]
+        return Runs(N=N, D=self.tokens, C=FLOPS_PER_PARAM_TOKEN * N * self.tokens, loss=self.loss, run_id=run_id,
+                    budget=self.run_index, source=f"{self.source} [N: {convention}]", S=self.step,
+                    B=self.batch_tokens)
+
 
 def _read(path_or_frame):
     if isinstance(path_or_frame, pd.DataFrame):

@@ -14,6 +14,11 @@ A table of runs has one row per finished training run with the columns
           ``data_constrained`` law
 ========  ===============================================================
 
+Checkpoints of training curves (:meth:`bayesscale.Curves.to_runs`) are runs
+too: one row per checkpoint, with the optimizer steps ``S`` and the batch
+size ``B`` in tokens (read by the ``kaplan_steps`` law), and ``budget`` the
+index of the curve, so that per-budget offsets are per-run offsets.
+
 Every problem raises :class:`DataError` naming the row, the column and the
 fix.  Nothing is dropped silently: :class:`Runs` holds every row it was given.
 """
@@ -108,6 +113,11 @@ class Runs:
         Budget (or sweep) group of each run, numbered from 0.
     U : numpy.ndarray or None
         Unique training tokens of each run, when the table has them.
+    S, B : numpy.ndarray or None
+        Optimizer steps and batch size in tokens of each row, for
+        checkpoints of training curves (:meth:`bayesscale.Curves.to_runs`);
+        rows of one curve are consecutive, in increasing step, and share a
+        ``budget`` group.
     source : str
         Where the table came from (a path, or ``"<DataFrame>"``).
     sha256 : str
@@ -124,9 +134,11 @@ class Runs:
     source: str = "<DataFrame>"
     sha256: str = field(default="")
     U: np.ndarray | None = None
+    S: np.ndarray | None = None
+    B: np.ndarray | None = None
 
     def __post_init__(self):
-        for name in ("N", "D", "C", "loss") + (("U",) if self.U is not None else ()):
+        for name in ("N", "D", "C", "loss") + tuple(k for k in ("U", "S", "B") if getattr(self, k) is not None):
             object.__setattr__(self, name, _readonly(np.asarray(getattr(self, name), dtype=float)))
         object.__setattr__(self, "run_id", _readonly(np.asarray(self.run_id, dtype=str)))
         object.__setattr__(self, "budget", _readonly(np.asarray(self.budget, dtype=np.int64)))
@@ -149,8 +161,9 @@ class Runs:
     def to_frame(self) -> pd.DataFrame:
         """The runs as a DataFrame with columns N, D, C, loss, budget (and U), indexed by run id."""
         cols = {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss, "budget": self.budget}
-        if self.U is not None:
-            cols["U"] = self.U
+        for k in ("U", "S", "B"):
+            if getattr(self, k) is not None:
+                cols[k] = getattr(self, k)
         return pd.DataFrame(cols, index=pd.Index(self.run_id, name="run"))
 
     def subset(self, mask) -> "Runs":
@@ -165,7 +178,27 @@ class Runs:
         _, budget = np.unique(self.budget[idx], return_inverse=True)
         return Runs(N=self.N[idx], D=self.D[idx], C=self.C[idx], loss=self.loss[idx],
                     run_id=self.run_id[idx], budget=budget, source=self.source,
-                    U=None if self.U is None else self.U[idx])
+                    U=None if self.U is None else self.U[idx], S=None if self.S is None else self.S[idx],
+                    B=None if self.B is None else self.B[idx])
+
+    @property
+    def is_curves(self) -> bool:
+        """Whether the rows are checkpoints of training curves (they carry steps ``S``)."""
+        return self.S is not None
+
+    def previous_index(self) -> np.ndarray:
+        """Index of the previous row of the same budget group (for curves: the same run), -1 for the first.
+
+        Rows are taken in table order; :meth:`bayesscale.Curves.to_runs`
+        lists each curve's checkpoints in increasing step.  Read by
+        ordered observation models (the ``"ar1"`` likelihood).
+        """
+        prev = np.full(len(self), -1, dtype=np.int64)
+        last: dict[int, int] = {}
+        for i, g in enumerate(self.budget.tolist()):
+            prev[i] = last.get(g, -1)
+            last[g] = i
+        return prev
 
     def budget_compute(self) -> np.ndarray:
         """Geometric-mean compute of each budget group, indexed by group."""
@@ -319,11 +352,18 @@ def _missing(col: str, df: pd.DataFrame, where: str) -> str:
 
 
 def as_runs(runs, law=None) -> Runs:
-    """Accept a :class:`Runs`, a DataFrame or a path; return :class:`Runs`.
+    """Accept a :class:`Runs`, a :class:`bayesscale.Curves`, a DataFrame or a path; return :class:`Runs`.
 
     With a ``law``, check that the runs carry every covariate it reads.
     """
+    if not isinstance(runs, Runs) and callable(getattr(runs, "to_runs", None)):
+        runs = runs.to_runs()  # bayesscale.Curves
     runs = runs if isinstance(runs, Runs) else load_runs(runs)
+    if law is not None and ({"logS", "logB"} & set(law.covariates)) and (runs.S is None or runs.B is None):
+        raise DataError(f"the law {law.name!r} reads the optimizer steps and batch size of each checkpoint, "
+                        f"and the runs ({runs.source}) have none: pass training curves "
+                        "(bayesscale.load_curves(...) or bayesscale.simulate_curves(...)) instead of a table of "
+                        "final losses.")
     if law is not None and "logU" in law.covariates and runs.U is None:
         raise DataError(f"the law {law.name!r} reads the unique training tokens of each run, and the table "
                         f"({runs.source}) has none: add a column 'U' or 'unique_tokens', or map yours with "

@@ -47,8 +47,25 @@ def _spec(likelihood, offsets, priors, law) -> ModelSpec:
                      prior_overrides=overrides)
 
 
+def _defaults(runs: list[Runs], likelihood, offsets):
+    """The observation model and offsets: for checkpoints of curves, per-run offsets and AR(1) residuals.
+
+    Checkpoints of one curve are not independent (one run's seed, data
+    order and hyper-parameters move the whole curve; evaluation noise
+    lingers from one checkpoint to the next), so ``None`` means
+    ``likelihood="ar1", offsets="budget"`` (budget = run) for curves and
+    ``"student_t", "none"`` for final losses.
+    """
+    curves = bool(runs) and all(r.is_curves for r in runs)
+    if likelihood is None:
+        likelihood = "ar1" if curves else "student_t"
+    if offsets is None:
+        offsets = "budget" if curves else "none"
+    return likelihood, offsets
+
+
 def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
-        likelihood: str = "student_t", offsets: str = "none", extrapolation: str = "calibrated",
+        likelihood: str | None = None, offsets: str | None = None, extrapolation: str = "calibrated",
         priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
         progress: bool | None = None) -> Posterior:
@@ -56,8 +73,10 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
 
     Parameters
     ----------
-    runs : Runs, pandas.DataFrame or path
-        The runs (see :func:`bayesscale.load_runs`).
+    runs : Runs, Curves, pandas.DataFrame or path
+        The runs (see :func:`bayesscale.load_runs`), or training curves
+        (:func:`bayesscale.load_curves`, one row per checkpoint; see
+        :meth:`bayesscale.Curves.to_runs` for the parameter convention).
     law : str or Law
         The functional form: a built-in's name (``"chinchilla"``, the
         default; ``"kaplan"``, ``"data_constrained"``, ``"compute_only"``,
@@ -67,10 +86,16 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         NUTS chains, warm-up iterations and kept draws per chain.
     seed : int
         Random seed; the same seed gives the same draws.
-    likelihood : {"student_t", "normal"}
-        Noise on log loss (see :mod:`bayesscale.model`).
-    offsets : {"none", "budget"}
-        ``"budget"`` adds an offset shared by the runs of each budget.
+    likelihood : {"student_t", "normal", "ar1"}, optional
+        Noise on log loss (see :mod:`bayesscale.observation`).  By default
+        ``"student_t"``, and ``"ar1"`` (autocorrelated residuals along each
+        curve) for training curves.
+    offsets : {"none", "budget"}, optional
+        ``"budget"`` adds an offset shared by the runs of each budget (for
+        curves: by the checkpoints of each run).  By default ``"none"``, and
+        ``"budget"`` for training curves.  ``likelihood="student_t",
+        offsets="none"`` treats checkpoints as independent, which makes
+        intervals too narrow (``benchmarks/curves_calibration.py``).
     extrapolation : {"calibrated", "none"}
         ``"calibrated"`` (the default) calibrates the extrapolation error
         inside the fit: rolling-origin refits holding out 1-3 budgets ahead,
@@ -103,15 +128,17 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         When the diagnostics fail, with the same sentences as
         ``posterior.check().problems``.
     """
-    spec = _spec(likelihood, offsets, priors, law)
-    return _fit_all([as_runs(runs, spec.law)], spec,
+    law = get_law(law)
+    runs = as_runs(runs, law)
+    spec = _spec(*_defaults([runs], likelihood, offsets), priors, law)
+    return _fit_all([runs], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
                     seed=seed, device=device, progress=progress, extrapolation=extrapolation)[0]
 
 
 def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
-             draws: int = 1000, seed: int = 0, likelihood: str = "student_t", offsets: str = "none",
+             draws: int = 1000, seed: int = 0, likelihood: str | None = None, offsets: str | None = None,
              extrapolation: str = "calibrated", priors: Priors | Mapping | None = None, device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
              target_accept: float = 0.8, progress: bool | None = None):
     """Fit the law to many data sets in one vectorised, compiled program.
@@ -150,13 +177,14 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
         parts = list(datasets.groupby(group, sort=True))
         labels = [label for label, _ in parts]
         datasets = [load_runs(part.drop(columns=[group])) for _, part in parts]
-    elif isinstance(datasets, (Runs, str)) or not isinstance(datasets, Sequence):
+    elif isinstance(datasets, (Runs, str)) or hasattr(datasets, "to_runs") or not isinstance(datasets, Sequence):
         raise DataError("fit_many expects a list of run tables (Runs, DataFrames or paths), or a DataFrame "
                         "with group=; for one table use bayesscale.fit.")
-    spec = _spec(likelihood, offsets, priors, law)
-    runs = [as_runs(d, spec.law) for d in datasets]
+    law = get_law(law)
+    runs = [as_runs(d, law) for d in datasets]
     if not runs:
         raise DataError("fit_many got no data sets.")
+    spec = _spec(*_defaults(runs, likelihood, offsets), priors, law)
     posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),

@@ -121,7 +121,7 @@ def bucket_size(n: int) -> int:
 
 
 def covariate_arrays(runs: Runs, names) -> dict:
-    """The covariates a law reads (``logN``, ``logD``, ``logC``, ``logU``) for each run.
+    """The covariates a law reads (``logN``, ``logD``, ``logC``, ``logU``, ``logS``, ``logB``) for each run.
 
     ``logU`` is +inf for runs without a unique-token count (no repetition).
     """
@@ -135,6 +135,12 @@ def covariate_arrays(runs: Runs, names) -> dict:
             out[c] = np.log(runs.C)
         elif c == "logU":
             out[c] = np.log(runs.U) if runs.U is not None else np.full(len(runs), np.inf)
+        elif c in ("logS", "logB"):
+            a = runs.S if c == "logS" else runs.B
+            if a is None:
+                raise ValueError(f"covariate {c!r} needs checkpoints of training curves (Runs.{c[3]}); "
+                                 "pass bayesscale.Curves")
+            out[c] = np.log(a)
         else:  # pragma: no cover - Law validates its covariates
             raise ValueError(f"unknown covariate {c!r}")
     return out
@@ -153,6 +159,9 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
     """Padded arrays, the data summary and the prior numbers that the compiled model reads.
 
     Padding rows repeat the first run and are masked out of the likelihood.
+    Ordered observation models (``"ar1"``) also get ``prev``, the index of
+    the previous row of the same budget group (-1 for the first and for
+    padding; :meth:`bayesscale.Runs.previous_index`).
     """
     n = len(runs)
     if n > n_pad or runs.n_budgets > g_pad:
@@ -166,6 +175,8 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
         "group": pad(runs.budget).astype(np.int32),
         "group_slots": np.zeros(g_pad, np.float32),
     })
+    if getattr(spec.observation, "ordered", False):
+        data["prev"] = np.concatenate([runs.previous_index(), np.full(n_pad - n, -1)]).astype(np.int32)
     data.update({f"ctx:{k}": np.float32(v) for k, v in ctx.items()})
     data.update({f"prior:{i}": np.asarray(v, dtype=np.float32) for i, v in enumerate(leaves)})
     return data

@@ -191,6 +191,8 @@ COVARIATES = {
     "logD": "natural log of the training tokens D",
     "logC": "natural log of the training compute C (given, or 6 N D)",
     "logU": "natural log of the unique training tokens U (column 'unique_tokens'; +inf when absent: no repetition)",
+    "logS": "natural log of the optimizer steps S of a checkpoint (training curves only)",
+    "logB": "natural log of the batch size B in tokens of a checkpoint (training curves only)",
 }
 
 
@@ -271,7 +273,7 @@ class Law:
                              f"{', '.join(COVARIATES)}")
         if not self.params or not self.sites:
             raise ValueError(f"law {self.name!r} has no parameters")
-        reserved = {"sigma", "tau", "z_budget", "y", "lambda_", "log_lambda"}
+        reserved = {"sigma", "rho", "tau", "z_budget", "y", "lambda_", "log_lambda"}
         clash = reserved & (set(self.params) | set(self.sites))
         if clash:
             raise ValueError(f"law {self.name!r}: parameter names {sorted(clash)} are reserved for the "
@@ -599,8 +601,71 @@ COUPLED = Law(
     sampler_log_loss=_coupled_sampler, formula="L = E + A / N^alpha + B / D^beta + F / (N^alpha D^beta)",
     reference="the additive law plus an N x D coupling term", source_key="builtin:coupled")
 
+def _ks_priors(ctx, config):
+    """Priors of ``kaplan_steps`` (see :data:`KAPLAN_STEPS_LAW`)."""
+    import numpyro.distributions as dist
+
+    t_loc = ctx["log_median_loss"] - 1.0 if config.t_loc is None else config.t_loc
+    return {"alpha_N": dist.LogNormal(np.log(0.08), 0.5), "alpha_S": dist.LogNormal(np.log(0.76), 0.5),
+            "alpha_B": dist.LogNormal(np.log(0.21), 0.3), "t_N": dist.Normal(t_loc, config.t_scale),
+            "t_S": dist.Normal(t_loc, config.t_scale), "log_B_star": dist.Normal(np.log(2.1e8), 1.5)}
+
+
+def _ks_natural(s, ctx):
+    xp = _xp(s["alpha_N"], s["t_N"])
+    return {"N_c": xp.exp(ctx["c_logN"] + s["t_N"] / s["alpha_N"]), "alpha_N": s["alpha_N"],
+            "S_c": xp.exp(ctx["c_logS"] + s["t_S"] / s["alpha_S"]), "alpha_S": s["alpha_S"],
+            "B_star": xp.exp(s["log_B_star"]), "alpha_B": s["alpha_B"]}
+
+
+def _ks_sampler(s, ctx, log_N, log_S, log_B):
+    # the same fixed point with every covariate centred on the data: N_c, S_c and B_* become
+    # exp(t_N / alpha_N), exp(t_S / alpha_S) and B_* / exp(mean log B), numbers near 1 in float32
+    from .kaplan import log_loss_steps
+
+    xp = _xp(s["alpha_N"], s["t_N"])
+    p = {"N_c": xp.exp(s["t_N"] / s["alpha_N"]), "alpha_N": s["alpha_N"],
+         "S_c": xp.exp(s["t_S"] / s["alpha_S"]), "alpha_S": s["alpha_S"],
+         "B_star": xp.exp(s["log_B_star"] - ctx["c_logB"]), "alpha_B": s["alpha_B"]}
+    return log_loss_steps(p, log_N - ctx["c_logN"], log_S - ctx["c_logS"], log_B - ctx["c_logB"])
+
+
+def _ks_log_loss(p, log_N, log_S, log_B):
+    from .kaplan import log_loss_steps
+
+    return log_loss_steps(p, log_N, log_S, log_B)
+
+
+#: Kaplan et al.'s loss after ``S`` steps at batch ``B`` (:mod:`bayesscale.kaplan`), fitted to
+#: training curves (``bs.fit(curves, law="kaplan_steps")``).  Sampled sites, centred like the other
+#: laws: ``t_N = alpha_N (log N_c - mean log N)`` and ``t_S = alpha_S (log S_c - mean log S)`` (the
+#: log of each term at the data's centre, with ``S_min = S``), the exponents and ``log B_*``.
+#: Default priors (the exponents' medians are Kaplan et al.'s published values):
+#:
+#: ============  =================================================================
+#: ``alpha_N``   ``LogNormal(log 0.08, 0.5)``
+#: ``alpha_S``   ``LogNormal(log 0.76, 0.5)``
+#: ``alpha_B``   ``LogNormal(log 0.21, 0.3)`` (tight: with one batch size per model,
+#:               as in OPT, B_crit is known from this prior only)
+#: ``log B_*``   ``Normal(log 2.1e8, 1.5)`` (B_* in tokens)
+#: ``t_N, t_S``  ``Normal(log(median loss) - 1, 1.5)`` (``Priors.t_loc``, ``t_scale``)
+#: ============  =================================================================
+#:
+#: No closed-form frontier under ``C = 6 N D`` (the frontier in ``C_min`` is
+#: :func:`bayesscale.kaplan.frontier`).
+KAPLAN_STEPS_LAW = Law(
+    name="kaplan_steps", params=("N_c", "alpha_N", "S_c", "alpha_S", "B_star", "alpha_B"),
+    covariates=("logN", "logS", "logB"), log_loss=_ks_log_loss,
+    sites=("alpha_N", "alpha_S", "alpha_B", "t_N", "t_S", "log_B_star"), priors=_ks_priors,
+    to_natural=_ks_natural, sampler_log_loss=_ks_sampler, frontier=None,
+    formula="L = (N_c / N)^alpha_N + (S_c / S_min)^alpha_S, S_min = S / (1 + B_crit(L) / B), "
+            "B_crit(L) = B_* / L^(1 / alpha_B)",
+    reference="Kaplan et al. 2020, eqs. 1.4, 5.4, 5.6 (alpha_N = 0.076, N_c = 6.5e13, alpha_S = 0.76, "
+              "S_c = 2.1e3, B_* = 2.1e8 tokens, alpha_B = 0.21)",
+    source_key="builtin:kaplan_steps")
+
 #: The built-in laws by name.
-LAWS = {law.name: law for law in (CHINCHILLA, KAPLAN, DATA_CONSTRAINED, COMPUTE_ONLY, COUPLED)}
+LAWS = {law.name: law for law in (CHINCHILLA, KAPLAN, DATA_CONSTRAINED, COMPUTE_ONLY, COUPLED, KAPLAN_STEPS_LAW)}
 
 
 def get_law(law) -> Law:

@@ -67,7 +67,7 @@ from .observation import Observation, get_observation
 __all__ = ["Priors", "ModelSpec", "LIKELIHOODS", "OFFSETS", "numpyro_model", "context",
            "describe_prior", "prior_to_dict", "prior_from_dict"]
 
-LIKELIHOODS = ("student_t", "normal")
+LIKELIHOODS = ("student_t", "normal", "ar1")
 OFFSETS = ("none", "budget")
 
 
@@ -282,7 +282,8 @@ def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, pri
         tau = numpyro.sample("tau", priors["tau"])
         z = numpyro.sample("z_budget", dist.Normal(0.0, 1.0).expand(data["group_slots"].shape).to_event(1))
         mu = mu + tau * z[data["group"]]
-    noise = observation.distribution(mu, {k: s[k] for k in observation.sites})
+    order = {"y": data["y"], "prev": data["prev"]} if getattr(observation, "ordered", False) else {}
+    noise = observation.distribution(mu, {k: s[k] for k in observation.sites}, **order)
     numpyro.sample("y", noise.mask(data["mask"]), obs=data["y"])
 
 

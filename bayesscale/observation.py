@@ -16,6 +16,23 @@ Built-in models
     outlying runs (``df`` from :class:`bayesscale.Priors`, 4 by default).
 ``"normal"``
     ``y ~ Normal(mu, sigma)``.
+``"ar1"``
+    Autocorrelated Normal noise along an ordered sequence (the checkpoints of
+    one training curve): residuals ``e = y - mu`` follow a stationary AR(1),
+    ``e[0] ~ Normal(0, sigma)``, ``e[t] = rho e[t-1] + sqrt(1 - rho^2)
+    Normal(0, sigma)``, so ``Cov(e[s], e[t]) = sigma^2 rho^|s - t|``.  The
+    likelihood is written as the exact product of conditionals (each point
+    given the previous point of its sequence), which equals that
+    multivariate normal density.  The order comes from ``prev``: the index
+    of the previous point of the same sequence, -1 for the first
+    (:meth:`bayesscale.Runs.previous_index`: the previous row of the same
+    budget group, i.e. the previous checkpoint of the same run for curves).
+    Priors: ``sigma ~ HalfNormal(sigma_scale)``, ``rho ~ Uniform(-1, 1)``.
+
+Models with ``ordered = True`` receive ``y`` and ``prev`` as keywords in
+:meth:`Observation.distribution`, ``prev`` in :meth:`Observation.log_prob`
+and :meth:`Observation.sample` (without it, every point is taken as the first
+of its sequence: the stationary marginal).
 """
 
 from __future__ import annotations
@@ -25,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Observation", "StudentT", "Normal", "get_observation", "OBSERVATIONS"]
+__all__ = ["Observation", "StudentT", "Normal", "AR1", "get_observation", "OBSERVATIONS"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,8 @@ class Observation:
 
     name: str = ""
     sites: tuple = ("sigma",)
+    #: Whether the density depends on the order of the points (gets ``y`` and ``prev``).
+    ordered = False
 
     def priors(self, ctx, config) -> dict:
         """Default priors of the model's parameters (numpyro distributions)."""
@@ -109,8 +128,72 @@ class Normal(Observation):
         return mu + p["sigma"] * rng.standard_normal(shape)
 
 
+@dataclass(frozen=True)
+class AR1(Observation):
+    """Stationary AR(1) Normal residuals along each sequence (see the module docstring).
+
+    ``sigma`` is the marginal scale of a residual, ``rho`` the correlation
+    of consecutive residuals of one sequence.
+    """
+
+    name: str = "ar1"
+    sites: tuple = ("sigma", "rho")
+    ordered = True
+
+    def priors(self, ctx, config) -> dict:
+        import numpyro.distributions as dist
+
+        return {"sigma": dist.HalfNormal(config.sigma_scale), "rho": dist.Uniform(-1.0, 1.0)}
+
+    @staticmethod
+    def _conditional(xp, y, mu, p, prev):
+        """Conditional mean and scale of each point given the previous one of its sequence."""
+        rho, sigma = p["rho"], p["sigma"]
+        if prev is None:
+            return mu, sigma + 0.0 * mu
+        prev = xp.asarray(prev)
+        first = prev < 0
+        e = y - mu
+        e_prev = xp.take(e, xp.maximum(prev, 0), axis=-1)
+        loc = mu + xp.where(first, 0.0, rho * e_prev)
+        scale = xp.where(first, sigma, sigma * xp.sqrt(1.0 - rho**2))
+        return loc, scale
+
+    def distribution(self, mu, p, *, y=None, prev=None):
+        import jax.numpy as jnp
+        import numpyro.distributions as dist
+
+        if y is None:
+            return dist.Normal(mu, p["sigma"])
+        loc, scale = self._conditional(jnp, y, mu, p, prev)
+        return dist.Normal(loc, scale)
+
+    def log_prob(self, y, mu, p, prev=None):
+        y = np.broadcast_to(y, np.broadcast_shapes(np.shape(y), np.shape(mu)))
+        loc, scale = self._conditional(np, y, mu, p, prev)
+        z = (y - loc) / scale
+        return -0.5 * z**2 - np.log(scale) - 0.5 * math.log(2 * math.pi)
+
+    def sample(self, rng, mu, p, prev=None):
+        shape = np.broadcast_shapes(np.shape(mu), np.shape(p["sigma"]), np.shape(p["rho"]))
+        sigma = np.broadcast_to(p["sigma"], shape)
+        rho = np.broadcast_to(p["rho"], shape)
+        z = rng.standard_normal(shape)
+        if prev is None:
+            return mu + sigma * z
+        prev = np.asarray(prev)
+        e = np.empty(shape)
+        for i in range(shape[-1]):  # prev[i] < i: rows of a sequence are in order
+            j = prev[i]
+            if j < 0:
+                e[..., i] = sigma[..., i] * z[..., i]
+            else:
+                e[..., i] = rho[..., i] * e[..., j] + sigma[..., i] * np.sqrt(1 - rho[..., i] ** 2) * z[..., i]
+        return mu + e
+
+
 #: The built-in observation models by name (each built with its default settings).
-OBSERVATIONS = {"student_t": StudentT, "normal": Normal}
+OBSERVATIONS = {"student_t": StudentT, "normal": Normal, "ar1": AR1}
 
 
 def get_observation(likelihood, config=None) -> Observation:

@@ -269,7 +269,8 @@ class Posterior:
         op = {k: nat[k] for k in obs.sites}
         y = np.log(r.loss)
         rng = np.random.default_rng([int(self.info.get("seed", 0)), 3])
-        return {"mu": mu, "log_lik": obs.log_prob(y, mu, op), "y_rep": obs.sample(rng, mu, op)}
+        order = {"prev": r.previous_index()} if getattr(obs, "ordered", False) else {}
+        return {"mu": mu, "log_lik": obs.log_prob(y, mu, op, **order), "y_rep": obs.sample(rng, mu, op, **order)}
 
     # -- compute-optimal allocation (see bayesscale.allocation) ---------------
 
@@ -453,9 +454,10 @@ class Posterior:
                 "loss": ["run"], "budget_index": ["run"]}
         coords = {"run": r.run_id.tolist(), "budget": np.arange(r.n_budgets)}
         constant = {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}
-        if r.U is not None:
-            constant["U"] = r.U
-            dims["U"] = ["run"]
+        for k in ("U", "S", "B"):
+            if getattr(r, k) is not None:
+                constant[k] = getattr(r, k)
+                dims[k] = ["run"]
         tree = from_dict(
             {"posterior": post, "sample_stats": sample_stats,
              "observed_data": {"y": np.log(r.loss)},
@@ -517,7 +519,8 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
     runs = Runs(N=cd["N"].values, D=cd["D"].values, C=cd["C"].values, loss=cd["loss"].values,
                 run_id=cd["run"].values.astype(str), budget=cd["budget_index"].values,
                 source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"],
-                U=cd["U"].values if "U" in cd else None)
+                U=cd["U"].values if "U" in cd else None, S=cd["S"].values if "S" in cd else None,
+                B=cd["B"].values if "B" in cd else None)
     post = tree["posterior"]
     names = [k for k in post.data_vars if k in spec.sites or k == "z_budget"]
     samples = {k: post[k].values for k in names}

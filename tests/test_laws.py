@@ -27,7 +27,7 @@ def _user_law():
 
 def test_get_law_by_name_and_unknown_name():
     assert bs.get_law("chinchilla") is laws.CHINCHILLA
-    assert set(bs.LAWS) == {"chinchilla", "kaplan", "data_constrained", "compute_only", "coupled"}
+    assert set(bs.LAWS) == {"chinchilla", "kaplan", "data_constrained", "compute_only", "coupled", "kaplan_steps"}
     with pytest.raises(ValueError, match="the built-in laws are chinchilla, kaplan"):
         bs.get_law("chinchila")
 
@@ -38,7 +38,9 @@ def test_sampler_path_equals_natural_path(name):
     law = bs.get_law(name)
     rng = np.random.default_rng(0)
     N, D = 10 ** rng.uniform(7, 11, 50), 10 ** rng.uniform(9, 12, 50)
-    cov = {"logN": np.log(N), "logD": np.log(D), "logC": np.log(6 * N * D), "logU": np.log(D / rng.uniform(1, 20, 50))}
+    S, B = 10 ** rng.uniform(2, 5, 50), 10 ** rng.uniform(5, 7, 50)
+    cov = {"logN": np.log(N), "logD": np.log(D), "logC": np.log(6 * N * D), "logU": np.log(D / rng.uniform(1, 20, 50)),
+           "logS": np.log(S), "logB": np.log(B)}
     ctx = context({c: cov[c] for c in law.covariates}, rng.uniform(2, 3, 50))
     priors = ModelSpec(law=law).resolve_priors(ctx)
     import jax
@@ -82,7 +84,7 @@ def test_from_function_validates_its_inputs():
     with pytest.raises(TypeError, match="numpyro distribution"):
         bs.Law.from_function(lambda p, logN: p["a"] * logN, params={"a": 0.3}, covariates=["logN"])
     with pytest.raises(ValueError, match="unknown covariates"):
-        bs.Law.from_function(lambda p, x: x, params={"a": dist.Normal(0, 1)}, covariates=["logS"])
+        bs.Law.from_function(lambda p, x: x, params={"a": dist.Normal(0, 1)}, covariates=["logT"])
     with pytest.raises(ValueError, match="reserved"):
         bs.Law.from_function(lambda p, x: x, params={"sigma": dist.Normal(0, 1)}, covariates=["logN"])
 
