@@ -1587,7 +1587,7 @@ def _excess_compute_law(law, params, C, k, *, ci, U) -> DrawTable:
     else:
         tokens = np.full((S, kv.size), np.nan)
     draws = {"excess_compute": kv[None, :] * tokens, "excess_tokens": tokens}
-    cols = {"k": kv, "reachable": np.isposinf(tokens).__invert__().mean(axis=0)}
+    cols = {"k": kv, "reachable": np.isfinite(tokens).mean(axis=0)}
     for name, x in draws.items():
         cols.update(_summary_any(name, x, ci))
     table = pd.DataFrame(cols)

@@ -146,7 +146,7 @@ def test_every_law_allocates_sensibly(law, params):
 
     fe = al.frontier_exponents(p, law=law, budgets=BUDGETS)
     a, b = fe.loc["a", "median"].to_numpy(), fe.loc["b", "median"].to_numpy()
-    assert ((a > 0.2) & (a < 0.8)).all()
+    assert ((a > 0.2) & (a < 0.8)).all() and ((b > 0.2) & (b < 0.8)).all()
     np.testing.assert_allclose(fe.loc["a", "mean"].to_numpy() + fe.loc["b", "mean"].to_numpy(), 1.0, rtol=1e-6)
     assert "local exponents" in fe.attrs["note"]
 
