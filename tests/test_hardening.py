@@ -102,3 +102,129 @@ def test_item11_allocate_rejects_strings_like_report(tiny_posts):
     with pytest.raises(ValueError, match="not text"):
         a.bayes_decision("1e22")
     assert len(a.allocate([1e22])) == 1
+
+
+# ---------------------------------------------------------------------------
+# item 1: the program cache is verified, falls back on any failure, and refuses unsafe directories
+
+
+def _fit(runs, **kw):
+    return fit_quietly(runs, **{"chains": 2, "warmup": 40, "draws": 40, "extrapolation": "none", **kw})
+
+
+@pytest.fixture
+def program_cache(tmp_path, monkeypatch):
+    """An empty export cache in tmp_path; in-process programs forgotten, as in a fresh process."""
+    from bayesscale import inference
+
+    d = tmp_path / "cache"
+    (d / "programs").mkdir(parents=True, mode=0o700)
+    monkeypatch.setitem(inference._CACHE_STATE, "dir", d)
+    monkeypatch.setattr(inference, "_LOADED", {})
+    return d / "programs"
+
+
+def _forget():
+    from bayesscale import inference
+
+    inference._LOADED.clear()
+
+
+def test_item01_corrupt_cache_entry_is_replaced_not_fatal(program_cache):
+    runs = bs.simulate_runs(sigma=0.01, seed=21)
+    first = _fit(runs, seed=4)
+    files = sorted(program_cache.glob("*-advance.jaxexport"))
+    assert len(files) == 1
+    raw = bytearray(files[0].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte inside the stored program
+    files[0].write_bytes(bytes(raw))
+    _forget()
+    again = _fit(runs, seed=4)
+    np.testing.assert_array_equal(again.samples["alpha"], first.samples["alpha"])
+    assert files[0].read_bytes() != bytes(raw), "the damaged entry was replaced"
+
+
+def test_item01_program_that_fails_on_first_use_falls_back(program_cache):
+    from bayesscale import inference
+
+    runs = bs.simulate_runs(sigma=0.01, seed=21)
+    first = _fit(runs, seed=4)
+    init_f = next(program_cache.glob("*-init.jaxexport"))
+    adv_f = next(program_cache.glob("*-advance.jaxexport"))
+    key = init_f.name.split("-")[0]
+    # a well-formed, correctly signed entry that deserialises but cannot run: advance stored as init
+    payload = inference._read_program(adv_f, key, "advance")
+    inference._write_program(init_f, key, "init", payload)
+    _forget()
+    again = _fit(runs, seed=4)
+    np.testing.assert_array_equal(again.samples["alpha"], first.samples["alpha"])
+    assert inference._read_program(init_f, key, "init") != payload, "the failing entry was replaced"
+
+
+def test_item01_program_of_another_model_is_not_used(program_cache):
+    runs = bs.simulate_runs(sigma=0.01, seed=21)
+    normal = _fit(runs, seed=4, likelihood="normal")
+    normal_files = {f.name: f.read_bytes() for f in program_cache.iterdir()}
+    robust = _fit(runs, seed=4)
+    robust_names = sorted(set(f.name for f in program_cache.iterdir()) - set(normal_files))
+    assert len(robust_names) == 2
+    for name in robust_names:  # swap the Student-t programs for the normal ones
+        kind = name.split("-")[1]
+        src = next(n for n in normal_files if n.endswith(kind))
+        (program_cache / name).write_bytes(normal_files[src])
+    _forget()
+    again = _fit(runs, seed=4)
+    np.testing.assert_array_equal(again.samples["alpha"], robust.samples["alpha"])
+    assert not np.array_equal(again.samples["alpha"], normal.samples["alpha"])
+
+
+def test_item01_cache_writable_by_others_is_refused(tmp_path):
+    import jax
+
+    from bayesscale import inference
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    state = dict(inference._CACHE_STATE)
+    jax_dir = jax.config.jax_compilation_cache_dir
+    try:
+        with pytest.warns(inference.CacheWarning, match=r"other users can write.*chmod go-w"):
+            assert bs.configure_cache(shared) is None
+        assert inference._CACHE_STATE["dir"] is None
+        os.chmod(shared, 0o755)
+        assert bs.configure_cache(shared) == shared
+        fresh = tmp_path / "new" / "cache"
+        assert bs.configure_cache(fresh) == fresh and stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    finally:
+        inference._CACHE_STATE.update(state)
+        jax.config.update("jax_compilation_cache_dir", jax_dir)
+
+
+# ---------------------------------------------------------------------------
+# item 20: a fixed chunk size, whatever the total
+
+
+def test_item20_odd_totals_take_few_round_trips():
+    from bayesscale.inference import SamplerSettings, round_trip_count
+
+    s = SamplerSettings(chains=2, warmup=1001, draws=1000)
+    assert s.chunk > 200 and -(-2001 // s.chunk) <= 10
+    runs = bs.simulate_runs(sigma=0.01, seed=22)
+    before = round_trip_count()
+    post = _fit(runs, warmup=1001, draws=1000, seed=1)
+    assert round_trip_count() - before == -(-2001 // s.chunk) == 9
+    assert post.samples["alpha"].shape == (2, 1000)
+    assert post.stats["diverging"].shape == (2, 1000)
+
+
+# ---------------------------------------------------------------------------
+# item 16: the progress bar says what is happening
+
+
+def test_item16_progress_says_compiling_then_warmup_and_sampling(capsys):
+    runs = bs.simulate_runs(sigma=0.01, seed=23)
+    _fit(runs, warmup=337, draws=263, progress=True)  # settings no other test uses: compiles here
+    err = capsys.readouterr().err
+    for stage in ("compiling", "warm-up", "sampling"):
+        assert stage in err, err[-500:]
