@@ -391,8 +391,10 @@ class Posterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
+        mu = self._fitted["mu"]
         return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                        log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+                        log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id,
+                        residuals=np.log(self.runs.loss) - np.median(mu.reshape(-1, mu.shape[-1]), axis=0))
 
     def __repr__(self) -> str:
         s = self.settings

@@ -133,6 +133,10 @@ _CHECKS = {
     "max Pareto k": ("Pareto k, PSIS-LOO (largest)",
                      "Does the fit lean on single runs? Above 0.7 a run is influential (a note, not a failure).",
                      ("note", THRESHOLDS["pareto_k"])),
+    "max |residual| (noise scales)": (
+        "Farthest run from the law, in robust noise scales",
+        f"Beyond {THRESHOLDS['outlier']:g} the law cannot explain the run, whatever the likelihood does with it "
+        "(a note, not a failure: the notes name such runs).", ("note", THRESHOLDS["outlier"])),
 }
 
 

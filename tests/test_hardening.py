@@ -228,3 +228,34 @@ def test_item16_progress_says_compiling_then_warmup_and_sampling(capsys):
     err = capsys.readouterr().err
     for stage in ("compiling", "warm-up", "sampling"):
         assert stage in err, err[-500:]
+
+
+# ---------------------------------------------------------------------------
+# items 3 and 13: runs far off the law are named, whatever the likelihood does with them
+
+
+@pytest.fixture(scope="module")
+def outlier_post(synthetic_runs):
+    df = synthetic_runs.to_frame().drop(columns=["budget"])
+    df.index = [f"run{i}" for i in range(len(df))]
+    df.loc["run20", "loss"] *= 10  # about 300 noise scales off
+    return fit_quietly(bs.load_runs(df), chains=2, warmup=200, draws=200, seed=3, extrapolation="none")
+
+
+def test_item03_gross_outlier_is_named_in_the_verdict(outlier_post):
+    v = outlier_post.check()
+    far = [n for n in v.notes if "far off the law" in n]
+    assert len(far) == 1 and "run20" in far[0] and "1 run far off" in far[0], v.notes
+    assert v.table.loc["max |residual| (noise scales)", "value"] > 100
+    # the Student-t likelihood absorbed it: PSIS-LOO alone would not have flagged it
+    assert not any("influential" in n and "run20" in n for n in v.notes)
+
+
+def test_item03_well_specified_data_has_no_outlier_note(synthetic_post):
+    assert not any("far off the law" in n for n in synthetic_post.check().notes)
+
+
+def test_item13_report_names_runs_far_off_the_law(outlier_post, tmp_path):
+    paths = bs.report(outlier_post, budgets=[1e22], out=tmp_path / "rep")
+    md = paths.markdown.read_text(encoding="utf-8")
+    assert "far off the law" in md and "run20" in md
