@@ -259,3 +259,103 @@ def test_item13_report_names_runs_far_off_the_law(outlier_post, tmp_path):
     paths = bs.report(outlier_post, budgets=[1e22], out=tmp_path / "rep")
     md = paths.markdown.read_text(encoding="utf-8")
     assert "far off the law" in md and "run20" in md
+
+
+def test_item05_budget_below_the_smallest_run_is_flagged(outlier_post, tmp_path):
+    import json
+
+    c_min = float(outlier_post.runs.C.min())
+    paths = bs.report(outlier_post, budgets=[c_min / 100, 1e22], out=tmp_path / "rep")
+    d = json.loads(paths.json.read_text(encoding="utf-8"))
+    low, high = (b["extrapolation"] for b in d["budgets"])
+    assert low["level"] == "below" and low["dex_below_smallest"] == pytest.approx(2.0)
+    assert "below the smallest run" in low["message"] and "interpolation" not in low["message"]
+    assert high["level"] != "below"
+    assert "below the smallest run" in paths.markdown.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------
+# item 8: the report directory is replaced as a whole; leftovers of a killed run are cleaned
+
+
+_WRITER = """
+import sys, itertools
+from pathlib import Path
+from bayesscale.reporting import _publish
+out = Path(sys.argv[1])
+names = ["report.json", "report.md", "report.html", "figures/a.png", "figures/b.png"]
+for v in itertools.count(1):
+    _publish(out, {n: (f"{v}\\n" * 20000).encode() for n in names}, [])
+"""
+
+
+def _snapshot(out):
+    """The version of every file, read through one handle on the directory (a consistent view)."""
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        versions = set()
+        for name in ("report.json", "report.md", "report.html", "figures/a.png", "figures/b.png"):
+            f = os.open(name, os.O_RDONLY, dir_fd=fd)
+            try:
+                versions.add(os.read(f, 16).split(b"\n")[0])
+            finally:
+                os.close(f)
+        return versions
+    finally:
+        os.close(fd)
+
+
+def test_item08_report_directory_is_swapped_whole_and_leftovers_cleaned(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bayesscale.reporting import _publish
+
+    out = tmp_path / "rep"
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(out)], stderr=subprocess.DEVNULL)
+    try:
+        t0 = time.monotonic()
+        while not out.exists() and time.monotonic() - t0 < 60:
+            time.sleep(0.01)
+        mixed, seen = [], set()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 4:
+            try:
+                v = _snapshot(out)
+            except FileNotFoundError:  # the old copy was removed while we read it: not a mix
+                continue
+            seen |= v
+            if len(v) > 1:
+                mixed.append(v)
+        assert len(seen) > 3, "the writer did not get going"
+        assert not mixed, f"a reader saw files of different reports together: {mixed[:3]}"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    # whatever the kill left beside out, the next run cleans it (and a dead process's leftovers)
+    (tmp_path / ".rep.99999999-x1y2.tmp").mkdir()
+    (tmp_path / ".rep.abc123.tmp").mkdir()
+    _publish(out, {n: b"final\n" for n in ("report.json", "report.md", "report.html")}, [])
+    assert sorted(os.listdir(tmp_path)) == ["rep"]
+    assert sorted(os.listdir(out)) == ["figures", "report.html", "report.json", "report.md"]
+
+
+def test_item08_directory_with_other_files_is_refused(outlier_post, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not part of a report.*notes.txt"):
+        bs.report(outlier_post, budgets=[1e22], out=out)
+    assert os.listdir(out) == ["notes.txt"]
+
+
+def test_item09_report_files_respect_the_umask(outlier_post, tmp_path):
+    old = os.umask(0o002)
+    try:
+        paths = bs.report(outlier_post, budgets=[1e22], out=tmp_path / "rep")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(paths.json.stat().st_mode) == 0o664
+    assert stat.S_IMODE(paths.directory.stat().st_mode) == 0o775
