@@ -359,3 +359,24 @@ def test_item09_report_files_respect_the_umask(outlier_post, tmp_path):
         os.umask(old)
     assert stat.S_IMODE(paths.json.stat().st_mode) == 0o664
     assert stat.S_IMODE(paths.directory.stat().st_mode) == 0o775
+
+
+# ---------------------------------------------------------------------------
+# item 11: draws and the device count (documented in inference.sample: 2+ devices agree, 1 differs)
+
+
+def test_item11_same_draws_on_two_and_four_host_devices(tmp_path):
+    import subprocess
+    import sys
+
+    kw = "chains=2, warmup=60, draws=40, seed=0, progress=False, extrapolation='none'"
+    code = ("import warnings, numpy as np, bayesscale as bs; warnings.simplefilter('ignore');"
+            f"p = bs.fit(bs.simulate_runs(sigma=0.01, seed=24), {kw});"
+            f"np.save({str(tmp_path / 'four.npy')!r}, p.samples['alpha']); print(p.info['device'])")
+    env = dict(os.environ, BAYESSCALE_HOST_DEVICES="4", BAYESSCALE_CACHE_DIR="off")
+    env.pop("XLA_FLAGS", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "cpu x4" in r.stdout, r.stderr[-2000:]
+    here = _fit(bs.simulate_runs(sigma=0.01, seed=24), chains=2, warmup=60, draws=40, seed=0)
+    assert here.info["device"] == "cpu x2"
+    np.testing.assert_array_equal(np.load(tmp_path / "four.npy"), here.samples["alpha"])
