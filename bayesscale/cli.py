@@ -273,14 +273,14 @@ def _holdout(text: str):
 
 
 _BACKTEST_UNITS = {
-    "n_runs": "held-out runs",
-    "extrapolation_dex": "beyond data (decades of C)",
-    "coverage_50": "in 50% interval (fraction)",
-    "coverage_80": "in 80% interval (fraction)",
-    "coverage_90": "in 90% interval (fraction)",
+    "n_runs": "runs",
+    "extrapolation_dex": "beyond data (decades)",
+    "coverage_50": "in 50% (fraction)",
+    "coverage_80": "in 80% (fraction)",
+    "coverage_90": "in 90% (fraction)",
     "width_90": "90% width (loss)",
     "bias": "bias (log loss)",
-    "mlpd": "mean log pred. density (log loss)",
+    "mlpd": "mlpd (nats, log loss)",
     "crps": "CRPS (log loss)",
 }
 
@@ -334,8 +334,10 @@ def _print_backtest(res) -> None:
     with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 200):
         print(f"Backtest ({res.holdout}): fit on the smaller budgets, predict the held-out ones")
         print(table[cols].to_string())
-    print("\nbias and the scores are on log loss (observed minus predictive median; 0.01 is about 1%); "
-          "the width is in loss.")
+    print("\nruns held out per fold; decades of compute beyond the fold's largest training run; the fraction of "
+          "held-out runs inside their 50/80/90% predictive intervals; the median 90% interval width in loss; bias, "
+          "mean log predictive density and CRPS on log loss (bias = observed minus predictive median; 0.01 is "
+          "about 1%).")
     print(backtest_verdict(res))
 
 

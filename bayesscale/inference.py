@@ -472,6 +472,8 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
         except Exception:  # noqa: BLE001 - export is an optimisation; the traced programs always work
             pass
     _LOADED[args] = out
+    while len(_LOADED) > 32:  # like the lru_cache of the traced programs: the oldest go first
+        _LOADED.pop(next(iter(_LOADED)))
     return out
 
 

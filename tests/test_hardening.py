@@ -380,3 +380,53 @@ def test_item11_same_draws_on_two_and_four_host_devices(tmp_path):
     here = _fit(bs.simulate_runs(sigma=0.01, seed=24), chains=2, warmup=60, draws=40, seed=0)
     assert here.info["device"] == "cpu x2"
     np.testing.assert_array_equal(np.load(tmp_path / "four.npy"), here.samples["alpha"])
+
+
+# ---------------------------------------------------------------------------
+# items 12 and 18: the README a newcomer reads first
+
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+
+
+def _readme_commands():
+    import re
+
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    cmds = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line and not line.startswith("#"):
+                cmds.extend(part.strip() for part in line.split("&&"))
+    return cmds
+
+
+def test_item12_readme_commands_run_as_written_after_setup():
+    import shlex
+
+    from bayesscale.cli import build_parser
+
+    root = os.path.dirname(README)
+    cmds = _readme_commands()
+    setup = [c for c in cmds if c.startswith("python3 -m venv .venv")]
+    assert setup, "the set-up commands create .venv"
+    cli = [c for c in cmds if "bayesscale " in c.split(" -m ")[0] and not c.startswith(".venv/bin/pip")]
+    assert len(cli) >= 4
+    made = set()  # files that earlier commands write
+    for c in cli:
+        argv = shlex.split(c)
+        assert argv[0] == ".venv/bin/bayesscale", f"{c!r}: the set-up does not put a bare bayesscale on PATH"
+        a = build_parser().parse_args(argv[1:])  # every option exists
+        source = getattr(a, "runs", None) or getattr(a, "source", None)
+        if source:
+            assert source in made or os.path.isfile(os.path.join(root, source)), f"{c!r}: {source} does not exist"
+        if getattr(a, "out", None):
+            made.add(a.out)
+
+
+def test_item18_readme_says_python_312_or_newer_first():
+    with open(README, encoding="utf-8") as f:
+        head = "".join(f.readlines()[:8])
+    assert "Python 3.12 or newer" in head
