@@ -235,9 +235,7 @@ def _load_posterior_or_fit(path: str, a):
 
 def _cmd_report(a) -> int:
     import bayesscale as bs
-    from bayesscale.reporting import report
-
-    from bayesscale.reporting import check_out
+    from bayesscale.reporting import check_out, report
 
     _check_out_dir(a.out)
     try:
@@ -272,16 +270,17 @@ def _holdout(text: str):
                         "in FLOPs such as 1e21") from None
 
 
+#: Units of the backtest table's columns, printed beside the names (which backtest.csv uses as they are).
 _BACKTEST_UNITS = {
-    "n_runs": "runs",
-    "extrapolation_dex": "beyond data (decades)",
-    "coverage_50": "in 50% (fraction)",
-    "coverage_80": "in 80% (fraction)",
-    "coverage_90": "in 90% (fraction)",
-    "width_90": "90% width (loss)",
+    "n_runs": "n_runs",
+    "extrapolation_dex": "extrapolation_dex (decades)",
+    "coverage_50": "coverage_50 (fraction)",
+    "coverage_80": "coverage_80 (fraction)",
+    "coverage_90": "coverage_90 (fraction)",
+    "width_90": "width_90 (loss)",
     "bias": "bias (log loss)",
-    "mlpd": "mlpd (nats, log loss)",
-    "crps": "CRPS (log loss)",
+    "mlpd": "mlpd (nats)",
+    "crps": "crps (log loss)",
 }
 
 

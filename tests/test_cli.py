@@ -207,7 +207,8 @@ def test_item14_backtest_with_one_held_out_run_says_too_few_to_tell(tmp_path, ca
     assert "Would these intervals have held? Too few held-out runs to tell." in out
     assert "of 1 held-out run fell inside its 90% predictive interval" in out
     assert "could be anywhere from" in out
-    for unit in ("bias (log loss)", "90% width (loss)", "beyond data (decades)", "(fraction)", "CRPS (log loss)"):
+    for unit in ("bias (log loss)", "width_90 (loss)", "extrapolation_dex (decades)", "coverage_90 (fraction)",
+                 "crps (log loss)", "mlpd (nats)"):
         assert unit in out
 
 
