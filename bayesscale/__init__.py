@@ -11,6 +11,7 @@ allocations with honest uncertainty bands.
 
 import os as _os
 import sys as _sys
+import types as _types
 
 # Chains run in parallel across devices.  On CPU, JAX exposes one device unless
 # told otherwise before it starts, so set the host device count here, unless the
@@ -21,25 +22,30 @@ if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _
     _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") +
                                 f" --xla_force_host_platform_device_count={_n}").strip()
 
-from . import datasets  # noqa: E402
-from .backtest import BacktestResult, backtest  # noqa: E402
-from .compare import average, compare  # noqa: E402
-from .calibration import calibrate_extrapolation  # noqa: E402
-from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
-from .diagnostics import Verdict  # noqa: E402
-from .discrepancy import Discrepancy  # noqa: E402
-from .fitting import FitWarning, fit, fit_many  # noqa: E402
-from .inference import SamplerSettings, configure_cache  # noqa: E402
-from .isoflop import compare_approaches, isoflop_analysis  # noqa: E402
-from .laws import LAWS, Law, get_law  # noqa: E402
-from .model import ModelSpec, Priors  # noqa: E402
-from .observation import Observation  # noqa: E402
-from .posterior import Posterior, load_posterior  # noqa: E402
-from .simulate import simulate_runs  # noqa: E402
-from . import kaplan  # noqa: E402
-from .curves import Approach1Result, Curves, approach1, envelope, load_curves, simulate_curves  # noqa: E402
-
 __version__ = "0.1.0"
+
+# Public names load on first use (PEP 562): ``import bayesscale`` and the command line start
+# without importing JAX, so ``bayesscale --help``, a bad argument or Ctrl-C during start-up get
+# a one-line answer.  ``from bayesscale import fit`` and ``bs.fit`` work as usual.
+_LAZY = {
+    "BacktestResult": ".backtest", "backtest": ".backtest",
+    "DataError": ".data", "DataWarning": ".data", "Runs": ".data", "load_runs": ".data",
+    "Verdict": ".diagnostics",
+    "FitWarning": ".fitting", "fit": ".fitting", "fit_many": ".fitting",
+    "SamplerSettings": ".inference", "configure_cache": ".inference",
+    "compare_approaches": ".isoflop", "isoflop_analysis": ".isoflop",
+    "ModelSpec": ".model", "Priors": ".model",
+    "Posterior": ".posterior", "load_posterior": ".posterior",
+    "simulate_runs": ".simulate",
+    "average": ".compare", "compare": ".compare",
+    "calibrate_extrapolation": ".calibration", "Discrepancy": ".discrepancy",
+    "LAWS": ".laws", "Law": ".laws", "get_law": ".laws", "Observation": ".observation",
+    "Approach1Result": ".curves", "Curves": ".curves", "approach1": ".curves", "envelope": ".curves",
+    "load_curves": ".curves", "simulate_curves": ".curves",
+}
+_MODULES = {"datasets", "plots", "laws", "allocation", "calibration", "data", "diagnostics", "fitting",
+            "inference", "isoflop", "model", "posterior", "reporting", "sbc", "simulate", "backtest", "kaplan",
+            "curves", "frontier", "discrepancy", "observation", "steps_analysis", "plots_steps"}
 
 __all__ = [
     "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "LAWS", "Law", "ModelSpec",
@@ -51,11 +57,32 @@ __all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "loa
 
 
 def __getattr__(name):
-    # matplotlib is imported only when figures or reports are asked for
     import importlib
 
-    if name == "plots":
-        return importlib.import_module(".plots", __name__)
-    if name == "report":
-        return importlib.import_module(".reporting", __name__).report
-    raise AttributeError(f"module 'bayesscale' has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name == "report":
+        value = importlib.import_module(".reporting", __name__).report
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'bayesscale' has no attribute {name!r}")
+    if name != "report":  # bayesscale.report stays the function, not the module
+        globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(_types.ModuleType):
+    """Keeps ``bayesscale.backtest`` the function when the submodule of that name is imported."""
+
+    def __setattr__(self, name, value):
+        if name in _LAZY and isinstance(value, _types.ModuleType):
+            return  # the import system sets the submodule on its parent; the public name wins
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -20,6 +20,10 @@ def check_ci(ci) -> float:
 
 def positive(x, name: str, *, unit: str = "") -> np.ndarray:
     """A non-empty 1-D float64 array of positive finite values, or a clear ValueError."""
+    if isinstance(x, (str, bytes)) or (isinstance(x, np.ndarray) and x.dtype.kind in "USO") or (
+            isinstance(x, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in x)):
+        # np.asarray("1e22", float) would parse it; every entry point takes numbers only
+        raise ValueError(f"{name} must be numbers{unit}, not text: got {x!r} (write 1e22, not '1e22')")
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError):

@@ -1,19 +1,29 @@
 """The ``bayesscale`` command line.
 
 Exit codes: 0 when the fit's diagnostics pass, 1 when they fail, 2 on bad
-input (a one-line message, never a traceback).
+input or a bad path (a one-line message, never a traceback; output paths
+are checked before any fitting starts), 3 on an unexpected internal error
+(one line; ``BAYESSCALE_DEBUG=1`` shows the traceback), 130 when
+interrupted (Ctrl-C).
+
+Only the standard library is imported at start-up: JAX and the rest load
+inside :func:`main`, so an interrupt or a bad argument is answered in one
+line at any moment.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import warnings
+from pathlib import Path
 
 __all__ = ["main"]
 
-EPILOG = """exit codes: 0 the diagnostics pass, 1 they fail (do not trust the numbers), 2 bad input.
+EPILOG = """exit codes: 0 the diagnostics pass, 1 they fail (do not trust the numbers), 2 bad input or path,
+3 internal error, 130 interrupted.
 environment: BAYESSCALE_CACHE_DIR (compilation cache; 'off' disables), BAYESSCALE_HOST_DEVICES (CPU devices)."""
 
 
@@ -42,6 +52,85 @@ def _add_fit_options(p: argparse.ArgumentParser, *, draws_default: int = 1000):
 def _add_data_options(p: argparse.ArgumentParser):
     p.add_argument("--column", action="append", default=[], metavar="NAME=YOURS",
                    help="map a column, e.g. --column N=params --column loss=eval_loss (repeatable)")
+    p.add_argument("--drop", action="append", default=[], metavar="RUN_ID",
+                   help="leave out this run (repeatable): its id as messages name it, e.g. 'row 7' (the CSV "
+                        "line) or the value of a 'run' column")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+                   help="leave out the K runs with the highest loss (e.g. 5 for the published 240-run refit of "
+                        "the bundled Chinchilla data); the dropped runs are listed")
+
+
+def _select(runs, a):
+    """The runs minus ``--drop`` and ``--drop-highest-loss``; says which were dropped (stderr)."""
+    import numpy as np
+
+    ids = list(getattr(a, "drop", []) or [])
+    k = getattr(a, "drop_highest_loss", 0) or 0
+    if not ids and not k:
+        return runs
+    if k < 0 or k >= len(runs):
+        raise _BadInput(f"--drop-highest-loss {k}: give a number from 0 to {len(runs) - 1} "
+                        f"(the table has {len(runs)} runs)")
+    keep = np.ones(len(runs), bool)
+    have = runs.run_id.tolist()
+    for rid in ids:
+        if rid not in have:
+            raise _BadInput(f"--drop {rid!r}: no run has that id; ids look like {have[0]!r}, {have[1]!r} "
+                            "(the CSV line, or the value of a 'run' column)")
+        keep[have.index(rid)] = False
+    if k:
+        order = np.argsort(-runs.loss, kind="stable")
+        keep[order[:k]] = False
+    dropped = runs.run_id[~keep].tolist()
+    print(f"dropped {len(dropped)} run{'s' * (len(dropped) > 1)}: {', '.join(dropped)}", file=sys.stderr)
+    return runs.subset(keep)
+
+
+def _load(path, a):
+    import bayesscale as bs
+
+    return _select(bs.load_runs(path, columns=_columns(a.column)), a)
+
+
+def _writable_dir(where: Path, flag: str, shown: str) -> None:
+    """The nearest existing ancestor of ``where`` must be a directory this process can write into."""
+    import tempfile
+
+    anc = where
+    while not anc.exists():
+        if anc.parent == anc:
+            break
+        anc = anc.parent
+    if not anc.is_dir():
+        raise _BadInput(f"{flag} {shown}: {anc} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=anc):
+            pass
+    except OSError as e:
+        raise _BadInput(f"{flag} {shown}: cannot write in {anc} ({e.strerror or e}). Choose a directory you "
+                        "can write to.") from None
+
+
+def _check_out_file(out: str | None, flag: str = "--out") -> None:
+    """An output file: not a directory, in a writable place (checked before fitting)."""
+    if not out:
+        return
+    p = Path(out)
+    if p.is_dir():
+        raise _BadInput(f"{flag} {out}: is a directory; give a file name such as {p / 'fit.nc'}")
+    _writable_dir(p.absolute().parent, flag, out)
+
+
+def _check_out_dir(out: str | None, flag: str = "--out") -> None:
+    """An output directory: not a file, in a writable place (checked before fitting)."""
+    if not out:
+        return
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise _BadInput(f"{flag} {out}: is a file; give a directory (it is created if missing)")
+    _writable_dir(p.absolute().parent if p.exists() else p.absolute(), flag, out)
+    if p.is_dir():
+        _writable_dir(p.absolute(), flag, out)
 
 
 def _columns(pairs):
@@ -76,15 +165,14 @@ def _print_fit(post, out=None):
 
 
 def _cmd_fit(a) -> int:
-    import bayesscale as bs
-
-    runs = bs.load_runs(a.runs, columns=_columns(a.column))
-    return _fit_and_report(runs, a)
+    _check_out_file(a.out)
+    return _fit_and_report(_load(a.runs, a), a)
 
 
 def _cmd_demo(a) -> int:
     import bayesscale as bs
 
+    _check_out_file(a.out)
     runs = bs.datasets.chinchilla(drop_highest_loss=5)
     print(f"Fitting the bundled Chinchilla runs (Hoffmann et al. 2022, digitised by Besiroglu et al. 2024): "
           f"{len(runs)} runs, the 5 with the highest loss dropped as in the published refit.\n")
@@ -99,10 +187,25 @@ def _quiet_fit(runs, a):
         return bs.fit(runs, **_fit_kwargs(a))
 
 
+def _calibrate(post) -> None:
+    """Run the extrapolation calibration now, saying so (it is about as long as the fit)."""
+    import time
+
+    if post.extrapolation_mode != "calibrated" or post.calibration is not None:
+        return
+    print("calibrating the extrapolation error: rolling-origin refits of the runs, in one batch "
+          "(about as long as the fit; --extrapolation none skips it) ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    x = post.extrapolation
+    print(f"calibrated in {time.perf_counter() - t0:.1f} s ({x.n_folds} folds, {x.n_points} held-out runs)",
+          file=sys.stderr, flush=True)
+
+
 def _fit_and_report(runs, a) -> int:
     post = _quiet_fit(runs, a)
     _print_fit(post)
     if getattr(a, "out", None):
+        _calibrate(post)
         path = post.to_netcdf(a.out)
         print(f"\nwrote {path}")
     return 0 if post.check().ok else 1
@@ -123,20 +226,30 @@ def _load_posterior_or_fit(path: str, a):
     import bayesscale as bs
 
     if path.endswith((".nc", ".nc4", ".netcdf")):
+        if a.drop or a.drop_highest_loss or a.column:
+            raise _BadInput(f"{path} is a saved posterior: --drop, --drop-highest-loss and --column apply to a CSV "
+                            "of runs. Refit from the CSV with them.")
         return bs.load_posterior(path)
-    return _quiet_fit(bs.load_runs(path, columns=_columns(a.column)), a)
+    return _quiet_fit(_load(path, a), a)
 
 
 def _cmd_report(a) -> int:
     import bayesscale as bs
-    from bayesscale.reporting import report
+    from bayesscale.reporting import check_out, report
 
+    _check_out_dir(a.out)
+    try:
+        check_out(a.out)
+    except ValueError as e:
+        raise _BadInput(f"--out {a.out}: {e}") from None
+    holdout = _holdout(a.backtest) if a.backtest else None
     post = _load_posterior_or_fit(a.source, a)
+    _calibrate(post)
     bt = None
     if a.backtest:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", bs.FitWarning)
-            bt = bs.backtest(post.runs, holdout=_holdout(a.backtest), seed=post.info.get("seed", 0),
+            bt = bs.backtest(post.runs, holdout=holdout, seed=post.info.get("seed", 0),
                              chains=post.settings.chains, warmup=post.settings.warmup, draws=post.settings.draws,
                              likelihood=post.spec.likelihood, offsets=post.spec.offsets,
                              progress=False if a.no_progress else None)
@@ -157,24 +270,95 @@ def _holdout(text: str):
                         "in FLOPs such as 1e21") from None
 
 
+#: Units of the backtest table's columns, printed beside the names (which backtest.csv uses as they are).
+_BACKTEST_UNITS = {
+    "n_runs": "n_runs",
+    "extrapolation_dex": "extrapolation_dex (decades)",
+    "coverage_50": "coverage_50 (fraction)",
+    "coverage_80": "coverage_80 (fraction)",
+    "coverage_90": "coverage_90 (fraction)",
+    "width_90": "width_90 (loss)",
+    "bias": "bias (log loss)",
+    "mlpd": "mlpd (nats)",
+    "crps": "crps (log loss)",
+}
+
+
+def _coverage_interval(k: int, n: int, mass: float = 0.9) -> tuple[float, float]:
+    """Equal-tailed Jeffreys interval of a coverage probability from ``k`` of ``n`` runs inside."""
+    from scipy.special import betaincinv
+
+    lo = 0.0 if k == 0 else float(betaincinv(k + 0.5, n - k + 0.5, (1 - mass) / 2))
+    hi = 1.0 if k == n else float(betaincinv(k + 0.5, n - k + 0.5, (1 + mass) / 2))
+    return lo, hi
+
+
+def backtest_verdict(res, level: float = 0.9) -> str:
+    """A plain answer to "would these intervals have held?", with its uncertainty.
+
+    Counts the held-out runs inside their ``level`` predictive interval and
+    gives a 90% Jeffreys interval for the true coverage.  Runs of one budget
+    share that budget's extrapolation error, so with few held-out budgets
+    the interval is optimistic; the sentence says how many there are.
+    """
+    tag = f"{round(level * 100)}"
+    pts = res.points
+    n = len(pts)
+    k = int(pts[f"covered_{tag}"].sum()) if n else 0
+    n_budgets = int(pts["fold"].nunique()) if n else 0
+    if n == 0:
+        return "Would these intervals have held? Nothing was held out, so the backtest cannot tell."
+    lo, hi = _coverage_interval(k, n)
+    runs_word = f"{k} of {n} held-out run{'s' * (n > 1)}"
+    basis = (f"{runs_word} fell inside {'their' if n > 1 else 'its'} {tag}% predictive interval; with "
+             f"{n} run{'s' * (n > 1)} from {n_budgets} held-out budget{'s' * (n_budgets > 1)} the coverage "
+             f"could be anywhere from {lo:.0%} to {hi:.0%} (90% interval, optimistic: runs of one budget share "
+             "its extrapolation error)")
+    if n < 5 or hi - lo > 0.5:
+        answer = "Too few held-out runs to tell"
+    elif hi < level:
+        answer = f"No: the {tag}% intervals were too narrow beyond the data"
+    elif lo > level:
+        answer = f"Yes, and the {tag}% intervals were wider than needed"
+    else:
+        answer = "Yes, as far as these runs can tell"
+    return f"Would these intervals have held? {answer}. {basis[0].upper()}{basis[1:]}."
+
+
+def _print_backtest(res) -> None:
+    import pandas as pd
+
+    table = res.table.rename(columns=_BACKTEST_UNITS)
+    cols = [c for c in _BACKTEST_UNITS.values() if c in table.columns]
+    with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 200):
+        print(f"Backtest ({res.holdout}): fit on the smaller budgets, predict the held-out ones")
+        print(table[cols].to_string())
+    print("\nruns held out per fold; decades of compute beyond the fold's largest training run; the fraction of "
+          "held-out runs inside their 50/80/90% predictive intervals; the median 90% interval width in loss; bias, "
+          "mean log predictive density and CRPS on log loss (bias = observed minus predictive median; 0.01 is "
+          "about 1%).")
+    print(backtest_verdict(res))
+
+
 def _cmd_backtest(a) -> int:
     import bayesscale as bs
 
-    runs = bs.load_runs(a.runs, columns=_columns(a.column))
+    _check_out_dir(a.out)
+    holdout = _holdout(a.holdout)
+    runs = _load(a.runs, a)
     kw = _fit_kwargs(a)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        res = bs.backtest(runs, holdout=_holdout(a.holdout), **kw)
-    print(res)
+        res = bs.backtest(runs, holdout=holdout, **kw)
+    _print_backtest(res)
     if len(res.allocation):
         import pandas as pd
 
         with pd.option_context("display.float_format", "{:.4g}".format):
-            print("\nCompute-optimal N at each held-out budget: fitted without it vs with all runs")
+            print("\nCompute-optimal N (parameters) at each held-out budget (C in FLOPs): fitted without it vs "
+                  "with all runs")
             print(res.allocation.to_string(index=False))
     if a.out:
-        from pathlib import Path
-
         from bayesscale.plots import backtest_coverage, save_figure
         from bayesscale.posterior import atomic_write
 
@@ -251,26 +435,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run the command line; return the exit code."""
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    a = parser.parse_args(argv)
-    a.argv = argv
-    from .data import DataError, DataWarning
-
-    def show_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {message}", file=sys.stderr)
-
-    warnings.showwarning = show_warning
-    warnings.simplefilter("always", DataWarning)
+    command = "bayesscale"
     try:
-        return a.func(a)
-    except (_BadInput, DataError, FileNotFoundError, ValueError) as e:
-        msg = " ".join(str(e).split())
-        print(f"bayesscale {a.command}: error: {msg}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        a = parser.parse_args(argv)
+        a.argv = argv
+        command = f"bayesscale {a.command}"
+        from .data import DataError, DataWarning
+        from .inference import CacheWarning
+
+        def show_warning(message, category, filename, lineno, file=None, line=None):
+            print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+        warnings.showwarning = show_warning
+        warnings.simplefilter("always", DataWarning)
+        warnings.simplefilter("always", CacheWarning)
+        try:
+            return a.func(a)
+        except (_BadInput, DataError, ValueError) as e:
+            print(f"{command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
+        except OSError as e:  # a missing file, a permission, a full disk: the path, not the code
+            where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+            print(f"{command}: error: {where}{e.strerror or e}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, not a traceback
+        if os.environ.get("BAYESSCALE_DEBUG"):
+            raise
+        print(f"{command}: internal error: {type(e).__name__}: {' '.join(str(e).split())} (this is a bug; "
+              "BAYESSCALE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

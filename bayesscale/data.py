@@ -261,6 +261,9 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
             raise DataError(f"{path}: cannot be read as CSV ({str(e).strip()}). "
                             "Save the runs as a comma-separated file with a header row.") from None
+        except OSError as e:
+            raise DataError(f"{path}: cannot be read ({e.strerror or e}). Check the file's permissions.") from None
+        _check_delimiter(df, path)
         source = str(path)
         file_hash = hashlib.sha256(path.read_bytes()).hexdigest()
     else:
@@ -270,10 +273,11 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
     unknown = set(columns) - {"N", "D", "C", "loss", "budget", "U"}
     if unknown:
         raise DataError(f"columns= maps unknown names {sorted(unknown)}; the names are N, D, C, loss, budget, U.")
+    where = os.path.basename(source) if source != "<DataFrame>" else "the table"
+    _check_mapping(columns, df, where)
     df = df.rename(columns={v: k for k, v in columns.items()})
     if "U" not in df.columns and "unique_tokens" in df.columns:
         df = df.rename(columns={"unique_tokens": "U"})
-    where = os.path.basename(source) if source != "<DataFrame>" else "the table"
 
     if len(df) == 0:
         raise DataError(f"{where} is empty: it has no runs. Add one row per finished training run.")
@@ -303,21 +307,25 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
         values[col] = arr
 
     N, loss = values["N"], values["loss"]
-    if "D" in values:
-        D = values["D"]
-        C = values.get("C", FLOPS_PER_PARAM_TOKEN * N * D)
-        if "C" in values:
-            rel = np.abs(C / (FLOPS_PER_PARAM_TOKEN * N * D) - 1)
-            bad = np.flatnonzero(rel > C_RTOL)
-            if len(bad):
-                names = ", ".join(_row_label(df, i, source) for i in bad[:5])
-                more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-                warnings.warn(f"{len(bad)} runs have C more than {C_RTOL:.0%} away from 6 N D: {names}{more}. "
-                              "The fit uses N and D; check the C column or the cost model.",
-                              DataWarning, stacklevel=2)
-    else:
-        C = values["C"]
-        D = C / (FLOPS_PER_PARAM_TOKEN * N)
+    with np.errstate(over="ignore", under="ignore"):
+        D = values["D"] if "D" in values else values["C"] / (FLOPS_PER_PARAM_TOKEN * N)
+        NxD = FLOPS_PER_PARAM_TOKEN * N * D
+        C = values.get("C", NxD)
+        for col, arr in (("C", C), ("D", D), ("6 N D", FLOPS_PER_PARAM_TOKEN * N * D)):
+            # derived values can overflow (N = D = 1e200 gives C = inf) or underflow to 0
+            for i in np.flatnonzero(~np.isfinite(arr) | (arr <= 0))[:1]:
+                raise DataError(f"{_row_label(df, i, source)}: N = {N[i]:g} and D = {D[i]:g} give "
+                                f"{col} = {arr[i]:g}, outside the range of floating-point numbers. N and D "
+                                "must be counts (parameters, tokens); fix or remove that run.")
+    if "D" in values and "C" in values:
+        rel = np.abs(C / NxD - 1)
+        bad = np.flatnonzero(rel > C_RTOL)
+        if len(bad):
+            names = ", ".join(_row_label(df, i, source) for i in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            warnings.warn(f"{len(bad)} runs have C more than {C_RTOL:.0%} away from 6 N D: {names}{more}. "
+                          "The fit uses N and D; check the C column or the cost model.",
+                          DataWarning, stacklevel=2)
 
     n = len(df)
     if n < MIN_RUNS:
@@ -343,6 +351,36 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
         run_id = df["run"].astype(str).tolist()
     return Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source, sha256=file_hash,
                 U=values.get("U"))
+
+
+def _check_delimiter(df: pd.DataFrame, path: Path) -> None:
+    """A file read as one column whose header holds ';', tab or '|' was saved with another delimiter."""
+    if df.shape[1] != 1:
+        return
+    header = str(df.columns[0])
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|' characters")):
+        if sep in header:
+            raise DataError(f"{path}: the header {header!r} is one column separated by {name}, but the file "
+                            "must be comma-separated. Save it as CSV with commas (in pandas: "
+                            f"pd.read_csv(path, sep={sep!r}).to_csv(new_path, index=False)).")
+
+
+def _check_mapping(columns: dict, df: pd.DataFrame, where: str) -> None:
+    """Every mapped column exists, and no mapping collides with a column of the same name."""
+    have = [str(c) for c in df.columns]
+    for name, yours in columns.items():
+        if yours == name:
+            if yours not in have:
+                raise DataError(f"{where} has no column {yours!r} (columns: {', '.join(have) or 'none'}).")
+            continue
+        if yours not in have:
+            raise DataError(f"columns maps {name} to {yours!r}, but {where} has no column {yours!r} "
+                            f"(columns: {', '.join(have) or 'none'}). Fix the spelling "
+                            f"(CLI: --column {name}=COLUMN).")
+        if name in have:
+            raise DataError(f"columns maps {name} to {yours!r}, but {where} also has a column {name!r}: "
+                            f"the mapping is ambiguous. Drop or rename the column {name!r}, or remove the "
+                            "mapping to use it.")
 
 
 def _missing(col: str, df: pd.DataFrame, where: str) -> str:

@@ -25,8 +25,10 @@ How it stays fast
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,7 +40,10 @@ from .data import Runs
 from .model import ModelSpec, context, numpyro_model
 
 __all__ = ["SamplerSettings", "Draws", "sample", "bucket_size", "model_data", "configure_cache",
-           "compile_count"]
+           "compile_count", "round_trip_count", "CacheWarning", "CHUNK"]
+
+#: Transitions per host round trip, about (see :attr:`SamplerSettings.chunk`).
+CHUNK = 250
 
 
 
@@ -79,9 +84,17 @@ class SamplerSettings:
 
     @property
     def chunk(self) -> int:
-        """Transitions per call of the ``advance`` program."""
+        """Transitions per call of the ``advance`` program.
+
+        About :data:`CHUNK` transitions per host round trip: the total is cut
+        into ``ceil(total / CHUNK)`` near-equal chunks, and the last call's
+        few surplus transitions (fewer than the number of chunks) run past
+        the end and are discarded.  One program serves every data set with
+        these settings.
+        """
         total = self.warmup + self.draws
-        return math.gcd(total, 250) if total > 250 else total
+        n_chunks = -(-total // CHUNK)
+        return -(-total // n_chunks)
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,30 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
 _CACHE_STATE = {"configured": False, "dir": None}
 
 
+class CacheWarning(UserWarning):
+    """The compilation cache directory is unsafe or unusable; the cache is off for this process."""
+
+
+def _unsafe_dir(path: Path) -> str | None:
+    """Why ``path`` must not hold programs that this process loads and runs, or None when it is safe.
+
+    Compiled programs are native code: a directory that another user can
+    write to (or replace, through a writable parent without the sticky bit)
+    would let them run code as this user.
+    """
+    if not hasattr(os, "getuid"):
+        return None  # no POSIX owners (Windows): nothing to check
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        return f"it is owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"other users can write to it (mode {stat.filemode(st.st_mode)})"
+    parent = path.parent.stat()
+    if parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX and parent.st_uid != os.getuid():
+        return f"its parent {path.parent} is writable by other users, who could replace it"
+    return None
+
+
 def configure_cache(path: str | os.PathLike | None | bool = None) -> Path | None:
     """Turn on JAX's persistent compilation cache.
 
@@ -202,6 +239,16 @@ def configure_cache(path: str | os.PathLike | None | bool = None) -> Path | None
     -------
     pathlib.Path or None
         The directory in use, or None when the cache is off.
+
+    Warns
+    -----
+    CacheWarning
+        When the directory is owned by another user or writable by other
+        users (group or other write permission): the cache holds native code
+        that this process runs, so it is refused, the warning says how to
+        fix it (``chmod go-w DIR``, or another directory), and this process
+        runs without the cache (fits still work, they only compile afresh).
+        New directories are created with mode 0700.
     """
     import jax
 
@@ -214,8 +261,21 @@ def configure_cache(path: str | os.PathLike | None | bool = None) -> Path | None
         path = env or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bayesscale" / "jax"
     path = Path(path).expanduser()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        unsafe = _unsafe_dir(path) or (_unsafe_dir(path / "programs") if (path / "programs").is_dir() else None)
     except OSError:
+        unsafe = None
+        path = None
+    if unsafe:
+        import warnings
+
+        warnings.warn(f"the compilation cache {path} is not used: {unsafe}. It holds compiled native code that "
+                      f"bayesscale runs, so only you may write to it. Fix it with 'chmod go-w {path}' (and its "
+                      "programs/ folder), or set BAYESSCALE_CACHE_DIR to a directory of your own; this process "
+                      "compiles without the cache.", CacheWarning, stacklevel=3)
+        path = None
+    if path is None:
+        jax.config.update("jax_compilation_cache_dir", None)
         _CACHE_STATE.update(configured=True, dir=None)
         return None
     jax.config.update("jax_compilation_cache_dir", str(path))
@@ -233,12 +293,17 @@ def _ensure_cache():
 # ---------------------------------------------------------------------------
 # compiled programs
 
-_COMPILES = {"count": 0}
+_COMPILES = {"count": 0, "round_trips": 0}
 
 
 def compile_count() -> int:
     """How many sampler programs this process has traced (for tests)."""
     return _COMPILES["count"]
+
+
+def round_trip_count() -> int:
+    """How many ``advance`` calls (host round trips) this process has made (for tests)."""
+    return _COMPILES["round_trips"]
 
 
 def _devices(device: str | None):
@@ -328,18 +393,77 @@ def _code_version() -> str:
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=32)
-def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_spec, data_spec):
+#: First line of a stored program file; a JSON header line follows, then the serialized program.
+_MAGIC = b"bayesscale-program 1\n"
+
+#: Programs of this process, by their arguments (see :func:`_programs`).
+_LOADED: dict = {}
+
+
+@dataclass(frozen=True)
+class _Programs:
+    init: object
+    advance: object
+    source: str  # "traced" (this process traced it) or "disk" (read from the export cache)
+    files: tuple = ()
+
+
+def _read_program(f: Path, key: str, name: str) -> bytes | None:
+    """The serialized program in ``f`` if its header names ``key`` and ``name`` and its hash matches."""
+    import hashlib
+
+    try:
+        raw = f.read_bytes()
+    except OSError:
+        return None
+    if not raw.startswith(_MAGIC):
+        return None
+    try:
+        end = raw.index(b"\n", len(_MAGIC))
+        header = json.loads(raw[len(_MAGIC):end])
+    except ValueError:
+        return None
+    payload = raw[end + 1:]
+    ok = (isinstance(header, dict) and header.get("key") == key and header.get("name") == name
+          and header.get("size") == len(payload) and header.get("sha256") == hashlib.sha256(payload).hexdigest())
+    return payload if ok else None
+
+
+def _write_program(f: Path, key: str, name: str, payload: bytes) -> None:
+    import hashlib
+
+    header = {"key": key, "name": name, "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
+    tmp = f.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(_MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + payload)
+        os.replace(tmp, f)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_spec, data_spec, *,
+              fresh: bool = False) -> _Programs:
     """``init`` and ``advance`` for one shape, from the export cache when possible.
 
     Tracing NUTS takes seconds of Python; with the persistent cache on, the
     traced programs are exported (``jax.export``) next to the compiled
     ones, so a fresh process deserialises them instead of tracing again.
+
+    Each stored program starts with a header naming its key (a hash of this
+    package's model code, the library versions, the model structure, the
+    settings, the devices and the input shapes) and the SHA-256 of the
+    serialized program; a file whose header does not match is ignored and
+    replaced.  ``fresh=True`` skips the cache (after a stored program failed
+    on first use, see :func:`sample`) and replaces its entry.
     """
     import hashlib
 
     import jax
     from jax import export
+
+    args = (structure, settings, devices, keys_spec, data_spec)
+    if not fresh and args in _LOADED:
+        return _LOADED[args]
 
     def compiled(e):
         if len(devices) == 1:
@@ -354,30 +478,37 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
     cache = _CACHE_STATE["dir"] if law.source_key else None
     key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, str(prior_def), settings,
                                devices[0].platform, len(devices), keys_spec, data_spec)).encode()).hexdigest()[:32]
-    files = [cache / "programs" / f"{key}-{name}.jaxexport" for name in ("init", "advance")] if cache else None
-    if files and all(f.is_file() for f in files):
-        try:
-            exported = [export.deserialize(bytearray(f.read_bytes())) for f in files]
-            return tuple(compiled(e) for e in exported)
-        except Exception:  # noqa: BLE001 - a stale or corrupt entry: trace again
-            pass
+    names = ("init", "advance")
+    files = tuple(cache / "programs" / f"{key}-{n}.jaxexport" for n in names) if cache else ()
+    if files and not fresh:
+        payloads = [_read_program(f, key, n) for f, n in zip(files, names)]
+        if all(p is not None for p in payloads):
+            try:
+                exported = [export.deserialize(bytearray(p)) for p in payloads]
+                out = _Programs(*(compiled(e) for e in exported), source="disk", files=files)
+                _LOADED[args] = out
+                return out
+            except Exception:  # noqa: BLE001 - a stale or corrupt entry: trace again, and replace it
+                pass
     init, advance = _traced_programs(structure, settings, devices)
-    keys = jax.ShapeDtypeStruct(*keys_spec)
-    data = {k: jax.ShapeDtypeStruct(*v) for k, v in data_spec}
-    if not files:
-        return init, advance
-    try:
-        e_init = export.export(init)(keys, data)
-        leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in e_init.out_avals]
-        e_adv = export.export(advance)(leaves, data)
-        files[0].parent.mkdir(parents=True, exist_ok=True)
-        for f, e in zip(files, (e_init, e_adv)):
-            tmp = f.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(e.serialize())
-            os.replace(tmp, f)
-        return compiled(e_init), compiled(e_adv)
-    except Exception:  # noqa: BLE001 - export is an optimisation; the traced programs always work
-        return init, advance
+    out = _Programs(init, advance, source="traced")
+    if files:
+        keys = jax.ShapeDtypeStruct(*keys_spec)
+        data = {k: jax.ShapeDtypeStruct(*v) for k, v in data_spec}
+        try:
+            e_init = export.export(init)(keys, data)
+            leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in e_init.out_avals]
+            e_adv = export.export(advance)(leaves, data)
+            files[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for f, n, e in zip(files, names, (e_init, e_adv)):
+                _write_program(f, key, n, bytes(e.serialize()))
+            out = _Programs(compiled(e_init), compiled(e_adv), source="traced", files=files)
+        except Exception:  # noqa: BLE001 - export is an optimisation; the traced programs always work
+            pass
+    _LOADED[args] = out
+    while len(_LOADED) > 32:  # like the lru_cache of the traced programs: the oldest go first
+        _LOADED.pop(next(iter(_LOADED)))
+    return out
 
 
 def _auto_batch(K: int, n_pad: int, g_pad: int, settings: SamplerSettings, devices, n_sites: int) -> int:
@@ -423,7 +554,16 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     seed : int
         Chain ``c`` of data set ``k`` uses the key
         ``fold_in(fold_in(PRNGKey(seed), k), c)``, so a data set's draws do
-        not depend on the others in the batch.
+        not depend on the others in the batch.  They are bit-for-bit
+        reproducible for the same seed, data, settings, platform, library
+        versions and device count; and the same on any number of devices
+        from 2 up (measured on CPU host devices: 2 and 4 devices, 1 or 2
+        chains per device, identical draws).  One device gives different,
+        equally valid draws: without partitioning, XLA compiles the log
+        density's gradient with another summation order (float32 round-off,
+        about 1e-6 relative), and NUTS trajectories amplify that within a
+        few transitions.  Compare fits across device counts by their
+        posteriors, not draw by draw.
     device : {"cpu", "gpu", None}
         JAX platform; None takes JAX's default.  All devices of the platform
         are used.
@@ -460,10 +600,31 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
 
     total = settings.warmup + settings.draws
     n_chunks = math.ceil(total / settings.chunk)
-    bar = _progress_bar(n_chunks * settings.chunk * n_calls, progress,
-                        desc or f"NUTS {K} data set{'s' * (K > 1)} x {chains} chains")
+    desc = desc or f"NUTS {K} data set{'s' * (K > 1)} x {chains} chains"
+    bar = _progress_bar(n_chunks * settings.chunk * n_calls, progress, desc)
     results: list[Draws] = []
     t_start = time.perf_counter()
+
+    def stage(what: str):
+        if bar is not None:
+            bar.set_description(f"{desc}: {what}")
+
+    def run_call(programs, keys, data, compiling=False):
+        """All chunks of one call; returns the kept chunk outputs."""
+        states = programs.init(keys, data)
+        outs = []
+        for i in range(n_chunks):
+            if not (compiling and i == 0):  # the first advance call compiles it
+                stage("warm-up" if i * settings.chunk < settings.warmup else "sampling")
+            states, out = programs.advance(states, data)
+            out = jax.device_get(out)
+            _COMPILES["round_trips"] += 1
+            if (i + 1) * settings.chunk > settings.warmup:
+                outs.append((i, out))
+            if bar is not None:
+                bar.update(settings.chunk)
+        return outs
+
     try:
         for c in range(n_calls):
             ks = list(range(c * per_call, min(K, (c + 1) * per_call)))
@@ -473,20 +634,29 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             per = [cache.setdefault(k, model_data(datasets[k], spec, n_pad, g_pad)) for k, _ in elems]
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
             keys = np.array([(seed, k, ch) for k, ch in elems], dtype=np.uint32)
+            t0 = time.perf_counter()
             if c == 0:
                 structure = spec.structure + (prior_leaves(spec, datasets[0])[1],)
-                init, advance = _programs(structure, settings, devices, (keys.shape, keys.dtype),
-                                          tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
-            t0 = time.perf_counter()
-            states = init(keys, data)
-            outs = []
-            for i in range(n_chunks):
-                states, out = advance(states, data)
-                out = jax.device_get(out)
-                if (i + 1) * settings.chunk > settings.warmup:
-                    outs.append((i, out))
-                if bar is not None:
-                    bar.update(settings.chunk)
+                spec_args = (structure, settings, devices, (keys.shape, keys.dtype),
+                             tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
+                new = spec_args not in _LOADED
+                if new:  # tracing and compiling take seconds: say so, the bar would sit at 0%
+                    stage("compiling (once per data size and settings)")
+                programs = _programs(*spec_args)
+                try:
+                    outs = run_call(programs, keys, data, compiling=new)
+                except Exception:
+                    if programs.source != "disk":
+                        raise
+                    # a stored program that loads but fails to run (a damaged or foreign cache entry):
+                    # trace and compile afresh, replace the entry, and start this call again
+                    if bar is not None:
+                        bar.reset(total=bar.total)
+                    stage("compiling (the cached program failed; replacing it)")
+                    programs = _programs(*spec_args, fresh=True)
+                    outs = run_call(programs, keys, data, compiling=True)
+            else:
+                outs = run_call(programs, keys, data)
             elapsed = time.perf_counter() - t0
             results.extend(_split(outs, ks, chains, settings, elapsed, devices))
     finally:

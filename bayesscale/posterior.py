@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import allocation, laws
-from ._validate import check_ci
+from ._validate import check_ci, positive
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
@@ -30,13 +30,38 @@ from .discrepancy import Discrepancy, joint_draws
 from .inference import covariate_arrays
 from .model import ModelSpec, context
 
-__all__ = ["Posterior", "load_posterior", "atomic_write"]
+__all__ = ["Posterior", "PosteriorFileError", "load_posterior", "atomic_write", "file_mode"]
+
+
+class PosteriorFileError(ValueError):
+    """A saved posterior cannot be read back: not a bayesscale file, incomplete or corrupted."""
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permissions of a new file under the current umask (``0o666 & ~umask``, as ``open`` gives)."""
+    return 0o666 & ~_umask()
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` and move the result to ``path`` in one step.
 
-    A failure leaves nothing behind: no half-written file at ``path``.
+    A failure leaves nothing behind: no half-written file at ``path``.  The
+    file gets the permissions a plain ``open`` would give under the current
+    umask (``0o666 & ~umask``, e.g. 0644), not the 0600 of a temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +69,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -307,7 +333,7 @@ class Posterior:
             ``loss_hi``.  ``df.attrs["draws"]`` holds the ``(S, n_budgets)``
             draws behind it (``N_opt, D_opt, tokens_per_param, loss``).
         """
-        budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
+        budgets = positive(budgets, "budgets", unit=" of FLOPs")
         noise = self._budget_noise(budgets)
         shift = joint_draws(self.extrapolation, budgets, self.n_draws, seed=int(self.info.get("seed", 0)),
                             quantity="n_opt")
@@ -319,10 +345,7 @@ class Posterior:
         return table
 
     def _budget_noise(self, budgets):
-        budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
-        if np.any(~np.isfinite(budgets) | (budgets <= 0)):
-            raise ValueError("budgets must be positive, finite numbers of FLOPs")
-        return self.log_noise(budgets)
+        return self.log_noise(positive(budgets, "budgets", unit=" of FLOPs"))
 
     def bayes_decision(self, budgets) -> pd.DataFrame:
         """The N that minimises the posterior *expected* loss at each budget.
@@ -416,8 +439,10 @@ class Posterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
+        mu = self._fitted["mu"]
         v = diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                     log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id)
+                     log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id,
+                     residuals=np.log(self.runs.loss) - np.median(mu.reshape(-1, mu.shape[-1]), axis=0))
         x = self.extrapolation
         if x is None:
             return v
@@ -486,12 +511,58 @@ class Posterior:
     def to_netcdf(self, path: str | os.PathLike) -> Path:
         """Write the posterior to a netCDF file, atomically.
 
-        :func:`load_posterior` reads it back to an identical posterior.
+        :func:`load_posterior` reads it back to an identical posterior.  The
+        file carries a SHA-256 of every array and every ``bayesscale_*``
+        attribute (``bayesscale_checksum``), checked when it is read.
         """
         tree = self.tree.copy()
         x = self.discrepancy
         tree.attrs["bayesscale_discrepancy"] = json.dumps(None if x is None else x.to_json())
+        tree.attrs[_CHECKSUM] = _tree_checksum(tree)
         return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
+
+
+#: The attribute that holds the checksum of a saved posterior.
+_CHECKSUM = "bayesscale_checksum"
+
+
+def _tree_checksum(tree) -> str:
+    """SHA-256 over every variable and coordinate of every group, and the ``bayesscale_*`` attributes.
+
+    Values are normalised (floats to float64, integers and booleans to int64,
+    text to UTF-8) so that the netCDF round trip of dtypes does not matter.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for key in sorted(k for k in tree.attrs if k.startswith("bayesscale_") and k != _CHECKSUM):
+        h.update(f"attr {key}={tree.attrs[key]}\n".encode())
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        ds = node.to_dataset(inherit=False)
+        for name in sorted(map(str, ds.variables)):
+            a = np.asarray(ds.variables[name].values)
+            h.update(f"var {node.path}/{name} {a.shape}\n".encode())
+            if a.dtype.kind in "fc":
+                h.update(np.ascontiguousarray(a, dtype=np.complex128 if a.dtype.kind == "c" else "<f8").tobytes())
+            elif a.dtype.kind in "biu":
+                h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+            else:
+                h.update("\x1f".join(map(str, a.ravel().tolist())).encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _json_attr(attrs, key: str, path: Path, default=None):
+    if key not in attrs:
+        if default is not None:
+            return json.loads(default)
+        raise PosteriorFileError(f"{path}: the attribute {key} is missing, so this is not a complete bayesscale "
+                                 "posterior. Refit and save it again with post.to_netcdf (or bayesscale fit --out).")
+    try:
+        return json.loads(attrs[key])
+    except (TypeError, ValueError) as e:
+        raise PosteriorFileError(f"{path}: the attribute {key} is not valid JSON ({e}); the file is damaged or "
+                                 "was edited by hand. Refit and save it again with post.to_netcdf "
+                                 "(or bayesscale fit --out).") from None
 
 
 def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
@@ -501,10 +572,18 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
     needs that law again: ``load_posterior(path, law=my_law)``; built-in
     laws are found by name.
 
+    The file is read completely and closed before this returns, so a path
+    overwritten later reads back the new posterior.
+
     Raises
     ------
-    ValueError
-        If the file is not a bayesscale posterior.
+    FileNotFoundError
+        If there is no file at ``path``.
+    PosteriorFileError
+        (a ValueError) If the file is not a bayesscale posterior, misses a
+        group or an attribute, or its arrays or attributes do not match the
+        checksum stored when it was written (a damaged file).  The message
+        names the file and the fix.
     """
     import xarray as xr
 
@@ -512,30 +591,51 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
-        tree = xr.open_datatree(path, engine="netcdf4").load()
+        with xr.open_datatree(path, engine="netcdf4", cache=False) as opened:
+            tree = opened.load()
     except Exception as e:  # noqa: BLE001 - any reader failure means "not a posterior file"
-        raise ValueError(f"{path} is not a netCDF posterior file ({e})") from None
+        raise PosteriorFileError(f"{path} is not a netCDF posterior file ({e})") from None
     attrs = tree.attrs
     if "bayesscale_spec" not in attrs:
-        raise ValueError(f"{path} was not written by bayesscale (no bayesscale_spec attribute)")
-    spec = ModelSpec.from_dict(json.loads(attrs["bayesscale_spec"]), law=law)
-    settings = SamplerSettings(**json.loads(attrs["bayesscale_settings"]))
-    info = json.loads(attrs["bayesscale_info"])
-    cd = tree["constant_data"]
-    runs = Runs(N=cd["N"].values, D=cd["D"].values, C=cd["C"].values, loss=cd["loss"].values,
-                run_id=cd["run"].values.astype(str), budget=cd["budget_index"].values,
-                source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"],
-                U=cd["U"].values if "U" in cd else None, S=cd["S"].values if "S" in cd else None,
-                B=cd["B"].values if "B" in cd else None)
-    post = tree["posterior"]
-    names = [k for k in post.data_vars if k in spec.sites or k == "z_budget"]
-    samples = {k: post[k].values for k in names}
-    ss = tree["sample_stats"]
-    stats = {"diverging": ss["diverging"].values, "tree_depth": ss["tree_depth"].values,
-             "num_steps": ss["n_steps"].values, "energy": ss["energy"].values,
-             "potential_energy": -ss["lp"].values, "accept_prob": ss["acceptance_rate"].values,
-             "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
-    x = json.loads(attrs.get("bayesscale_discrepancy", "null"))
+        raise PosteriorFileError(f"{path} was not written by bayesscale (no bayesscale_spec attribute)")
+    stored = attrs.get(_CHECKSUM)
+    if stored is not None and stored != _tree_checksum(tree):
+        raise PosteriorFileError(f"{path}: the posterior's arrays or attributes do not match the checksum stored "
+                                 "when the file was written: the file is damaged. Restore it from a copy, or "
+                                 "refit and save it again (post.to_netcdf or bayesscale fit --out).")
+    spec_dict = _json_attr(attrs, "bayesscale_spec", path)
+    try:
+        spec = ModelSpec.from_dict(spec_dict, law=law)
+    except ValueError as e:
+        if "law" in str(e):
+            raise PosteriorFileError(f"{path}: {e}") from None
+        raise
+    try:
+        settings = SamplerSettings(**_json_attr(attrs, "bayesscale_settings", path))
+        info = _json_attr(attrs, "bayesscale_info", path)
+        x = _json_attr(attrs, "bayesscale_discrepancy", path, default="null")
+        cd = tree["constant_data"]
+        runs = Runs(N=cd["N"].values, D=cd["D"].values, C=cd["C"].values, loss=cd["loss"].values,
+                    run_id=cd["run"].values.astype(str), budget=cd["budget_index"].values,
+                    source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"],
+                    U=cd["U"].values if "U" in cd else None, S=cd["S"].values if "S" in cd else None,
+                    B=cd["B"].values if "B" in cd else None)
+        post = tree["posterior"]
+        names = [k for k in post.data_vars if k in spec.sites or k == "z_budget"]
+        samples = {k: post[k].values for k in names}
+        ss = tree["sample_stats"]
+        stats = {"diverging": ss["diverging"].values, "tree_depth": ss["tree_depth"].values,
+                 "num_steps": ss["n_steps"].values, "energy": ss["energy"].values,
+                 "potential_energy": -ss["lp"].values, "accept_prob": ss["acceptance_rate"].values,
+                 "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
+        discrepancy = None if x is None else Discrepancy.from_json(x)
+    except PosteriorFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"the entry {e.args[0]!r} is missing" if isinstance(e, KeyError) and e.args else str(e)
+        raise PosteriorFileError(f"{path}: not a complete bayesscale posterior ({what}). It was written by another "
+                                 "version or changed by hand; refit and save it again with post.to_netcdf "
+                                 "(or bayesscale fit --out).") from None
     return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info,
                      extrapolation_mode=attrs.get("bayesscale_extrapolation_mode", "none"),
-                     discrepancy=None if x is None else Discrepancy.from_json(x))
+                     discrepancy=discrepancy)

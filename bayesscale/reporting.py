@@ -24,9 +24,10 @@ in plain words, the parameters and priors, the figures, an optional backtest,
 and what it takes to reproduce the report.
 
 Writes are atomic: every number, figure and page is rendered in memory
-first, written into a temporary directory beside ``out`` and moved into
-place only when all of it exists.  A failure at any point (bad input, a
-figure that cannot be drawn) leaves ``out`` as it was.
+first, written into a temporary directory beside ``out`` and swapped into
+place as a whole only when all of it exists.  A failure at any point (bad
+input, a figure that cannot be drawn, the process killed) leaves ``out`` as
+it was; the next run removes what a killed run left beside it.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ import pandas as pd
 from . import plots as _plots  # figure functions are looked up at call time
 from ._validate import check_ci as _check_ci
 from .diagnostics import THRESHOLDS
+from .posterior import _umask
 
-__all__ = ["report", "ReportPaths", "default_command", "EXTRAPOLATION_CAUTION_DEX",
+__all__ = ["report", "ReportPaths", "check_out", "default_command", "EXTRAPOLATION_CAUTION_DEX",
            "EXTRAPOLATION_WARNING_DEX", "SIZE_THRESHOLDS"]
 
 #: Decades of compute beyond the largest run above which the report advises caution.
@@ -133,6 +135,10 @@ _CHECKS = {
     "max Pareto k": ("Pareto k, PSIS-LOO (largest)",
                      "Does the fit lean on single runs? Above 0.7 a run is influential (a note, not a failure).",
                      ("note", THRESHOLDS["pareto_k"])),
+    "max |residual| (noise scales)": (
+        "Farthest run from the law, in robust noise scales",
+        f"Beyond {THRESHOLDS['outlier']:g} the law cannot explain the run, whatever the likelihood does with it "
+        "(a note, not a failure: the notes name such runs).", ("note", THRESHOLDS["outlier"])),
 }
 
 
@@ -270,7 +276,38 @@ def _check_out(out) -> Path:
         raise ValueError(f"out must be a directory path, got {type(out).__name__}") from None
     if p.exists() and not p.is_dir():
         raise ValueError(f"out={str(p)!r} exists and is not a directory; the report is a directory of files")
+    if p.is_dir():
+        foreign = _foreign_entries(p)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise ValueError(f"out={str(p)!r} holds files that are not part of a report ({shown}). The report "
+                             "replaces its directory as a whole, so give a new or empty directory, or one an "
+                             "earlier report wrote.")
     return p
+
+
+def check_out(out) -> Path:
+    """The report directory ``out`` as a Path, or a ValueError saying why it cannot be used.
+
+    It must be new, empty, or hold only an earlier report's files (it is
+    replaced as a whole; see :func:`report`).
+    """
+    return _check_out(out)
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """Entries of ``out`` that an earlier report did not write."""
+    ours = set(_FILES.values())
+    foreign = []
+    for entry in sorted(os.listdir(out)):
+        p = out / entry
+        if entry in ours and p.is_file() and not p.is_symlink():
+            continue
+        if entry == _FIG_DIR and p.is_dir() and not p.is_symlink() and all(
+                f.endswith(".png") and (p / f).is_file() for f in os.listdir(p)):
+            continue
+        foreign.append(entry)
+    return foreign
 
 
 def _check_backtest(bt):
@@ -338,9 +375,17 @@ def _times(factor: float) -> str:
     return f"{factor:,.0f}x" if factor >= 10 else f"{factor:.1f}x"
 
 
-def _extrapolation(dex: float) -> tuple[str, str]:
-    """Level and message for a budget ``dex`` decades beyond the largest run."""
+def _extrapolation(dex: float, dex_below: float = 0.0) -> tuple[str, str]:
+    """Level and message for a budget ``dex`` decades beyond the largest run.
+
+    ``dex_below`` is how many decades the budget lies below the smallest
+    run (positive when it does): extrapolation downward is flagged too.
+    """
     times = _times(10 ** dex)
+    if dex_below > 0:
+        return "below", (f"CAUTION: {dex_below:.2f} decades ({_times(10 ** dex_below)}) below the smallest run: "
+                         "an extrapolation downward, outside the data. The law is fitted to larger runs; small "
+                         "runs often bend away from it.")
     if dex <= 0:
         return "inside", "Inside the compute range of the runs: an interpolation."
     if dex <= EXTRAPOLATION_CAUTION_DEX:
@@ -550,6 +595,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
     pred = posterior.predict(N_b, D_b, ci=ci)
     prob = posterior.prob_below(N_b, D_b, target) if target is not None else None
     c_max = float(runs.C.max())
+    c_min = float(runs.C.min())
     largest = int(np.argmax(runs.C))
     xm = _extrapolation_model(posterior)
     x_obj = getattr(posterior, "extrapolation", None)
@@ -558,7 +604,8 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
     for i, C in enumerate(budgets):
         a = alloc.iloc[i]
         dex = float(np.log10(C / c_max))
-        level, message = _extrapolation(dex)
+        dex_below = float(np.log10(c_min / C))
+        level, message = _extrapolation(dex, dex_below)
         ranges = []
         for thr in SIZE_THRESHOLDS:
             sr = posterior.efficient_size_range(C, threshold=thr, ci=ci)
@@ -586,6 +633,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
             "target_loss": target,
             "prob_below_target": None if prob is None else float(np.asarray(prob)[i]),
             "extrapolation": {"dex": dex, "factor": float(10 ** dex), "largest_run_compute_flops": c_max,
+                              "dex_below_smallest": max(dex_below, 0.0), "smallest_run_compute_flops": c_min,
                               "level": level, "message": message,
                               "extra_sd_log_loss": _extra_sd(x_obj, C)},
             "efficient_size_ranges": ranges,
@@ -857,7 +905,7 @@ table.kv td:first-child { width: 36%; color: #334e68; font-weight: 600; }
 .card dd { margin: 0; font-variant-numeric: tabular-nums; }
 .pill { display: inline-block; padding: 2px 10px; border-radius: 10px; font-size: 12px; font-weight: 700; }
 .pill.inside, .pill.near { background: var(--ok-bg); color: var(--ok); }
-.pill.caution { background: var(--warn-bg); color: var(--warn); }
+.pill.caution, .pill.below { background: var(--warn-bg); color: var(--warn); }
 .pill.strong { background: var(--bad-bg); color: var(--bad); }
 .figs { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 18px; margin: 12px 0; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px; background: #fff; }
@@ -1063,6 +1111,7 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                      f"{_fmt_count(b['efficient_size_ranges'][-1]['n_lo']['median'])} – "
                      f"{_fmt_count(b['efficient_size_ranges'][-1]['n_hi']['median'])}"))
         pill = {"inside": "within the data", "near": f"{ext['dex']:.2f} decades beyond the data",
+                "below": f"caution: {ext['dex_below_smallest']:.2f} decades below the data",
                 "caution": f"caution: {ext['dex']:.2f} decades beyond the data",
                 "strong": f"strong warning: {ext['dex']:.2f} decades beyond the data"}[ext["level"]]
         cards.append({"head": f"{b['label'].split(' (')[0]}: C = {_fmt_sci(b['compute_flops'])} FLOPs",
@@ -1083,7 +1132,7 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
         risks.append("**The fit failed its diagnostics** (see the banner above): fix that first.")
     for b in budgets:
         lvl = b["extrapolation"]["level"]
-        if lvl in ("caution", "strong"):
+        if lvl in ("below", "caution", "strong"):
             risks.append(f"**{b['label']}**: {b['extrapolation']['message']}")
     bt = facts["backtest"]
     if bt is not None:
@@ -1193,7 +1242,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     for b in budgets:
         bd, ext = b["bayes_decision"], b["extrapolation"]
         doc.heading(3, f"{b['label'].split(' (')[0]}: C = {_fmt_sci(b['compute_flops'])} FLOPs")
-        level = {"inside": "info", "near": "info", "caution": "caution", "strong": "danger"}[ext["level"]]
+        level = {"inside": "info", "near": "info", "below": "caution", "caution": "caution",
+                 "strong": "danger"}[ext["level"]]
         doc.callout(level, f"**Extrapolation:** {ext['message']} (Largest run: C = "
                            f"{_fmt_sci(ext['largest_run_compute_flops'])} FLOPs; log10(C / largest) = "
                            f"{ext['dex']:.2f}.)")
@@ -1214,7 +1264,9 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
             rows.append([f"P(loss < {_fmt_num(target, 3)}) at the recommended N, D",
                          f"**{_fmt_pct(b['prob_below_target'])}**"])
         rows.append(["Beyond the largest run", f"{ext['dex']:.2f} decades ({_times(ext['factor'])})"
-                     if ext["dex"] > 0 else f"{ext['dex']:.2f} decades (inside the data)"])
+                     if ext["dex"] > 0 else f"{ext['dex']:.2f} decades (inside the data)"
+                     if ext["level"] != "below" else
+                     f"{ext['dex_below_smallest']:.2f} decades below the smallest run (outside the data)"])
         if _finite(ext.get("extra_sd_log_loss")) and ext["extra_sd_log_loss"] > 0:
             rows.append(["Calibrated extrapolation error (sd of log loss)",
                          f"{_fmt_num(ext['extra_sd_log_loss'], 3)} (included in the loss intervals)"])
@@ -1313,46 +1365,102 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
 # ---------------------------------------------------------------------------
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot exchange
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Remove temporary siblings of ``out`` left by a killed run (``.NAME.PID-*.tmp`` / ``.old``).
+
+    A leftover whose process still runs is left alone; older names without
+    a process id (from earlier versions) are removed.  When ``out`` itself
+    is missing but a complete old copy is left (a run killed between the
+    two renames of the fallback swap), the old copy is put back first.
+    """
+    parent = out.parent
+    pat = re.compile(re.escape(f".{out.name}.") + r"(?:(\d+)-)?[^/]*\.(tmp|old)$")
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return
+    for entry in sorted(entries):
+        m = pat.fullmatch(entry)
+        if not m or (m.group(1) and int(m.group(1)) != os.getpid() and _pid_alive(int(m.group(1)))):
+            continue
+        p = parent / entry
+        if m.group(2) == "old" and not out.exists() and p.is_dir():
+            os.rename(p, out)
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def _publish(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
-    """Write ``files`` (relative path -> bytes) under ``out``.
+    """Write ``files`` (relative path -> bytes) as the directory ``out``, all at once.
 
     Everything is written (and synced) into a fresh temporary directory
     beside ``out`` first; a failure there removes it and leaves ``out``
-    untouched.  A new ``out`` is then renamed into place in one step.  Into
-    an existing one (an earlier report, or a directory the user made) each
-    file is moved with ``os.replace``, figures first and the HTML last, so
-    every file is always whole; figures of an earlier report that this one
-    lacks (``stale``) are removed, anything else there is left alone.
+    untouched.  A new ``out`` is then renamed into place; an existing one
+    (an earlier report: :func:`_check_out` refused anything else) is swapped
+    with it in one atomic step where the system allows (Linux), else by two
+    renames, and the old copy is removed.  A reader, or a run killed at any
+    moment, sees the old report or the new one, never a mix; leftovers of a
+    killed run are cleaned up by the next.  ``stale`` is unused: the whole
+    directory is replaced, so figures the new report lacks are gone.
     """
-    parent = out.absolute().parent
+    del stale
+    out = out.absolute()
+    parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.", suffix=".tmp"))
+    _clean_leftovers(out)
+    umask = _umask()
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.{os.getpid()}-", suffix=".tmp"))
+    old = tmp.with_suffix(".old")
     try:
-        os.chmod(tmp, 0o755)
-        (tmp / _FIG_DIR).mkdir(mode=0o755)
+        os.chmod(tmp, 0o777 & ~umask)
+        (tmp / _FIG_DIR).mkdir()
         for rel, data in files.items():
             p = tmp / rel
             with open(p, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(p, 0o644)
         if not out.exists():
-            try:
-                os.rename(tmp, out)
-                return
-            except OSError:
-                if not out.is_dir():
-                    raise
-        (out / _FIG_DIR).mkdir(parents=True, exist_ok=True)
-        order = sorted(files, key=lambda rel: (not rel.startswith(_FIG_DIR + "/"), rel.endswith(".html")))
-        for rel in order:
-            os.replace(tmp / rel, out / rel)
-        for rel in stale:
-            try:
-                (out / rel).unlink()
-            except FileNotFoundError:
-                pass
+            os.rename(tmp, out)
+            return
+        if _exchange(tmp, out):
+            shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old report
+            return
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -1385,8 +1493,9 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
         recommended N, D of each budget and the least compute that reaches
         it.
     out : str or os.PathLike
-        Output directory; created if missing.  Files of an earlier report
-        there are replaced, anything else is left alone.
+        Output directory; created if missing.  It must be new, empty or an
+        earlier report's directory: it is replaced as a whole, atomically,
+        so a directory holding other files is refused (nothing written).
     backtest : BacktestResult, optional
         A :func:`bayesscale.backtest` result: adds a backtest section with
         its table and the :func:`bayesscale.plots.backtest_coverage` figure.

@@ -153,3 +153,41 @@ def test_simulate_runs_recovers_law():
     p = bs.simulate.CHINCHILLA_FIT
     np.testing.assert_allclose(runs.loss, bs.laws.loss(p, runs.N, runs.D), rtol=1e-6)
     assert runs.n_budgets == 7 and len(runs) == 63
+
+
+# ---------------------------------------------------------------------------
+# issue 12: bad input that used to pass or mislead
+
+
+def test_item04_mapping_to_a_missing_column_is_an_error():
+    df = frame().rename(columns={"loss": "eval_loss"})
+    df["loss"] = df["eval_loss"] * 2  # an unrelated column called loss
+    with pytest.raises(bs.DataError, match="no column 'eval_lss'.*spelling"):
+        bs.load_runs(df, columns={"loss": "eval_lss"})
+
+
+def test_item02_mapping_onto_an_existing_column_is_an_error():
+    df = frame()
+    df["params"] = df["N"] * 2
+    with pytest.raises(bs.DataError, match="also has a column 'N'.*ambiguous"):
+        bs.load_runs(df, columns={"N": "params"})
+
+
+def test_item06_overflowing_compute_is_rejected_at_load():
+    df = frame()
+    df.loc[3, ["N", "D"]] = 1e200
+    with pytest.raises(bs.DataError, match=r"row 3.*C = inf.*floating-point"):
+        bs.load_runs(df)
+    df = frame()
+    df["C"] = 6 * df.N * df.D
+    df.loc[2, "C"] = 1e300
+    df.loc[2, "N"] = 1e-20
+    with pytest.raises(bs.DataError, match="row 2"):
+        bs.load_runs(df.drop(columns=["D"]))
+
+
+def test_item11_semicolon_file_gets_a_delimiter_hint(tmp_path):
+    p = tmp_path / "runs.csv"
+    frame().to_csv(p, index=False, sep=";")
+    with pytest.raises(bs.DataError, match="semicolons.*comma-separated"):
+        bs.load_runs(p)

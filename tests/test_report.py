@@ -254,8 +254,7 @@ def test_failure_keeps_an_earlier_report_intact(synthetic_post, tmp_path, monkey
     # a given command is shown as given
     assert read_json(paths.json)["reproducibility"]["command"] == "make budget-report"
     assert "make budget-report" in paths.html.read_text(encoding="utf-8")
-    (out / "notes.txt").write_text("mine")
-    before = snapshot(out)
+    before = snapshot(out)  # (a directory holding other files is refused: see test_hardening item 8)
     monkeypatch.setattr(plots, "excess_compute", _boom)
     with pytest.raises(RuntimeError, match="figure failed"):
         report(synthetic_post, budgets=[3e22, 1e23], out=out)
