@@ -46,6 +46,9 @@ def _add_fit_options(p: argparse.ArgumentParser, *, draws_default: int = 1000):
     g.add_argument("--extrapolation", choices=["calibrated", "none"], default="calibrated",
                    help="widen predictions beyond the data by the error of rolling-origin refits "
                         "(default: calibrated)")
+    g.add_argument("--bend", choices=["auto", "on", "none"], default="auto",
+                   help="a bend in log compute on top of the law (default: auto, on with 5 or more budgets; "
+                        "none fits the plain law)")
     g.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
@@ -143,10 +146,25 @@ def _columns(pairs):
     return out
 
 
-def _fit_kwargs(a) -> dict:
+def _law_option(p: argparse.ArgumentParser, *, repeatable: bool = False):
+    from .laws import LAWS
+
+    names = ", ".join(LAWS)
+    if repeatable:
+        p.add_argument("--law", action="append", default=None, metavar="NAME",
+                       help=f"a law to fit and compare (repeatable; default: every built-in that the runs "
+                            f"can fit): {names}")
+    else:
+        p.add_argument("--law", default="chinchilla", metavar="NAME",
+                       help=f"the law to fit (default: chinchilla): {names}")
+
+
+def _fit_kwargs(a, *, calibrate_now: bool = True) -> dict:
+    """fit's keywords from the options; the calibration runs inside the fit only when ``calibrate_now``."""
     return dict(chains=a.chains, warmup=a.warmup, draws=a.draws, seed=a.seed, device=a.device,
-                likelihood=a.likelihood, offsets=a.offsets, extrapolation=a.extrapolation,
-                progress=False if a.no_progress else None)
+                likelihood=a.likelihood, offsets=a.offsets, bend=a.bend,
+                extrapolation=a.extrapolation if calibrate_now else "none",
+                progress=False if a.no_progress else None, law=getattr(a, "law", "chinchilla") or "chinchilla")
 
 
 def _print_fit(post, out=None):
@@ -156,7 +174,7 @@ def _print_fit(post, out=None):
     s = post.summary()
     ci = s.attrs["ci"]
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
-        print(f"Posterior of L(N, D) = E + A / N^alpha + B / D^beta from {len(post.runs)} runs "
+        print(f"Posterior of {post.law.formula} (law {post.law.name}) from {len(post.runs)} runs "
               f"({post.settings.chains} chains x {post.settings.draws} draws); lo/hi = {ci:.0%} interval",
               file=out)
         print(s[["median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail"]].to_string(), file=out)
@@ -179,33 +197,40 @@ def _cmd_demo(a) -> int:
     return _fit_and_report(runs, a)
 
 
-def _quiet_fit(runs, a):
+def _quiet_fit(runs, a, **over):
+    """The plain fit (the calibration, when asked for, is the explicit next step: :func:`_calibrate`)."""
     import bayesscale as bs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)  # the verdict is printed instead
-        return bs.fit(runs, **_fit_kwargs(a))
+        return bs.fit(runs, **{**_fit_kwargs(a, calibrate_now=False), **over})
 
 
-def _calibrate(post) -> None:
-    """Run the extrapolation calibration now, saying so (it is about as long as the fit)."""
+def _calibrate(post, a):
+    """Calibrate the extrapolation error now, saying so (about as long as the fit); returns the posterior."""
     import time
 
-    if post.extrapolation_mode != "calibrated" or post.calibration is not None:
-        return
+    import bayesscale as bs
+
+    if a.extrapolation != "calibrated" or post.discrepancy is not None:
+        return post
     print("calibrating the extrapolation error: rolling-origin refits of the runs, in one batch "
           "(about as long as the fit; --extrapolation none skips it) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    x = post.extrapolation
-    print(f"calibrated in {time.perf_counter() - t0:.1f} s ({x.n_folds} folds, {x.n_points} held-out runs)",
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.FitWarning)
+        post = bs.calibrate_extrapolation(post, progress=False if a.no_progress else None)
+    x = post.discrepancy
+    print(f"calibrated in {time.perf_counter() - t0:.1f} s ({x.n_folds} folds; {x.reasons.get('loss', '')})",
           file=sys.stderr, flush=True)
+    return post
 
 
 def _fit_and_report(runs, a) -> int:
     post = _quiet_fit(runs, a)
     _print_fit(post)
     if getattr(a, "out", None):
-        _calibrate(post)
+        post = _calibrate(post, a)
         path = post.to_netcdf(a.out)
         print(f"\nwrote {path}")
     return 0 if post.check().ok else 1
@@ -243,16 +268,15 @@ def _cmd_report(a) -> int:
     except ValueError as e:
         raise _BadInput(f"--out {a.out}: {e}") from None
     holdout = _holdout(a.backtest) if a.backtest else None
-    post = _load_posterior_or_fit(a.source, a)
-    _calibrate(post)
+    post = _calibrate(_load_posterior_or_fit(a.source, a), a)
     bt = None
     if a.backtest:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", bs.FitWarning)
             bt = bs.backtest(post.runs, holdout=holdout, seed=post.info.get("seed", 0),
                              chains=post.settings.chains, warmup=post.settings.warmup, draws=post.settings.draws,
-                             likelihood=post.spec.likelihood, offsets=post.spec.offsets,
-                             progress=False if a.no_progress else None)
+                             likelihood=post.spec.likelihood, offsets=post.spec.offsets, law=post.law,
+                             bend=post.spec.bend, progress=False if a.no_progress else None)
     paths = report(post, budgets=a.budget, target_loss=a.target_loss, out=a.out, backtest=bt,
                    command=" ".join(["bayesscale", *map(shlex.quote, a.argv)]))
     print(post.check())
@@ -370,6 +394,45 @@ def _cmd_backtest(a) -> int:
     return 0 if all(p.check().ok for p in res.posteriors) else 1
 
 
+def _cmd_compare(a) -> int:
+    import pandas as pd
+
+    import bayesscale as bs
+    from bayesscale.posterior import atomic_write
+
+    _check_out_file(a.out)
+    runs = _load(a.runs, a)
+    names = a.law or [n for n, law in bs.LAWS.items() if not ({"logU", "logS", "logB"} & set(law.covariates))]
+    laws = [bs.get_law(n) for n in names]
+    if len(laws) < 2:
+        raise _BadInput("compare needs at least two laws: --law chinchilla --law kaplan ...")
+    posts = []
+    for law in laws:
+        print(f"fitting {law.name}: {law.formula}", file=sys.stderr, flush=True)
+        posts.append(_quiet_fit(runs, a, law=law, extrapolation="none"))
+    table = bs.compare(posts, budgets=a.budget or None, backtest=not a.no_backtest,
+                       progress=False if a.no_progress else None)
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 200):
+        print("Which law to believe: in-sample PSIS-LOO (elpd, higher is better; pareto_k_bad = runs where the "
+              "estimate is unreliable), stacking weight, and the backtest beyond the data "
+              "(mean log predictive density of held-out budgets and their 90% coverage)")
+        print(table.to_string(index=False))
+        if a.budget:
+            size_laws = [p for p in posts if p.law.depends_on_size()]
+            avg = bs.average(size_laws, budgets=a.budget)
+            print(f"\nModel-averaged allocation (stacking weights {avg.attrs['weights']}; bands "
+                  f"{avg.attrs['ci']:.0%}):")
+            print(avg[["C", "N_opt", "N_opt_lo", "N_opt_hi", "tokens_per_param", "loss", "loss_lo", "loss_hi"]]
+                  .to_string(index=False))
+    bad = [p.law.name for p in posts if not p.check().ok]
+    if bad:
+        print(f"\nThe diagnostics of {', '.join(bad)} failed: do not trust their rows.")
+    if a.out:
+        atomic_write(a.out, lambda tmp: table.to_csv(tmp, index=False))
+        print(f"\nwrote {a.out}")
+    return 0 if not bad else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayesscale",
@@ -388,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", help="CSV of runs with columns N, loss and D (or C)")
     p.add_argument("--out", help="write the posterior to this netCDF file (read it with load_posterior)")
     _add_data_options(p)
+    _law_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_fit)
 
@@ -414,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backtest", metavar="HOLDOUT", default=None,
                    help="add a backtest section (largest_budget, leave_one_budget_out or a FLOPs threshold)")
     _add_data_options(p)
+    _law_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_report)
 
@@ -428,8 +493,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest_budget (default), leave_one_budget_out, or a compute threshold such as 1e21")
     p.add_argument("--out", metavar="DIR", help="also write backtest.csv, backtest_points.csv and backtest.png")
     _add_data_options(p)
+    _law_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_backtest)
+
+    p = sub.add_parser("compare", help="fit several laws to the same runs and say which to believe",
+                       description="Fit several laws to a CSV of runs and compare them: PSIS-LOO elpd in sample, "
+                                   "the rolling-origin backtest score beyond the data, stacking weights, and the "
+                                   "allocation each law recommends at your budgets, with the model-averaged "
+                                   "allocation across laws.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", help="CSV of runs with columns N, loss and D (or C)")
+    p.add_argument("--budget", type=_positive_float, action="append", default=[], metavar="C",
+                   help="training compute budget in FLOPs at which to show each law's N_opt (repeatable)")
+    p.add_argument("--no-backtest", action="store_true", help="skip the rolling-origin refits (LOO only)")
+    p.add_argument("--out", metavar="FILE", help="also write the comparison table to this CSV file")
+    _add_data_options(p)
+    _law_option(p, repeatable=True)
+    _add_fit_options(p)
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
