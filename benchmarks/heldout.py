@@ -189,8 +189,8 @@ def score(task: Task, draws, point) -> dict:
     return out
 
 
-CANDIDATES = ["student_t", "emg", "halfnormal", "emg_scale", "budget", "curv_t", "curv_emg"]
-FRONTIER = {"emg", "halfnormal", "emg_scale", "curv_emg"}
+CANDIDATES = ["student_t", "emg2", "halfnormal2", "emg_scale", "budget", "curv_t"]
+FRONTIER = {"emg", "emg2", "halfnormal", "halfnormal2", "emg_scale", "curv_emg"}
 
 
 def main():
@@ -236,7 +236,26 @@ def main():
                 print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     df = pd.DataFrame(rows)
     df.to_csv(args.csv, index=False)
-    print(summary_tables(df))
+    body = summary_tables(df)
+    print(body)
+    write_section(f"## Held-out real sweeps ({'--quick' if args.quick else 'full'}, seed {args.seed})\n\n"
+                  f"Written by `python benchmarks/heldout.py{' --quick' if args.quick else ''}`; per-run rows in "
+                  f"`{os.path.basename(args.csv)}`.\n\n" + body)
+
+
+def write_section(body: str, name: str = "heldout") -> None:
+    """Replace (or append) the marked section ``name`` of HELDOUT.md."""
+    import re
+
+    text = open(OUT_MD).read() if os.path.exists(OUT_MD) else "# Held-out real sweeps and observation models\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    if start in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    with open(OUT_MD, "w") as fh:
+        fh.write(text)
 
 
 def summary_tables(df: pd.DataFrame) -> str:
