@@ -440,8 +440,7 @@ class Posterior:
             return v
         notes = list(v.notes)
         if not x.calibrated("loss"):
-            notes.append(f"Extrapolation error {x.reasons.get('loss', 'not calibrated')}: beyond the largest run "
-                         "the intervals carry parameter and noise uncertainty only.")
+            notes.append(f"Extrapolation error {x.reasons.get('loss', 'not calibrated')}.")
         notes += [f"Calibration refit failed its checks and was left out: {f}" for f in x.failed_folds]
         return dataclasses.replace(v, notes=notes)
 
