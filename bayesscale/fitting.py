@@ -37,36 +37,40 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _spec(likelihood, offsets, priors, law) -> ModelSpec:
+def _spec(likelihood, offsets, priors, law, bend="auto") -> ModelSpec:
     """The model from fit's keywords; ``priors`` is a :class:`Priors` or a dict of site -> distribution."""
     config, overrides = (priors, {}) if isinstance(priors, Priors) or priors is None else (Priors(), priors)
     if not isinstance(overrides, Mapping):
         raise TypeError("priors must be a bayesscale.Priors or a dict of sampled variable -> numpyro "
                         f"distribution, got {type(priors).__name__}")
     return ModelSpec(likelihood=likelihood, offsets=offsets, priors=config or Priors(), law=get_law(law),
-                     prior_overrides=overrides)
+                     prior_overrides=overrides, bend=bend)
 
 
-def _defaults(runs: list[Runs], likelihood, offsets):
+def _defaults(runs: list[Runs], likelihood, offsets, bend):
     """The observation model and offsets: for checkpoints of curves, per-run offsets and AR(1) residuals.
 
     Checkpoints of one curve are not independent (one run's seed, data
     order and hyper-parameters move the whole curve; evaluation noise
     lingers from one checkpoint to the next), so ``None`` means
     ``likelihood="ar1", offsets="budget"`` (budget = run) for curves and
-    ``"student_t", "none"`` for final losses.
+    ``"student_t", "none"`` for final losses.  The bend in log compute
+    (``bend="auto"``) is for final losses of runs at several budgets; along
+    a curve, compute and steps move together, so curves get none.
     """
     curves = bool(runs) and all(r.is_curves for r in runs)
     if likelihood is None:
         likelihood = "ar1" if curves else "student_t"
     if offsets is None:
         offsets = "budget" if curves else "none"
-    return likelihood, offsets
+    if bend == "auto" and curves:
+        bend = "none"
+    return likelihood, offsets, bend
 
 
 def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
         likelihood: str | None = None, offsets: str | None = None, extrapolation: str = "calibrated",
-        priors: Priors | Mapping | None = None,
+        bend: str = "auto", priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
         progress: bool | None = None) -> Posterior:
     """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
@@ -106,6 +110,11 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         tokens per parameter.  ``"none"`` keeps parameter and noise
         uncertainty only (the plain law); calibrate later with
         :func:`bayesscale.calibrate_extrapolation`.
+    bend : {"auto", "on", "none"}
+        A bend ``kappa (log10 C - m)^2`` in log compute on top of the law
+        (see :class:`bayesscale.ModelSpec`): on by default when the runs span
+        at least 5 budgets.  It moves predicted losses, never the
+        compute-optimal split.  ``"none"`` fits the plain law.
     priors : Priors or dict, optional
         Tune the default priors (:class:`Priors`), or replace any sampled
         variable's prior with a numpyro distribution
@@ -130,7 +139,8 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     """
     law = get_law(law)
     runs = as_runs(runs, law)
-    spec = _spec(*_defaults([runs], likelihood, offsets), priors, law)
+    likelihood, offsets, bend = _defaults([runs], likelihood, offsets, bend)
+    spec = _spec(likelihood, offsets, priors, law, bend)
     return _fit_all([runs], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
@@ -139,7 +149,8 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
 
 def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
              draws: int = 1000, seed: int = 0, likelihood: str | None = None, offsets: str | None = None,
-             extrapolation: str = "calibrated", priors: Priors | Mapping | None = None, device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
+             extrapolation: str = "calibrated", bend: str = "auto", priors: Priors | Mapping | None = None,
+             device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
              target_accept: float = 0.8, progress: bool | None = None):
     """Fit the law to many data sets in one vectorised, compiled program.
 
@@ -184,7 +195,8 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
     runs = [as_runs(d, law) for d in datasets]
     if not runs:
         raise DataError("fit_many got no data sets.")
-    spec = _spec(*_defaults(runs, likelihood, offsets), priors, law)
+    likelihood, offsets, bend = _defaults(runs, likelihood, offsets, bend)
+    spec = _spec(likelihood, offsets, priors, law, bend)
     posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),

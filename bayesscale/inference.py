@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Runs
-from .model import ModelSpec, context, numpyro_model
+from .model import ModelSpec, bend_frame, context, numpyro_model
 
 __all__ = ["SamplerSettings", "Draws", "sample", "bucket_size", "model_data", "configure_cache",
            "compile_count", "round_trip_count", "CacheWarning", "CHUNK"]
@@ -191,6 +191,11 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
     if getattr(spec.observation, "ordered", False):
         data["prev"] = np.concatenate([runs.previous_index(), np.full(n_pad - n, -1)]).astype(np.int32)
     data.update({f"ctx:{k}": np.float32(v) for k, v in ctx.items()})
+    if spec.bend != "none":
+        data["bend_logC"] = pad(np.log(runs.C)).astype(np.float32)
+        center, lo, hi = bend_frame(runs.C)
+        data.update(bend_center=np.float32(center), bend_lo=np.float32(lo), bend_hi=np.float32(hi))
+        data["bend_scale"] = np.float32(spec.bend_scale(runs))
     data.update({f"prior:{i}": np.asarray(v, dtype=np.float32) for i, v in enumerate(leaves)})
     return data
 
@@ -331,9 +336,9 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     from jax.sharding import PartitionSpec as P
     from numpyro.infer import NUTS
 
-    law, observation, offsets, prior_def = structure
+    law, observation, offsets, bend, prior_def = structure
     model = functools.partial(numpyro_model, law=law, observation=observation, offsets=offsets,
-                              prior_def=prior_def)
+                              prior_def=prior_def, bend=bend)
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth)
     chunk = settings.chunk
@@ -473,10 +478,10 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
                                            jax.sharding.PartitionSpec("b"))
         return jax.jit(e.call, in_shardings=batch, out_shardings=batch)
 
-    law, observation, offsets, prior_def = structure
+    law, observation, offsets, bend, prior_def = structure
     # a law whose code cannot be identified is compiled in memory only
     cache = _CACHE_STATE["dir"] if law.source_key else None
-    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, str(prior_def), settings,
+    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, bend, str(prior_def), settings,
                                devices[0].platform, len(devices), keys_spec, data_spec)).encode()).hexdigest()[:32]
     names = ("init", "advance")
     files = tuple(cache / "programs" / f"{key}-{n}.jaxexport" for n in names) if cache else ()

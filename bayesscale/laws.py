@@ -273,7 +273,7 @@ class Law:
                              f"{', '.join(COVARIATES)}")
         if not self.params or not self.sites:
             raise ValueError(f"law {self.name!r} has no parameters")
-        reserved = {"sigma", "rho", "tau", "z_budget", "y", "lambda_", "log_lambda"}
+        reserved = {"sigma", "rho", "tau", "z_budget", "y", "lambda_", "log_lambda", "z_bend", "kappa"}
         clash = reserved & (set(self.params) | set(self.sites))
         if clash:
             raise ValueError(f"law {self.name!r}: parameter names {sorted(clash)} are reserved for the "

@@ -28,7 +28,7 @@ from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
 from .discrepancy import Discrepancy, joint_draws
 from .inference import covariate_arrays
-from .model import ModelSpec, context
+from .model import ModelSpec, bend_frame, bend_term, context
 
 __all__ = ["Posterior", "PosteriorFileError", "load_posterior", "atomic_write", "file_mode"]
 
@@ -169,7 +169,22 @@ class Posterior:
         for k in self.spec.observation.sites + ("tau",):
             if k in s:
                 out[k] = s[k]
+        if "z_bend" in s:
+            out["kappa"] = self.spec.bend_scale(self.runs) * s["z_bend"]
         return out
+
+    def bend(self, C) -> np.ndarray:
+        """The bend in log compute at ``C`` for every draw, ``(S, n)`` (zeros without one).
+
+        ``kappa * (log10 C - m)**2`` with ``m`` the runs' mean ``log10 C``,
+        continued along its tangent beyond the runs' compute (see
+        :class:`bayesscale.ModelSpec`): added to the law's log loss in every
+        prediction.
+        """
+        C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
+        if "kappa" not in self._natural:
+            return np.zeros((self.n_draws, C.size))
+        return bend_term(self.params["kappa"][:, None], np.log(C)[None, :], *bend_frame(self.runs.C))
 
     @property
     def reported(self) -> tuple:
@@ -242,7 +257,7 @@ class Posterior:
             rep = seen[key] = seen.get(key, -1) + 1
             rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
             eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
-        out = eps + self._offsets(C)
+        out = eps + self._offsets(C) + self.bend(C)
         return out + joint_draws(self.extrapolation, C, S, seed=seed, quantity="loss")
 
     def law_log_loss(self, N, D, *, U=None) -> np.ndarray:
@@ -291,6 +306,8 @@ class Posterior:
         mu = self.law.evaluate({k: nat[k] for k in self.law.params}, covariate_arrays(r, self.law.covariates))
         if "tau" in self.samples:
             mu = mu + self.samples["tau"][..., None] * self.samples["z_budget"][..., r.budget]
+        if "kappa" in nat:
+            mu = mu + bend_term(nat["kappa"], np.log(r.C), *bend_frame(r.C))
         obs = self.spec.observation
         op = {k: nat[k] for k in obs.sites}
         y = np.log(r.loss)
@@ -448,8 +465,7 @@ class Posterior:
             return v
         notes = list(v.notes)
         if not x.calibrated("loss"):
-            notes.append(f"Extrapolation error {x.reasons.get('loss', 'not calibrated')}: beyond the largest run "
-                         "the intervals carry parameter and noise uncertainty only.")
+            notes.append(f"Extrapolation error {x.reasons.get('loss', 'not calibrated')}.")
         notes += [f"Calibration refit failed its checks and was left out: {f}" for f in x.failed_folds]
         return dataclasses.replace(v, notes=notes)
 

@@ -507,6 +507,10 @@ def _extrapolation_words(xm: dict | None) -> str:
         return ("none: beyond the largest run the intervals carry parameter and noise uncertainty only, not the "
                 "risk that the law bends.")
     reasons = xm.get("reasons") or {}
+    if (xm.get("status") or {}).get("loss") == "prior" and "loss_sd_at_1_decade" in xm:
+        return (f"{reasons.get('loss', 'not calibrated')} (sd {_fmt_num(xm['loss_sd_at_1_decade'], 3)} in log loss at "
+                "one decade beyond the largest run): the bands beyond the data are wider than parameter and noise "
+                "uncertainty alone, but not calibrated on these runs.")
     if not _calibrated(xm):
         return (f"{reasons.get('loss', 'not calibrated')}: beyond the largest run the intervals carry parameter "
                 "and noise uncertainty only.")

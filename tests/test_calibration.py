@@ -48,17 +48,22 @@ def test_discrepancy_posterior_recovers_the_scale_and_is_fast():
     assert post.shape == (rw.size, sl.size) and abs(post.sum() - 1) < 1e-9
 
 
-def test_too_few_folds_refuses_and_the_verdict_says_so(synthetic_post):
+def test_too_few_folds_refuses_falls_back_to_the_prior_and_the_verdict_says_so(synthetic_post):
     rng = np.random.default_rng(1)
     folds, cov = _facts(1, rng)  # 3 folds < MIN_FOLDS
     assert len(folds) < MIN_FOLDS
     disc = fit_discrepancy(folds, cov, float(synthetic_post.runs.C.max()))
     assert not disc.calibrated("loss") and "not calibrated" in disc.reasons["loss"]
-    assert np.all(joint_draws(disc, [1e23], 100) == 0)
+    assert disc.status["loss"] == "prior" and "prior" in disc.reasons["loss"]
+    # refused, the error is its prior: present beyond the data, zero at the largest run
+    assert np.std(joint_draws(disc, [disc.c_max * 100], 2000)) > 0.01
+    assert np.all(joint_draws(disc, [disc.c_max], 100) == 0)
     post = dataclasses.replace(synthetic_post, discrepancy=disc, extrapolation_mode="calibrated")
     assert any("not calibrated" in n for n in post.check().notes)
     plain = dataclasses.replace(synthetic_post, discrepancy=None, extrapolation_mode="none")
-    np.testing.assert_allclose(post.predict(5e10, 1e12).loss_hi, plain.predict(5e10, 1e12).loss_hi)
+    far = post.predict(5e10, 1e12)  # about 1.5 decades beyond the data
+    base = plain.predict(5e10, 1e12)
+    assert (far.loss_hi - far.loss_lo).iloc[0] > (base.loss_hi - base.loss_lo).iloc[0]
 
 
 def test_a_failed_fold_is_reported_and_left_out(synthetic_post):
