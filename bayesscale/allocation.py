@@ -25,6 +25,14 @@ the plain column is the median.
 The law and its closed-form frontier live in :mod:`bayesscale.laws`; this
 module only evaluates them over draws, inverts them and solves the cases
 without a closed form (another cost model).
+
+Every public function takes ``law=``: ``None`` (the default) or the
+Chinchilla law use the closed forms above, with ``params`` holding ``E, A,
+B, alpha, beta``; any other :class:`bayesscale.Law` (``kaplan``,
+``coupled``, ``data_constrained``, ``compute_only``, a user's law) takes
+draws of ``law.params`` and goes through the numeric frontier of
+:mod:`bayesscale.frontier` (see "any law" at the end of this module).  The
+tables have the same columns either way.
 """
 
 from __future__ import annotations
@@ -168,6 +176,9 @@ class SizeRange:
     def sentence(self) -> str:
         """The result in one sentence, for a report."""
         t = self.table
+        if np.isnan(self.k_lo) or np.isnan(self.k_hi):
+            return (f"At C = {self.C:.3g} FLOPs the law does not define a compute-optimal model size, so no "
+                    "range of efficient sizes can be given.")
         return (f"At C = {self.C:.3g} FLOPs, model sizes between {self.k_lo:.2f}x and {self.k_hi:.2f}x the "
                 f"compute-optimal size cost at most {self.threshold:.0%} more compute to reach the optimum's "
                 f"loss (posterior medians; {self.ci:.0%} intervals of the bounds: "
@@ -418,7 +429,7 @@ def _solve_cost(P: Mapping, log_C: np.ndarray, cost: Callable, *, xtol: float = 
 
 
 def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None = None,
-             log_noise=None, log_N_error=None) -> Allocation:
+             log_noise=None, log_N_error=None, law=None, U=None) -> Allocation:
     """Compute-optimal model size, tokens and loss at each budget, per draw.
 
     Parameters
@@ -448,6 +459,18 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
         loss stays the law's value at its own optimum (plus ``log_noise``).
         Without it, the bands of ``N_opt``, ``D_opt`` and tokens per
         parameter are parameter uncertainty only.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        For a law without the closed form the frontier is
+        :func:`bayesscale.frontier.solve` (``cost`` must then be
+        jax-traceable); draws without an interior optimum are NaN and left
+        out of the bands, and a compute-only law gives NaN ``N_opt``,
+        ``D_opt`` with a finite ``loss`` (``table.attrs["note"]`` says why).
 
     Returns
     -------
@@ -472,6 +495,10 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
     >>> round(float(alloc.table["tokens_per_param"].iloc[0]), 1)
     18.4
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _allocate_law(law, params, budgets, ci=ci, cost=cost, log_noise=log_noise, U=U,
+                             log_N_error=log_N_error)
     p = _params(params)
     C = _positive(budgets, "budgets", unit=" (training FLOPs)")
     ci = _check_ci(ci)
@@ -490,14 +517,7 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
     log_L = laws.log_loss(P, N, D)
     if noise is not None:
         log_L = log_L + noise
-    shift = _noise(log_N_error, S, (C.size,))
-    if shift is not None and np.any(shift != 0):
-        N = N * np.exp(shift)
-        if cost is None:
-            D = C[None, :] / (laws.FLOPS_PER_PARAM_TOKEN * N)
-        else:
-            log_g, _ = _log_cost_terms(cost, np.log(N))
-            D = np.exp(log_C - log_g - np.log(N))
+    N, D = _shift_optimum(N, D, C, cost, _noise(log_N_error, S, (C.size,)))
     draws = {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": np.exp(log_L)}
     # At a fixed budget D and D/N fall as N grows (N * cost(N) grows with N), so one
     # ranking of N gives the quantiles of all three.
@@ -508,7 +528,8 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
     return Allocation(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e-10) -> pd.DataFrame:
+def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e-10, law=None,
+                    U=None) -> pd.DataFrame:
     """The model size minimising the posterior expected loss at each budget.
 
     A decision, not a quantile: for budget C it is the N minimising
@@ -533,12 +554,24 @@ def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e
         Predictive noise on log loss, ``(S, n)`` or ``(S,)``.
     tol : float
         Convergence tolerance on ``log N``.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        Other laws: the expected loss is minimised over a grid of ``log N``
+        spanning the draws' optima, refined by successive zooms (to ``tol``).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``C, N_bayes, D_bayes, tokens_per_param, expected_loss``.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _bayes_law(law, params, budgets, log_noise=log_noise, tol=tol, U=U)
     p = _params(params)
     C = _positive(budgets, "budgets", unit=" (training FLOPs)")
     S = p["E"].shape[0]
@@ -579,7 +612,7 @@ def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e
                          "expected_loss": expected})
 
 
-def prob_below(params: Mapping, N, D, target, *, log_noise=None) -> np.ndarray:
+def prob_below(params: Mapping, N, D, target, *, log_noise=None, law=None, U=None) -> np.ndarray:
     """Posterior probability that a planned run reaches a loss below ``target``.
 
     Parameters
@@ -595,6 +628,11 @@ def prob_below(params: Mapping, N, D, target, *, log_noise=None) -> np.ndarray:
         of shape ``(S,)``.  Without it the probability covers parameter
         uncertainty only (whether the law's mean loss is below target);
         with it, whether an actual run's loss is.
+    law : Law or str, optional
+        The fitted law; default the Chinchilla law.
+    U : array_like, optional
+        Unique tokens of the planned run, for laws that read them
+        (broadcast with ``N`` and ``D``); default unlimited.
 
     Returns
     -------
@@ -602,7 +640,8 @@ def prob_below(params: Mapping, N, D, target, *, log_noise=None) -> np.ndarray:
         ``P(loss < target)`` with the broadcast shape of the inputs (a 0-d
         array for scalar inputs).
     """
-    p = _params(params)
+    law = _resolve_law(law)
+    p = _params(params) if law is None else _law_params(params, law)
     N = np.asarray(N, dtype=np.float64)
     D = np.asarray(D, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
@@ -613,9 +652,14 @@ def prob_below(params: Mapping, N, D, target, *, log_noise=None) -> np.ndarray:
         shape = np.broadcast_shapes(N.shape, D.shape, target.shape)
     except ValueError:
         raise ValueError(f"N {N.shape}, D {D.shape} and target {target.shape} do not broadcast together") from None
-    S = p["E"].shape[0]
+    S = next(iter(p.values())).shape[0]
     P = {k: v.reshape((S,) + (1,) * len(shape)) for k, v in p.items()}
-    log_L = laws.log_loss(P, N, D)
+    if law is None:
+        log_L = laws.log_loss(P, N, D)
+    else:
+        if U is not None and "logU" not in law.covariates:
+            raise ValueError(f"law {law.name!r} does not read unique tokens; drop U=")
+        log_L = law.log_loss_ND(P, N, D, U=U)
     noise = _noise(log_noise, S, shape)
     if noise is not None:
         log_L = log_L + noise
@@ -634,7 +678,7 @@ def _allocation_table(first: dict, draws: dict, ci: float) -> Allocation:
     return Allocation(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8) -> Allocation:
+def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8, law=None, U=None) -> Allocation:
     """Training tokens for a model of fixed size ``N``.
 
     Without a compute constraint the loss falls with every extra token, so
@@ -660,6 +704,15 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8) -> Allocation:
         Compute budgets, broadcast against ``N``.
     ci : float
         Probability mass of the intervals.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        Other laws: ``C*`` is found per draw by a bracketed secant search in
+        ``log C`` on the numeric frontier.
 
     Returns
     -------
@@ -670,6 +723,9 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8) -> Allocation:
         bands of ``loss``, ``loss_opt`` (optimal allocation of ``C``) and
         ``loss_penalty = loss - loss_opt``.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _best_for_law(law, params, N, which="N", C=C, ci=ci, U=U)
     p = _params(params)
     Nv = _positive(N, "N", unit=" (model parameters)")
     ci = _check_ci(ci)
@@ -685,7 +741,7 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8) -> Allocation:
     return _forced(P, Nv, None, C, ci)
 
 
-def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8) -> Allocation:
+def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8, law=None, U=None) -> Allocation:
     """Model size for a fixed number of training tokens ``D``.
 
     The mirror image of :func:`best_D_for_N`:
@@ -708,6 +764,13 @@ def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8) -> Allocation:
         Compute budgets, broadcast against ``D``.
     ci : float
         Probability mass of the intervals.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
 
     Returns
     -------
@@ -717,6 +780,9 @@ def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8) -> Allocation:
         ``N, C, D, tokens_per_param`` and bands of ``loss``, ``loss_opt``
         and ``loss_penalty``.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _best_for_law(law, params, D, which="D", C=C, ci=ci, U=U)
     p = _params(params)
     Dv = _positive(D, "D", unit=" (training tokens)")
     ci = _check_ci(ci)
@@ -748,7 +814,7 @@ def _forced(P: Mapping, N, D, C, ci: float) -> Allocation:
     return _allocation_table({"N": N, "C": C, "D": D, "tokens_per_param": D / N}, draws, ci)
 
 
-def compute_for_loss(params: Mapping, target, *, ci: float = 0.8) -> Allocation:
+def compute_for_loss(params: Mapping, target, *, ci: float = 0.8, law=None, U=None) -> Allocation:
     """Least compute that reaches a target loss, with its optimal N and D.
 
     Along the compute-optimal frontier (C = 6 N D) the two power-law terms
@@ -770,6 +836,18 @@ def compute_for_loss(params: Mapping, target, *, ci: float = 0.8) -> Allocation:
         Target losses (law value, no observation noise).
     ci : float
         Probability mass of the intervals.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        Other laws: per draw, the budget whose frontier loss equals the
+        target, by a bracketed secant search in ``log C`` on the numeric
+        frontier (budgets 1e6 to 1e42 FLOPs; a target not reached by then
+        is ``inf``).  A compute-only law inverts ``L(C)`` directly; its
+        ``N_opt``, ``D_opt`` are NaN.
 
     Returns
     -------
@@ -779,6 +857,9 @@ def compute_for_loss(params: Mapping, target, *, ci: float = 0.8) -> Allocation:
         and ``D_opt``; ``draws``: ``C, N_opt, D_opt``, each
         ``(S, n_targets)``.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _compute_for_loss_law(law, params, target, ci=ci, U=U)
     p = _params(params)
     T = _positive(target, "target", unit=" (a loss)")
     ci = _check_ci(ci)
@@ -799,7 +880,7 @@ def compute_for_loss(params: Mapping, target, *, ci: float = 0.8) -> Allocation:
     return _allocation_table({"target": T, "reachable": reach.mean(axis=0)}, draws, ci)
 
 
-def frontier_exponents(params: Mapping, *, ci: float = 0.95) -> pd.DataFrame:
+def frontier_exponents(params: Mapping, *, ci: float = 0.95, law=None, budgets=None, U=None) -> pd.DataFrame:
     """Posterior of the frontier's exponents and coefficient (Chinchilla Table 2).
 
     ``N_opt = G (C/6)^a`` and ``D_opt = G^-1 (C/6)^b`` with
@@ -812,16 +893,46 @@ def frontier_exponents(params: Mapping, *, ci: float = 0.95) -> pd.DataFrame:
         Posterior draws ``E, A, B, alpha, beta``.
     ci : float
         Probability mass of the intervals.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        Other laws have no power-law frontier; their exponents are *local*:
+        ``a(C) = d log N_opt / d log C`` and ``b(C) = d log D_opt / d log C``
+        by central differences (step 0.01 in ``log C``) on the numeric
+        frontier, per draw, and ``G(C) = N_opt / (C/6)^a``.
+    budgets : array_like, optional
+        Budgets (FLOPs) at which to give the local exponents; required for
+        laws without the closed form.  With the Chinchilla law and budgets,
+        the closed form is given in the same per-budget layout.
 
     Returns
     -------
     pandas.DataFrame
-        Index ``a, b, G``; columns ``median, lo, hi, mean, sd``.  The draws
-        are :func:`bayesscale.laws.frontier_coefficients` of ``params``.
+        Without ``budgets`` (Chinchilla law): index ``a, b, G``; columns
+        ``median, lo, hi, mean, sd``.  The draws are
+        :func:`bayesscale.laws.frontier_coefficients` of ``params``.
+        With ``budgets``: rows ``a, b, G`` for each budget (the index
+        repeats; ``df.loc["a"]`` gives one row per budget) and a column
+        ``C``; ``df.attrs["note"]`` says how they were computed.  A
+        compute-only law gives NaN.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _frontier_exponents_law(law, params, budgets, ci=ci, U=U)
     p = _params(params)
     ci = _check_ci(ci)
     f = laws.frontier_coefficients(p)
+    if budgets is not None:
+        C = _positive(budgets, "budgets", unit=" (training FLOPs)")
+        S = p["E"].shape[0]
+        df = _exponent_table({k: np.broadcast_to(np.asarray(v)[:, None], (S, C.size)) for k, v in f.items()},
+                             C, ci)
+        df.attrs["note"] = "closed form: a = beta / (alpha + beta), b = alpha / (alpha + beta), the same at every C"
+        return df
     rows = {}
     for k in ("a", "b", "G"):
         x = np.asarray(f[k], dtype=np.float64)
@@ -854,7 +965,17 @@ def _scalar_budget(C) -> float:
     return float(c[0])
 
 
-def excess_compute(params: Mapping, C, k, *, ci: float = 0.8) -> DrawTable:
+def _check_threshold(threshold) -> float:
+    try:
+        thr = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a positive number, got {threshold!r}") from None
+    if not (np.isfinite(thr) and thr > 0):
+        raise ValueError(f"threshold must be a positive fraction of extra compute (0.2 = 20%), got {threshold!r}")
+    return thr
+
+
+def excess_compute(params: Mapping, C, k, *, ci: float = 0.8, law=None, U=None) -> DrawTable:
     """Extra compute and tokens needed at a non-optimal model size (Kaplan et al. 2020, Fig. 12).
 
     For a model of size ``N = k N_opt(C)`` the loss ``L_opt`` of the optimal
@@ -880,6 +1001,16 @@ def excess_compute(params: Mapping, C, k, *, ci: float = 0.8) -> DrawTable:
         ``np.geomspace(0.2, 5, 61)``.
     ci : float
         Probability mass of the intervals.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        Other laws: ``N_opt``, ``L_opt`` from the numeric frontier and ``D'``
+        per draw by a bracketed secant search in ``log D`` on
+        ``L(k N_opt, D') = L_opt``.
 
     Returns
     -------
@@ -889,6 +1020,9 @@ def excess_compute(params: Mapping, C, k, *, ci: float = 0.8) -> DrawTable:
         ``excess_compute`` (``C' / C``) and ``excess_tokens``
         (``D' / D_opt``); ``draws``: those two, ``(S, n_k)``.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _excess_compute_law(law, params, C, k, ci=ci, U=U)
     p = _params(params)
     C = _scalar_budget(C)
     kv = _positive(k, "k", unit=" (multiples of the optimal size)")
@@ -906,7 +1040,8 @@ def excess_compute(params: Mapping, C, k, *, ci: float = 0.8) -> DrawTable:
     return DrawTable(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: float = 0.8) -> SizeRange:
+def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: float = 0.8, law=None,
+                         U=None) -> SizeRange:
     """The range of model sizes whose excess compute stays within ``threshold``.
 
     Per draw, the excess compute ``C'/C`` of :func:`excess_compute` falls
@@ -925,6 +1060,16 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
         Largest accepted excess compute, as a fraction (0.2 = 20% more).
     ci : float
         Probability mass of the endpoints' intervals.
+    law : Law or str, optional
+        The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
+        Chinchilla law: the closed forms.  Any other law: the numeric path
+        (see "any law" at the end of this module).
+    U : float, optional
+        Unique training tokens, for laws that read them
+        (``data_constrained``); default unlimited (``logU = +inf``).
+        Other laws: the excess compute of :func:`excess_compute` per draw,
+        its crossings of ``1 + threshold`` by bisection in ``log k`` (within
+        1e8-fold of ``N_opt``; no crossing: ``k_lo = 0`` or ``k_hi = inf``).
 
     Returns
     -------
@@ -932,14 +1077,12 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
         Medians and bands of ``k_lo`` and ``k_hi`` (and the sizes in
         parameters), per-draw endpoints, and :attr:`SizeRange.sentence`.
     """
+    law = _resolve_law(law)
+    if law is not None:
+        return _efficient_size_range_law(law, params, C, threshold=threshold, ci=ci, U=U)
     p = _params(params)
     C = _scalar_budget(C)
-    try:
-        thr = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold must be a positive number, got {threshold!r}") from None
-    if not (np.isfinite(thr) and thr > 0):
-        raise ValueError(f"threshold must be a positive fraction of extra compute (0.2 = 20%), got {threshold!r}")
+    thr = _check_threshold(threshold)
     ci = _check_ci(ci)
     r, N_opt, _ = _excess_terms(p, C)
     alpha, beta = p["alpha"], p["beta"]
@@ -971,6 +1114,563 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
     for name, kd in (("k_lo", k_lo), ("k_hi", k_hi)):
         med, lo, hi = _band(kd, ci)
         nmed, nlo, nhi = _band(kd * N_opt, ci)
+        rows[name] = {"median": float(med), "lo": float(lo), "hi": float(hi),
+                      "N": float(nmed), "N_lo": float(nlo), "N_hi": float(nhi)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return SizeRange(C=C, threshold=thr, ci=ci, table=table, draws={"k_lo": k_lo, "k_hi": k_hi})
+
+
+# ---------------------------------------------------------------------------
+# any law: the numeric path (bayesscale.frontier) for laws without the closed forms
+# ---------------------------------------------------------------------------
+#
+# The public functions above take ``law=``.  ``None`` or the Chinchilla law keeps the closed
+# forms; any other :class:`bayesscale.Law` goes through the functions below:
+#
+# * the law is evaluated with :meth:`bayesscale.Law.evaluate` (NumPy, over draws); a law that
+#   reads ``logU`` (``data_constrained``) gets ``U`` unique tokens when the caller passes ``U=``,
+#   else ``logU = +inf`` (unlimited unique data, no repetition);
+# * the compute-optimal frontier is :func:`bayesscale.frontier.solve` (JAX/optimistix, per draw
+#   and budget), with the law wrapped as ``(p, log_N, log_D) -> log L``;
+# * inverting the frontier (the budget at which N, D or the loss takes a value) is a bracketed
+#   secant search in ``log C`` (:func:`_root`) over per-draw budgets, from a coarse bracket on a
+#   shared grid of budgets;
+# * a law with no N/D covariates (``compute_only``: ``L(C)``) has no N_opt, D_opt: those are NaN
+#   (``table.attrs["note"]`` says why), while the loss at a budget is defined.
+
+#: Budgets (FLOPs) of the coarse grid that brackets frontier inversions.
+_INVERT_GRID = np.geomspace(1e6, 1e42, 37)
+#: Step in log C of the finite differences of the local frontier exponents.
+_SLOPE_STEP = 1e-2
+
+_NOTE_NO_SPLIT = ("law {name!r} reads only the compute C (covariates {covs}), so it does not say how to split "
+                  "a budget between N and D: N_opt, D_opt and everything derived from them are NaN; the loss "
+                  "at a budget is defined.")
+
+
+def _resolve_law(law):
+    """``None`` for the closed-form Chinchilla path, else the :class:`bayesscale.Law`."""
+    if law is None:
+        return None
+    law = laws.get_law(law)
+    return None if law is laws.LAWS["chinchilla"] else law
+
+
+def _law_params(params: Mapping, law) -> dict:
+    """Flat float64 arrays of draws of ``law.params``, of a common length S."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a mapping of posterior draws with keys {', '.join(law.params)}; "
+                         f"got {type(params).__name__}")
+    missing = [k for k in law.params if k not in params]
+    if missing:
+        raise ValueError(f"params lacks {', '.join(missing)} of law {law.name!r}: give a dict of posterior draws "
+                         f"with keys {', '.join(law.params)} (for example Posterior.law_params)")
+    out = {}
+    for k in law.params:
+        a = np.asarray(params[k], dtype=np.float64)
+        if a.ndim > 1:
+            raise ValueError(f"params[{k!r}] has shape {a.shape}; give a flat array of draws "
+                             "(reshape chains x draws with .reshape(-1))")
+        a = np.atleast_1d(a)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"params[{k!r}] has draws that are not finite")
+        out[k] = a
+    sizes = {a.size for a in out.values()} - {1}
+    if len(sizes) > 1:
+        raise ValueError("params arrays have different numbers of draws: "
+                         + ", ".join(f"{k}: {v.size}" for k, v in out.items()))
+    S = sizes.pop() if sizes else 1
+    if S == 0:
+        raise ValueError("params holds no draws (empty arrays)")
+    return {k: np.broadcast_to(a, (S,)) for k, a in out.items()}
+
+
+def _check_U(U, law):
+    if U is None:
+        return None
+    u = np.asarray(U, dtype=np.float64)
+    if u.ndim != 0 or not (np.isfinite(u) or np.isposinf(u)) or u <= 0:
+        raise ValueError(f"U must be one positive number of unique training tokens, got {U!r}")
+    if "logU" not in law.covariates:
+        raise ValueError(f"law {law.name!r} does not read unique tokens (covariates {list(law.covariates)}); "
+                         "drop U=")
+    return float(u)
+
+
+def _eval(law, P: Mapping, log_N, log_D, U=None) -> np.ndarray:
+    """``log L`` of the law at ``(log N, log D)`` for draws ``P`` (broadcasting)."""
+    cov = {"logN": np.asarray(log_N, dtype=np.float64), "logD": np.asarray(log_D, dtype=np.float64)}
+    if U is not None and "logU" in law.covariates:
+        cov["logU"] = np.log(U) + 0.0 * cov["logN"]
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return law.evaluate(P, cov)
+
+
+def _eval_C(law, P: Mapping, log_C) -> np.ndarray:
+    """``log L`` of a compute-only law at ``log C``."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return law.evaluate(P, {"logC": np.asarray(log_C, dtype=np.float64)})
+
+
+def _splits(law) -> bool:
+    """Whether the law depends on N and D separately (a frontier exists)."""
+    return "logN" in law.covariates or "logD" in law.covariates
+
+
+_ND_FNS: dict = {}
+
+
+def _nd_fn(law, shift: bool = False):
+    """The law as ``(p, log_N, log_D) -> log L`` for :mod:`bayesscale.frontier` (one object per law).
+
+    ``p["_logU"]`` carries the unique tokens of laws that read them.  With ``shift``
+    the tokens are ``log_D + p["_shift"]``: a budget ``C0`` then stands for ``C0 e^shift``
+    per draw, so one call solves pairs with different budgets.
+    """
+    key = (id(law), shift)
+    hit = _ND_FNS.get(key)
+    if hit is not None and hit[0] is law:
+        return hit[1]
+    names = law.covariates
+
+    def fn(p, log_N, log_D):
+        if shift:
+            log_D = log_D + p["_shift"]
+        cov = {"logN": log_N, "logD": log_D}
+        if "logU" in names:
+            cov["logU"] = p["_logU"] + 0.0 * log_N
+        if "logC" in names:
+            cov["logC"] = _LOG6 + log_N + log_D
+        return law.log_loss({k: p[k] for k in law.params}, *(cov[c] for c in names))
+
+    _ND_FNS[key] = (law, fn)
+    return fn
+
+
+def _with_U(law, P: Mapping, U) -> dict:
+    P = dict(P)
+    if "logU" in law.covariates:
+        P["_logU"] = np.inf if U is None else float(np.log(U))
+    return P
+
+
+def _solve(law, P: Mapping, budgets, U=None, cost=None):
+    """The numeric frontier ``(S, B)`` of the law (see :func:`bayesscale.frontier.solve`)."""
+    from . import frontier
+
+    return frontier.solve(_nd_fn(law), _with_U(law, P, U), budgets, cost=cost)
+
+
+def _solve_pairs(law, P: Mapping, log_C: np.ndarray, U=None):
+    """Frontier at a budget per draw x input pair: ``log N_opt, log D_opt, log L_opt`` of ``log_C``'s shape.
+
+    ``P`` holds ``(S,)`` draws and ``log_C`` is ``(S, n)``; every pair becomes one "draw" of a
+    single shared budget ``C0`` (the largest) with its tokens shifted by ``log C - log C0``.
+    """
+    from . import frontier
+
+    S, n = log_C.shape
+    lc = log_C.reshape(-1)
+    c0 = float(np.max(lc))
+    Q = {k: np.repeat(np.asarray(v, dtype=np.float64), n) for k, v in P.items()}
+    Q["_shift"] = lc - c0
+    Q = _with_U(law, Q, U)
+    fr = frontier.solve(_nd_fn(law, shift=True), Q, [np.exp(c0)])
+    log_N = np.log(fr.N_opt[:, 0])
+    log_D = np.log(fr.D_opt[:, 0]) + Q["_shift"]
+    log_L = np.log(fr.loss[:, 0])
+    return log_N.reshape(S, n), log_D.reshape(S, n), log_L.reshape(S, n)
+
+
+def _invert(law, P: Mapping, values: np.ndarray, which: str, U=None):
+    """Per draw, the budget at which the frontier's ``which`` (``"N"``, ``"D"``, ``"L"``) equals ``values``.
+
+    ``log N_opt`` and ``log D_opt`` grow with ``log C``, the frontier loss falls.  A coarse grid of
+    budgets (:data:`_INVERT_GRID`) brackets each crossing; a bracketed secant search in ``log C``
+    refines it to 1e-11.  Returns ``log C, log N, log D, log L`` ``(S, n)``, and the mask of pairs
+    whose crossing lies on the grid (others: ``log C = +inf`` for a loss never reached, NaN else).
+    """
+    idx = {"N": 0, "D": 1, "L": 2}[which]
+    sign = -1.0 if which == "L" else 1.0
+    t = np.log(values)[None, None, :]
+    grid = np.log(_INVERT_GRID)
+    fr = _solve(law, P, _INVERT_GRID, U=U)
+    q = np.log(np.stack([fr.N_opt, fr.D_opt, fr.loss])[idx])  # (S, K)
+    H = sign * (q[:, :, None] - t)  # increasing in log C; NaN where no interior optimum
+    above = H >= 0
+    found = above.any(axis=1) & ~above[:, 0, :]
+    k = np.argmax(above, axis=1)  # first grid point at or past the crossing (S, n)
+    k = np.where(found, k, 1)
+    fa = np.take_along_axis(H, (k - 1)[:, None, :], axis=1)[:, 0]
+    fb = np.take_along_axis(H, k[:, None, :], axis=1)[:, 0]
+    found &= np.isfinite(fa) & np.isfinite(fb)
+    a, b = grid[k - 1], grid[k]
+    fa, fb = np.where(found, fa, -1.0), np.where(found, fb, 1.0)
+
+    def fun(x):
+        out = _solve_pairs(law, P, x, U)[idx]
+        return sign * (out - t[0])
+
+    x = _root(fun, a, b, fa, fb, xtol=1e-11)
+    log_N, log_D, log_L = _solve_pairs(law, P, x, U)
+    never = ~above.any(axis=1)  # past the whole grid: unreachable (a loss) or beyond 1e42 FLOPs
+    bad = ~found
+    x = np.where(found, x, np.where(never & (which == "L"), np.inf, np.nan))
+    fill = np.where(never & (which == "L"), np.inf, np.nan)
+    log_N, log_D, log_L = (np.where(bad, fill, v) for v in (log_N, log_D, log_L))
+    return x, log_N, log_D, log_L, found
+
+
+def _nan_bands(x: np.ndarray, ci: float):
+    """Median and equal-tailed interval over draws, ignoring NaN draws (all-NaN columns stay NaN)."""
+    x = np.asarray(x, dtype=np.float64)
+    qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
+    out = np.full((3,) + x.shape[1:], np.nan)
+    ok = ~np.all(np.isnan(x), axis=0)
+    if ok.any():
+        with np.errstate(invalid="ignore"):
+            out[:, ok] = np.nanquantile(x[:, ok], qs, axis=0)
+    return out[0], out[1], out[2]
+
+
+def _summary_any(name: str, x: np.ndarray, ci: float) -> dict:
+    if np.isnan(x).any():
+        med, lo, hi = _nan_bands(x, ci)
+        return {name: med, f"{name}_lo": lo, f"{name}_hi": hi}
+    return _summary(name, x, ci)
+
+
+def _note_missing(table: pd.DataFrame, law, frac_nan: float, what: str = "N_opt") -> None:
+    if not _splits(law):
+        table.attrs["note"] = _NOTE_NO_SPLIT.format(name=law.name, covs=list(law.covariates))
+    elif frac_nan > 0:
+        table.attrs["note"] = (f"law {law.name!r} has no interior compute-optimal {what} for {frac_nan:.1%} of "
+                               "draw x input pairs (the loss keeps falling towards N = 1 or D = 1 along the "
+                               "budget); those draws are NaN and left out of the bands.")
+
+
+def _shift_optimum(N, D, C, cost, shift):
+    """Move the optimum to ``N exp(shift)`` (extrapolation error of log N_opt); D follows from the budget."""
+    if shift is None or not np.any(shift != 0):
+        return N, D
+    N = N * np.exp(shift)
+    if cost is None:
+        return N, C[None, :] / (laws.FLOPS_PER_PARAM_TOKEN * N)
+    log_g, _ = _log_cost_terms(cost, np.log(N))
+    return N, np.exp(np.log(C)[None, :] - log_g - np.log(N))
+
+
+def _allocate_law(law, params, budgets, *, ci, cost, log_noise, U, log_N_error=None) -> Allocation:
+    P = _law_params(params, law)
+    C = _positive(budgets, "budgets", unit=" (training FLOPs)")
+    ci = _check_ci(ci)
+    U = _check_U(U, law)
+    if cost is not None and not callable(cost):
+        raise ValueError(f"cost must be a callable flops_per_token(N), got {type(cost).__name__}")
+    S = next(iter(P.values())).shape[0]
+    noise = _noise(log_noise, S, (C.size,))
+    if _splits(law):
+        fr = _solve(law, P, C, U=U, cost=cost)
+        N, D = np.asarray(fr.N_opt), np.asarray(fr.D_opt)
+        log_L = np.log(fr.loss)
+        N, D = _shift_optimum(N, D, C, cost, _noise(log_N_error, S, (C.size,)))
+    else:
+        N = D = np.full((S, C.size), np.nan)
+        log_L = _eval_C(law, {k: v[:, None] for k, v in P.items()}, np.log(C)[None, :]) + np.zeros((S, C.size))
+    if noise is not None:
+        log_L = log_L + noise
+    draws = {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss": np.exp(log_L)}
+    cols = {"C": C}
+    if np.isnan(N).any():
+        for name in ("N_opt", "D_opt", "tokens_per_param"):
+            cols.update(_summary_any(name, draws[name], ci))
+    else:
+        cols.update(_bands_by_rank(N, {"N_opt": (N, True), "D_opt": (D, False),
+                                       "tokens_per_param": (draws["tokens_per_param"], False)}, ci))
+    cols.update(_summary_any("loss", draws["loss"], ci))
+    table = pd.DataFrame(cols)
+    _note_missing(table, law, float(np.isnan(N).mean()))
+    return Allocation(table=table, draws=draws, ci=ci)
+
+
+def _bayes_law(law, params, budgets, *, log_noise, tol, U) -> pd.DataFrame:
+    """Minimise the posterior expected loss over ``log N`` by a grid and successive zooms."""
+    P = _law_params(params, law)
+    C = _positive(budgets, "budgets", unit=" (training FLOPs)")
+    U = _check_U(U, law)
+    S = next(iter(P.values())).shape[0]
+    noise = _noise(log_noise, S, (C.size,))
+    w = np.full((S, C.size), 1.0 / S) if noise is None else np.exp(noise) / S
+    log_c6 = np.log(C) - _LOG6
+    Pc = {k: v[:, None, None] for k, v in P.items()}
+    if not _splits(law):
+        L = np.exp(_eval_C(law, {k: v[:, None] for k, v in P.items()}, np.log(C)[None, :]))
+        nan = np.full(C.size, np.nan)
+        df = pd.DataFrame({"C": C, "N_bayes": nan, "D_bayes": nan, "tokens_per_param": nan,
+                           "expected_loss": np.sum(w * L, axis=0)})
+        _note_missing(df, law, 1.0)
+        return df
+    u_s = np.log(_solve(law, P, C, U=U).N_opt)  # per-draw optima (S, n), NaN where none
+    with np.errstate(all="ignore"):
+        lo = np.where(np.isnan(u_s).all(axis=0), 0.0, np.nanmin(u_s, axis=0)) - 1.0
+        hi = np.where(np.isnan(u_s).all(axis=0), log_c6, np.nanmax(u_s, axis=0)) + 1.0
+    lo, hi = np.clip(lo, 0.0, log_c6), np.clip(hi, 0.0, log_c6)
+    n_grid = 33
+
+    def expected(u):  # (G, n) -> (G, n)
+        log_L = _eval(law, Pc, u[None], log_c6[None, None, :] - u[None], U)
+        return np.sum(w[:, None, :] * np.exp(log_L), axis=0)
+
+    t = np.linspace(0.0, 1.0, n_grid)[:, None]
+    for _ in range(60):
+        grid = lo[None, :] + t * (hi - lo)[None, :]
+        f = expected(grid)
+        f = np.where(np.isfinite(f), f, np.inf)
+        k = np.argmin(f, axis=0)
+        cols = np.arange(C.size)
+        lo = grid[np.maximum(k - 1, 0), cols]
+        hi = grid[np.minimum(k + 1, n_grid - 1), cols]
+        if np.all(hi - lo <= tol):
+            break
+    u = 0.5 * (lo + hi)
+    N = np.exp(u)
+    D = C / (laws.FLOPS_PER_PARAM_TOKEN * N)
+    return pd.DataFrame({"C": C, "N_bayes": N, "D_bayes": D, "tokens_per_param": D / N,
+                         "expected_loss": expected(u[None, :])[0]})
+
+
+def _best_for_law(law, params, given, *, which: str, C, ci, U) -> Allocation:
+    """:func:`best_D_for_N` (``which="N"``) and :func:`best_N_for_D` (``which="D"``) for any law."""
+    P = _law_params(params, law)
+    name = "N" if which == "N" else "D"
+    v = _positive(given, name, unit=" (model parameters)" if which == "N" else " (training tokens)")
+    ci = _check_ci(ci)
+    U = _check_U(U, law)
+    S = next(iter(P.values())).shape[0]
+    if C is not None:
+        return _forced_law(law, P, v if which == "N" else None, v if which == "D" else None, C, ci, U)
+    if _splits(law):
+        log_C, log_N, log_D, log_L, _ = _invert(law, P, v, which, U)
+    else:
+        log_C = log_N = log_D = log_L = np.full((S, v.size), np.nan)
+    log_given = np.broadcast_to(np.log(v)[None, :], log_C.shape)
+    if which == "N":
+        log_N = np.where(np.isnan(log_N), np.nan, log_given)  # exact, as in the closed form
+        Nd, Dd = np.exp(log_N), np.exp(log_D)
+        draws = {"C": np.exp(log_C), "D": Dd, "tokens_per_param": Dd / Nd, "loss": np.exp(log_L)}
+    else:
+        log_D = np.where(np.isnan(log_D), np.nan, log_given)
+        Nd, Dd = np.exp(log_N), np.exp(log_D)
+        draws = {"C": np.exp(log_C), "N": Nd, "tokens_per_param": Dd / Nd, "loss": np.exp(log_L)}
+    cols = {name: v}
+    for k, x in draws.items():
+        cols.update(_summary_any(k, x, ci))
+    table = pd.DataFrame(cols)
+    _note_missing(table, law, float(np.isnan(log_C).mean()), "allocation")
+    return Allocation(table=table, draws=draws, ci=ci)
+
+
+def _forced_law(law, P: Mapping, N, D, C, ci: float, U) -> Allocation:
+    C = _positive(C, "C", unit=" (training FLOPs)")
+    given = N if N is not None else D
+    try:
+        given, C = np.broadcast_arrays(given, C)
+    except ValueError:
+        raise ValueError(f"C (length {C.size}) does not broadcast against the sizes (length {given.size})") from None
+    other = C / (laws.FLOPS_PER_PARAM_TOKEN * given)
+    N, D = (given, other) if N is not None else (other, given)
+    Pc = {k: v[:, None] for k, v in P.items()}
+    L = np.exp(_eval(law, Pc, np.log(N)[None, :], np.log(D)[None, :], U))
+    if _splits(law):
+        L_opt = np.asarray(_solve(law, P, C, U=U).loss)
+    else:
+        L_opt = np.exp(_eval_C(law, Pc, np.log(C)[None, :]))
+    draws = {"loss": L, "loss_opt": L_opt, "loss_penalty": L - L_opt}
+    cols = {"N": N, "C": C, "D": D, "tokens_per_param": D / N}
+    for name, x in draws.items():
+        cols.update(_summary_any(name, x, ci))
+    table = pd.DataFrame(cols)
+    _note_missing(table, law, float(np.isnan(L_opt).mean()))
+    return Allocation(table=table, draws=draws, ci=ci)
+
+
+def _compute_for_loss_law(law, params, target, *, ci, U) -> Allocation:
+    P = _law_params(params, law)
+    T = _positive(target, "target", unit=" (a loss)")
+    ci = _check_ci(ci)
+    U = _check_U(U, law)
+    S = next(iter(P.values())).shape[0]
+    if _splits(law):
+        log_C, log_N, log_D, _, found = _invert(law, P, T, "L", U)
+        reach = found
+    else:
+        # L(C) falls with C: bracket on the grid, then the secant search on the law itself
+        Pc = {k: v[:, None, None] for k, v in P.items()}
+        grid = np.log(_INVERT_GRID)
+        H = np.log(T)[None, None, :] - _eval_C(law, Pc, grid[None, :, None])  # increasing in log C
+        above = H >= 0
+        reach = above.any(axis=1) & ~above[:, 0, :]
+        k = np.where(reach, np.argmax(above, axis=1), 1)
+        fa = np.where(reach, np.take_along_axis(H, (k - 1)[:, None, :], axis=1)[:, 0], -1.0)
+        fb = np.where(reach, np.take_along_axis(H, k[:, None, :], axis=1)[:, 0], 1.0)
+        Pf = {kk: v[:, None] for kk, v in P.items()}
+        x = _root(lambda lc: np.log(T)[None, :] - _eval_C(law, Pf, lc), grid[k - 1], grid[k], fa, fb, xtol=1e-11)
+        log_C = np.where(reach, x, np.where(above[:, 0, :], np.nan, np.inf))
+        log_N = log_D = np.full((S, T.size), np.nan)
+    draws = {"C": np.exp(log_C), "N_opt": np.exp(log_N), "D_opt": np.exp(log_D)}
+    cols = {"target": T, "reachable": reach.mean(axis=0)}
+    for name, x in draws.items():
+        cols.update(_summary_any(name, x, ci))
+    table = pd.DataFrame(cols)
+    if not _splits(law):
+        _note_missing(table, law, 1.0)
+    return Allocation(table=table, draws=draws, ci=ci)
+
+
+def _frontier_exponents_law(law, params, budgets, *, ci, U) -> pd.DataFrame:
+    """Local frontier exponents ``d log N_opt / d log C`` and ``d log D_opt / d log C`` at each budget."""
+    P = _law_params(params, law)
+    ci = _check_ci(ci)
+    U = _check_U(U, law)
+    if budgets is None:
+        raise ValueError(f"law {law.name!r} has no closed-form power-law frontier: its exponents vary with the "
+                         "budget; give budgets= (FLOPs) at which to take the local slopes")
+    C = _positive(budgets, "budgets", unit=" (training FLOPs)")
+    S = next(iter(P.values())).shape[0]
+    if _splits(law):
+        h = _SLOPE_STEP
+        fr = _solve(law, P, np.concatenate([C * np.exp(-h), C, C * np.exp(h)]), U=U)
+        n = C.size
+        log_N, log_D = np.log(fr.N_opt), np.log(fr.D_opt)
+        a = (log_N[:, 2 * n:] - log_N[:, :n]) / (2 * h)
+        b = (log_D[:, 2 * n:] - log_D[:, :n]) / (2 * h)
+        G = np.exp(log_N[:, n:2 * n] - a * (np.log(C) - _LOG6)[None, :])
+    else:
+        a = b = G = np.full((S, C.size), np.nan)
+    return _exponent_table({"a": a, "b": b, "G": G}, C, ci, law)
+
+
+def _exponent_table(f: Mapping, C: np.ndarray, ci: float, law=None) -> pd.DataFrame:
+    """Rows ``a, b, G`` per budget (index repeated; column ``C``) with ``median, lo, hi, mean, sd``."""
+    rows, index = [], []
+    for j, c in enumerate(C):
+        for k in ("a", "b", "G"):
+            x = np.asarray(f[k], dtype=np.float64)[:, j]
+            x = x[~np.isnan(x)]
+            if x.size:
+                med, lo, hi = _band(x, ci)
+                row = {"C": c, "median": float(med), "lo": float(lo), "hi": float(hi), "mean": float(x.mean()),
+                       "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0}
+            else:
+                row = {"C": c, "median": np.nan, "lo": np.nan, "hi": np.nan, "mean": np.nan, "sd": np.nan}
+            rows.append(row)
+            index.append(k)
+    df = pd.DataFrame(rows, index=pd.Index(index, name="quantity"))
+    df.attrs["note"] = ("local exponents: a = d log N_opt / d log C, b = d log D_opt / d log C (central "
+                        f"differences on the numeric frontier, step {_SLOPE_STEP:g} in log C), and "
+                        "G = N_opt / (C/6)^a, at each budget C")
+    if law is not None and not _splits(law):
+        df.attrs["note"] = _NOTE_NO_SPLIT.format(name=law.name, covs=list(law.covariates))
+    return df
+
+
+def _tokens_to_reach(law, P: Mapping, log_N: np.ndarray, log_target: np.ndarray, log_D_ref: np.ndarray, U):
+    """``log D`` at which the law at size ``log N`` reaches ``log_target`` (+inf where it never does)."""
+    def f(v):
+        return _eval(law, P, log_N, v, U) - log_target
+
+    a = log_D_ref - 40.0 + 0.0 * log_N
+    b = log_D_ref + 60.0 + 0.0 * log_N
+    fa, fb = f(a), f(b)
+    ok = (fa > 0) & (fb <= 0)
+    x = _root(f, a, b, np.where(ok, fa, 1.0), np.where(ok, fb, -1.0), xtol=1e-13)
+    return np.where(ok, x, np.where(fb > 0, np.inf, np.nan))
+
+
+def _optimum_at(law, P: Mapping, C: float, U):
+    fr = _solve(law, P, [C], U=U)
+    return np.log(fr.N_opt[:, 0]), np.log(fr.D_opt[:, 0]), np.log(fr.loss[:, 0])
+
+
+def _excess_compute_law(law, params, C, k, *, ci, U) -> DrawTable:
+    P = _law_params(params, law)
+    C = _scalar_budget(C)
+    kv = _positive(k, "k", unit=" (multiples of the optimal size)")
+    ci = _check_ci(ci)
+    U = _check_U(U, law)
+    S = next(iter(P.values())).shape[0]
+    if _splits(law):
+        log_N, log_D, log_L = _optimum_at(law, P, C, U)
+        Pc = {kk: v[:, None] for kk, v in P.items()}
+        log_Dp = _tokens_to_reach(law, Pc, log_N[:, None] + np.log(kv)[None, :], log_L[:, None],
+                                  log_D[:, None], U)
+        tokens = np.exp(log_Dp - log_D[:, None])
+    else:
+        tokens = np.full((S, kv.size), np.nan)
+    draws = {"excess_compute": kv[None, :] * tokens, "excess_tokens": tokens}
+    cols = {"k": kv, "reachable": np.isfinite(tokens).mean(axis=0)}
+    for name, x in draws.items():
+        cols.update(_summary_any(name, x, ci))
+    table = pd.DataFrame(cols)
+    _note_missing(table, law, float(np.isnan(tokens).mean()))
+    return DrawTable(table=table, draws=draws, ci=ci)
+
+
+def _efficient_size_range_law(law, params, C, *, threshold, ci, U) -> SizeRange:
+    P = _law_params(params, law)
+    C = _scalar_budget(C)
+    thr = _check_threshold(threshold)
+    ci = _check_ci(ci)
+    U = _check_U(U, law)
+    S = next(iter(P.values())).shape[0]
+    if not _splits(law):
+        nan = np.full(S, np.nan)
+        return _size_range(C, thr, ci, nan, nan, nan)
+    log_N, log_D, log_L = _optimum_at(law, P, C, U)
+    log_thr = np.log1p(thr)
+
+    def excess(v):  # log(C'/C) - log(1 + threshold) at k = e^v; +inf where L_opt is out of reach
+        lp = _tokens_to_reach(law, P, log_N + v, log_L, log_D, U)
+        return np.where(np.isnan(lp), np.nan, v + lp - log_D - log_thr)
+
+    def edge(direction):  # a v on the side `direction` with excess > 0 (or the cap)
+        v = np.full(S, direction * np.log(2.0))
+        cap = np.log(1e8)
+        for _ in range(8):
+            need = ~(excess(v) > 0) & (np.abs(v) < cap)
+            if not need.any():
+                break
+            v = np.where(need, np.clip(2 * v, -cap, cap), v)
+        return v
+
+    def bisect(a, b):  # excess(a) > 0 >= excess(b); returns the crossing
+        for _ in range(200):
+            m = 0.5 * (a + b)
+            fm = excess(m)
+            left = fm > 0
+            a, b = np.where(left, m, a), np.where(left, b, m)
+            if np.all(np.abs(b - a) <= 1e-12):
+                break
+        return 0.5 * (a + b)
+
+    out = []
+    for direction in (-1.0, 1.0):
+        v = edge(direction)
+        ev = excess(v)
+        k = np.exp(bisect(v, np.zeros(S)))
+        # no crossing within 1e8-fold: every size that far is within the threshold
+        k = np.where(ev > 0, k, 0.0 if direction < 0 else np.inf)
+        out.append(np.where(np.isnan(log_N) | np.isnan(ev), np.nan, k))
+    return _size_range(C, thr, ci, out[0], out[1], np.exp(log_N))
+
+
+def _size_range(C, thr, ci, k_lo, k_hi, N_opt) -> SizeRange:
+    rows = {}
+    for name, kd in (("k_lo", k_lo), ("k_hi", k_hi)):
+        med, lo, hi = (float(x[0]) for x in _nan_bands(kd[:, None], ci)) if np.isnan(kd).any() else _band(kd, ci)
+        with np.errstate(invalid="ignore"):
+            nd = kd * N_opt
+        nmed, nlo, nhi = (float(x[0]) for x in _nan_bands(nd[:, None], ci)) if np.isnan(nd).any() else _band(nd, ci)
         rows[name] = {"median": float(med), "lo": float(lo), "hi": float(hi),
                       "N": float(nmed), "N_lo": float(nlo), "N_hi": float(nhi)}
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -190,11 +190,11 @@ def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed
                      "extrapolation_dex": float(np.log10(te.C.max() / runs.C[train].max()))})
         points.append(pts)
         if full is not None:
-            from .laws import optimal_allocation
+            from .allocation import allocate
 
             c = float(np.exp(np.log(te.C).mean()))
-            n_fold = np.median(optimal_allocation(post.params, c)[0])
-            n_full = np.median(optimal_allocation(full.params, c)[0])
+            n_fold = float(allocate(post.law_params, [c], law=post.law).table["N_opt"].iloc[0])
+            n_full = float(allocate(full.law_params, [c], law=full.law).table["N_opt"].iloc[0])
             alloc.append({"fold": label, "C": c, "N_opt_fold": n_fold, "N_opt_all": n_full,
                           "ratio": n_fold / n_full})
     points = pd.concat(points, ignore_index=True)

@@ -123,23 +123,10 @@ def _median_noise_factor(likelihood: str, df: float) -> float:
 
 def log_n_opt(law, params, C: float) -> np.ndarray:
     """log of the compute-optimal N at budget ``C`` for each draw (NaN where the law has none)."""
-    params = {k: np.asarray(params[k], dtype=float) for k in law.params}
-    if not law.depends_on_size():
-        return np.full(np.size(next(iter(params.values()))), np.nan)
-    if law.frontier is not None:
-        return np.log(law.frontier(params, C)[0])
-    from .frontier import optimal_allocation
+    from .allocation import allocate
 
-    fn = lambda q, log_N, log_D: law.log_loss(q, *_nd_covariates(law, log_N, log_D))  # noqa: E731
-    return np.log(optimal_allocation(fn, params, np.atleast_1d(float(C)))[0][:, 0])
-
-
-def _nd_covariates(law, log_N, log_D):
-    """The law's covariates from log N and log D alone (unlimited unique data, C = 6 N D)."""
-    import jax.numpy as jnp
-
-    cov = {"logN": log_N, "logD": log_D, "logC": jnp.log(6.0) + log_N + log_D, "logU": jnp.inf + 0.0 * log_D}
-    return [cov[c] for c in law.covariates]
+    res = allocate({k: np.asarray(params[k], dtype=float) for k in law.params}, [float(C)], law=law)
+    return np.log(res.draws["N_opt"][:, 0])
 
 
 def estimate_kappa(errors, scales, distances) -> tuple[float, float]:

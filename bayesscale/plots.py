@@ -136,7 +136,7 @@ def _thin_params(post, max_draws: int = MAX_DRAWS):
     params = post.params
     S = next(iter(params.values())).shape[0]
     idx = _thin_index(S, max_draws)
-    return idx, {k: np.asarray(params[k])[idx] for k in laws.PARAMETERS}
+    return idx, {k: np.asarray(params[k])[idx] for k in post.law.params}
 
 
 def _root_figure(obj) -> Figure:
@@ -285,7 +285,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
     fig, ax = _single_axes(ax, (7.0, 5.0))
 
     idx, p = _thin_params(post)
-    alloc = _alloc.allocate(p, C, ci=ci)
+    alloc = _alloc.allocate(p, C, ci=ci, law=post.law)
     t = alloc.table
 
     # N range of each curve: the runs of its budget and the optimum's interval, with margins
@@ -301,7 +301,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
     N = np.exp(log_lo[:, None] + (log_hi - log_lo)[:, None] * u[None, :])  # (B, G)
     D = C[:, None] / (laws.FLOPS_PER_PARAM_TOKEN * N)
     P = {k: v[:, None, None] for k, v in p.items()}
-    mu = laws.log_loss(P, N[None], D[None])  # (S, B, G)
+    mu = post.law.log_loss_ND(P, N[None], D[None])  # (S, B, G)
     # one noise draw per (posterior draw, budget), shared along the curve: every point keeps its
     # exact predictive marginal, and the quantile curves come out smooth
     noise = post.log_noise(C)[idx][:, :, None]
@@ -402,10 +402,12 @@ def optimal_frontier(post, *, budgets=None, named: Mapping | None = None, ci: fl
     else:
         grid = np.sort(_positive(budgets, "budgets"))
     _, p = _thin_params(post)
-    alloc = _alloc.allocate(p, grid, ci=ci)
+    alloc = _alloc.allocate(p, grid, ci=ci, law=post.law)
     t = alloc.table
-    fe = _alloc.frontier_exponents(p, ci=ci)
-    nt = _alloc.allocate(p, named_C, ci=ci).table if named_C.size else None
+    # a law without the closed form: its local exponents at the middle of the grid
+    mid = None if post.law is laws.LAWS["chinchilla"] else [float(np.exp(np.log(grid).mean()))]
+    fe = _alloc.frontier_exponents(p, ci=ci, law=post.law, budgets=mid)
+    nt = _alloc.allocate(p, named_C, ci=ci, law=post.law).table if named_C.size else None
 
     fig = _panel_figure(fig, (11.0, 4.6))
     axes = fig.subplots(1, 2)
@@ -508,7 +510,7 @@ def isoloss_contours(post, *, ci: float = 0.8, ax=None, compute_unit: str = "flo
     CC, NN = np.meshgrid(Cg, Ng)  # (nN, nC)
     DD = CC / (laws.FLOPS_PER_PARAM_TOKEN * NN)
     P = {k: v[:, None, None] for k, v in p.items()}
-    L = np.median(laws.loss(P, NN[None], DD[None]), axis=0)
+    L = np.median(np.exp(post.law.log_loss_ND(P, NN[None], DD[None])), axis=0)
     if levels is None:
         levels = _nice_levels(np.quantile(L, 0.01), np.quantile(L, 0.85))
     norm = LogNorm(levels.min(), levels.max()) if levels.size > 1 else Normalize(levels[0] * 0.9, levels[0] * 1.1)
@@ -516,7 +518,7 @@ def isoloss_contours(post, *, ci: float = 0.8, ax=None, compute_unit: str = "flo
 
     fig, ax = _single_axes(ax, (7.0, 5.2))
     ax.contour(CC / scale, NN, L, levels=levels, cmap=cmap, norm=norm, linewidths=1.1)
-    alloc = _alloc.allocate(p, Cg, ci=ci).table
+    alloc = _alloc.allocate(p, Cg, ci=ci, law=post.law).table
     ax.fill_between(Cg / scale, alloc["N_opt_lo"], alloc["N_opt_hi"], color="#c0392b", alpha=0.2, linewidth=0,
                     label=rf"$N_\mathrm{{opt}}$ {ci:.0%} interval")
     ax.plot(Cg / scale, alloc["N_opt"], color="#c0392b", linewidth=2, label="efficient frontier (median)")
@@ -589,10 +591,10 @@ def excess_compute(post, C, *, k=None, ci: float = 0.8, fig=None, threshold: flo
     C = float(Cv[0])
     k = np.geomspace(0.2, 5.0, 161) if k is None else np.sort(_positive(k, "k"))
     _, p = _thin_params(post)
-    t = _alloc.excess_compute(p, C, k, ci=ci).table
-    rng = _alloc.efficient_size_range(p, C, threshold=threshold, ci=ci)
+    t = _alloc.excess_compute(p, C, k, ci=ci, law=post.law).table
+    rng = _alloc.efficient_size_range(p, C, threshold=threshold, ci=ci, law=post.law)
     rt = rng.table
-    n_opt = float(_alloc.allocate(p, C, ci=ci).table["N_opt"].iloc[0])
+    n_opt = float(_alloc.allocate(p, C, ci=ci, law=post.law).table["N_opt"].iloc[0])
 
     fig = _panel_figure(fig, (11.0, 4.4))
     axes = fig.subplots(1, 2, sharex=True)
@@ -757,7 +759,10 @@ def residuals(post, *, ax=None, against: str = "C", kind: str = "log", ci: float
     kind = _KINDS[kind]
     runs = post.runs
     idx, p = _thin_params(post)
-    mu = laws.log_loss({k: v[:, None] for k, v in p.items()}, runs.N[None, :], runs.D[None, :])
+    from .inference import covariate_arrays
+
+    mu = post.law.evaluate({k: v[:, None] for k, v in p.items()},
+                           {k: v[None, :] for k, v in covariate_arrays(runs, post.law.covariates).items()})
     centre = np.median(mu, axis=0)
     y = np.log(runs.loss)
     y_rep = _replicated_log_loss(post)
@@ -948,7 +953,7 @@ def ppc(post, *, ax=None, kind: str = "ecdf", n_replicates: int = 60, ci: float 
 # ---------------------------------------------------------------------------
 
 
-def rank_plot(post, *, fig=None, var_names=laws.PARAMETERS, bins: int = 20) -> Figure:
+def rank_plot(post, *, fig=None, var_names=None, bins: int = 20) -> Figure:
     """Rank plots of the law's parameters for convergence diagnosis.
 
     For each parameter the draws of all chains are pooled and ranked; each
@@ -963,8 +968,9 @@ def rank_plot(post, *, fig=None, var_names=laws.PARAMETERS, bins: int = 20) -> F
         A fitted posterior.
     fig : matplotlib.figure.Figure or SubFigure, optional
         Figure to draw the panels into; a new one is made when omitted.
-    var_names : sequence of str
-        Parameters to show, from the tree's ``posterior`` group.
+    var_names : sequence of str, optional
+        Parameters to show, from the tree's ``posterior`` group; default the
+        law's parameters.
     bins : int
         Histogram bins.
 
@@ -982,7 +988,7 @@ def rank_plot(post, *, fig=None, var_names=laws.PARAMETERS, bins: int = 20) -> F
     if bins < 2:
         raise ValueError(f"bins must be at least 2, got {bins}")
     posterior = post.tree["posterior"]
-    names = list(var_names)
+    names = list(post.law.params if var_names is None else var_names)
     unknown = [v for v in names if v not in posterior.data_vars]
     if unknown or not names:
         raise ValueError(f"unknown parameters {unknown}; choose from {sorted(posterior.data_vars)}")

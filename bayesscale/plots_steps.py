@@ -43,7 +43,7 @@ from ._validate import check_ci as _check_ci
 from ._validate import positive as _positive
 from .laws import FLOPS_PER_PARAM_TOKEN
 from .plots import (_BAND_ALPHA, MAX_DRAWS, _budget_cmap, _count, _panel_figure, _quantiles, _ratio_axis,
-                    _root_figure, _sci, _style, _thin_index, _unit)
+                    _root_figure, _style, _thin_index, _unit)
 
 __all__ = ["compute_efficient_frontier", "loss_vs_size", "excess_compute_steps", "approach1_envelope"]
 

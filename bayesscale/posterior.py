@@ -341,7 +341,8 @@ class Posterior:
         noise = self._budget_noise(budgets)
         shift = joint_draws(self.extrapolation, budgets, self.n_draws, seed=int(self.info.get("seed", 0)),
                             quantity="n_opt")
-        res = allocation.allocate(self.params, budgets, ci=ci, cost=cost, log_noise=noise, log_N_error=shift)
+        res = allocation.allocate(self.law_params, budgets, ci=ci, cost=cost, log_noise=noise, log_N_error=shift,
+                                  law=self.law)
         table = res.table
         table.attrs["draws"] = res.draws
         table.attrs["ci"] = ci
@@ -360,44 +361,50 @@ class Posterior:
         when the posterior is skewed.  See
         :func:`bayesscale.allocation.bayes_optimal_N`.
         """
-        return allocation.bayes_optimal_N(self.params, budgets, log_noise=self._budget_noise(budgets))
+        return allocation.bayes_optimal_N(self.law_params, budgets, log_noise=self._budget_noise(budgets), law=self.law)
 
     def prob_below(self, N, D, target) -> np.ndarray:
         """Posterior predictive probability that a run of (N, D) ends with loss below ``target``."""
         N, D = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(D, dtype=float))
         noise = self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * np.ravel(N) * np.ravel(D)).reshape(
             (self.n_draws,) + N.shape)
-        return allocation.prob_below(self.params, N, D, target, log_noise=noise)
+        return allocation.prob_below(self.law_params, N, D, target, log_noise=noise, law=self.law)
 
     def best_D_for_N(self, N, *, C=None, ci: float = 0.8) -> pd.DataFrame:
         """Tokens for a fixed model size (see :func:`bayesscale.allocation.best_D_for_N`)."""
-        return allocation.best_D_for_N(self.params, N, C=C, ci=ci).table
+        return allocation.best_D_for_N(self.law_params, N, C=C, ci=ci, law=self.law).table
 
     def best_N_for_D(self, D, *, C=None, ci: float = 0.8) -> pd.DataFrame:
         """Model size for a fixed token count (see :func:`bayesscale.allocation.best_N_for_D`)."""
-        return allocation.best_N_for_D(self.params, D, C=C, ci=ci).table
+        return allocation.best_N_for_D(self.law_params, D, C=C, ci=ci, law=self.law).table
 
     def compute_for_loss(self, target, *, ci: float = 0.8) -> pd.DataFrame:
         """The least compute that reaches a target loss on the frontier, with its band."""
-        return allocation.compute_for_loss(self.params, target, ci=ci).table
+        return allocation.compute_for_loss(self.law_params, target, ci=ci, law=self.law).table
 
-    def frontier_exponents(self, *, ci: float = 0.95) -> pd.DataFrame:
+    def frontier_exponents(self, *, ci: float = 0.95, budgets=None) -> pd.DataFrame:
         """``a``, ``b`` and ``G`` of ``N_opt = G (C/6)^a``, ``D_opt = (C/6)^b / G`` with intervals.
 
-        The analogue of Table 2 of Hoffmann et al. (2022).  For a
+        The analogue of Table 2 of Hoffmann et al. (2022).  A law without the
+        Chinchilla closed form gives local exponents at ``budgets`` (default:
+        the largest fitted budget, 10x and 100x it); see
+        :func:`bayesscale.allocation.frontier_exponents`.  For a
         ``kaplan_steps`` posterior: the exponents of ``N``, ``B`` and
         ``S_min`` against ``C_min`` and of ``N`` against ``C`` at a fixed
-        batch (:func:`bayesscale.steps_analysis.frontier_exponents`).
+        batch (fitted over ``budgets``, default the fitted compute range;
+        :func:`bayesscale.steps_analysis.frontier_exponents`).
         """
         if self.law.name == "kaplan_steps":
             from .steps_analysis import frontier_exponents
-            return frontier_exponents(self, ci=ci)
-        return allocation.frontier_exponents(self.params, ci=ci)
+            return frontier_exponents(self, ci=ci, budgets=budgets)
+        if budgets is None and self.law is not laws.LAWS["chinchilla"]:
+            budgets = self.runs.C.max() * np.array([1.0, 10.0, 100.0])
+        return allocation.frontier_exponents(self.law_params, ci=ci, law=self.law, budgets=budgets)
 
     def excess_compute(self, C, k=None, *, ci: float = 0.8) -> pd.DataFrame:
         """Excess compute and tokens for model sizes ``k * N_opt(C)`` (Kaplan et al. 2020, Fig. 12)."""
         k = np.geomspace(0.25, 4, 49) if k is None else k
-        return allocation.excess_compute(self.params, C, k, ci=ci).table
+        return allocation.excess_compute(self.law_params, C, k, ci=ci, law=self.law).table
 
     def efficient_size_range(self, C, *, threshold: float = 0.2, ci: float = 0.8):
         """Range of ``k = N / N_opt`` whose extra compute stays under ``threshold``.
@@ -406,7 +413,7 @@ class Posterior:
         reads like "sizes between 0.53x and 2.25x the optimum cost at most
         20% more compute".
         """
-        return allocation.efficient_size_range(self.params, C, threshold=threshold, ci=ci)
+        return allocation.efficient_size_range(self.law_params, C, threshold=threshold, ci=ci, law=self.law)
 
     # -- summaries and checks ----------------------------------------------
 

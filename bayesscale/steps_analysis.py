@@ -206,7 +206,8 @@ def fixed_batch_exponent(post, *, batch=None, budgets=None, ci: float = 0.9,
     return {"C": C, "N_opt": N_opt, "exponent": slope, "batch": B}
 
 
-def frontier_exponents(post, *, ci: float = 0.9, batch=None, convention: str | None = None) -> pd.DataFrame:
+def frontier_exponents(post, *, ci: float = 0.9, batch=None, budgets=None,
+                       convention: str | None = None) -> pd.DataFrame:
     """Exponents of the compute-efficient frontier with posterior bands (Kaplan et al. eqs. 1.7, 1.8; Fig. 14).
 
     Parameters
@@ -218,6 +219,9 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, convention: str | N
     batch : float, optional
         Batch size in tokens for the fixed-batch exponent; default
         :func:`reference_batch`.
+    budgets : array_like, optional
+        Budgets in FLOPs over which the fixed-batch exponent is fitted;
+        default 9 log-spaced over the fitted runs' compute range.
     convention : {"kaplan", "total"}, optional
         The parameter count of ``N`` (see the module docstring); default
         the fitted one.
@@ -240,7 +244,7 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, convention: str | N
     conv = _convention(post, convention)
     fe = kaplan.frontier_exponents(p)
     at1 = kaplan.frontier(p, kaplan.pf_days_to_flops(1.0))
-    fb = fixed_batch_exponent(post, batch=batch, ci=ci)
+    fb = fixed_batch_exponent(post, batch=batch, budgets=budgets, ci=ci)
     draws = {"alpha_C_min": fe["alpha_C_min"], "N_vs_C_min": fe["N"], "B_vs_C_min": fe["B"],
              "S_min_vs_C_min": fe["S"], "N_vs_C_fixed_batch": fb["exponent"], "C_c_pf_days": fe["C_c_pf_days"],
              "N_at_1_pf_day": at1["N"], "B_at_1_pf_day": at1["B"], "S_min_at_1_pf_day": at1["S"]}
@@ -249,12 +253,11 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, convention: str | N
     implied = {"alpha_C_min": truth["alpha_C_min"], "N_vs_C_min": truth["N"], "B_vs_C_min": truth["B"],
                "S_min_vs_C_min": truth["S"], "C_c_pf_days": truth["C_c_pf_days"], "N_at_1_pf_day": t1["N"],
                "B_at_1_pf_day": t1["B"], "S_min_at_1_pf_day": t1["S"]}
-    if batch is None:
-        # the fixed-batch exponent of Kaplan's constants at the same batch and budgets
-        fb_truth = kaplan.fixed_batch_optimum(kaplan.KAPLAN_STEPS, fb["C"], fb["batch"])[0][0]
-        ok = np.isfinite(fb_truth)
-        if ok.sum() >= 2:
-            implied["N_vs_C_fixed_batch"] = np.polyfit(np.log(fb["C"][ok]), np.log(fb_truth[ok]), 1)[0]
+    # the fixed-batch exponent of Kaplan's constants at the same batch and budgets
+    fb_truth = kaplan.fixed_batch_optimum(kaplan.KAPLAN_STEPS, fb["C"], fb["batch"])[0][0]
+    ok = np.isfinite(fb_truth)
+    if ok.sum() >= 2:
+        implied["N_vs_C_fixed_batch"] = np.polyfit(np.log(fb["C"][ok]), np.log(fb_truth[ok]), 1)[0]
     rows = {}
     for k, d in draws.items():
         d = np.asarray(d, dtype=float)
