@@ -37,6 +37,7 @@ from .observation import Observation  # noqa: E402
 from .posterior import Posterior, load_posterior  # noqa: E402
 from .simulate import simulate_runs  # noqa: E402
 from . import kaplan  # noqa: E402
+from . import steps_analysis  # noqa: E402
 from .curves import Approach1Result, Curves, approach1, envelope, load_curves, simulate_curves  # noqa: E402
 
 __version__ = "0.1.0"
@@ -48,6 +49,7 @@ __all__ = [
     "get_law", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",
 ]
 __all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "load_curves", "simulate_curves"]
+__all__ += ["steps_analysis"]
 
 
 def __getattr__(name):
