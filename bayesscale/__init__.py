@@ -54,6 +54,7 @@ __all__ = [
     "get_law", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",
 ]
 __all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "load_curves", "simulate_curves"]
+__all__ += ["steps_analysis"]
 
 
 def __getattr__(name):

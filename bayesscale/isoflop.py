@@ -338,8 +338,9 @@ def isoflop_analysis(runs, *, tol_dex: float | None = None, min_runs: int = 5, m
     )
 
 
-def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float = 0.9) -> pd.DataFrame:
-    """Approach 2 (isoFLOP profiles) against Approach 3 (the parametric law).
+def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float = 0.9,
+                       approach1=None) -> pd.DataFrame:
+    """Approach 2 (isoFLOP profiles) against Approach 3 (the parametric law), and Approach 1 from curves.
 
     Parameters
     ----------
@@ -348,7 +349,15 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
     params : mapping
         Posterior draws ``E, A, B, alpha, beta`` of the fitted law.
     ci : float
-        Probability mass of both approaches' intervals.
+        Probability mass of the approaches' intervals.
+    approach1 : Approach1Result or Curves, optional
+        Chinchilla's Approach 1 from training curves
+        (:func:`bayesscale.approach1`; given curves, it is computed with its
+        defaults and this ``ci``).  Adds the columns ``approach1,
+        approach1_lo, approach1_hi`` (its ``N_opt`` at the isoFLOP budgets,
+        from its power law) and ``overlap_1_3`` (whether its interval
+        overlaps Approach 3's).  Its ``b`` is fitted to the envelope's
+        tokens, not ``1 - a``.
 
     Returns
     -------
@@ -357,7 +366,8 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
         ``C``), then one ``N_opt`` row per isoFLOP budget (column ``C``).
         Columns ``quantity, C, isoflop, isoflop_lo, isoflop_hi, parametric,
         parametric_lo, parametric_hi, overlap`` (whether the two intervals
-        overlap).  Approach 3 uses C = 6 N D.
+        overlap), and with ``approach1`` the columns above.  Approach 3
+        uses C = 6 N D.
     """
     if not isinstance(iso_result, IsoFLOPResult):
         raise ValueError(f"iso_result must be an IsoFLOPResult from isoflop_analysis, got "
@@ -379,4 +389,20 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
         rows.append({"quantity": name, "C": c, "isoflop": m2[0], "isoflop_lo": l2[0], "isoflop_hi": h2[0],
                      "parametric": m3[0], "parametric_lo": l3[0], "parametric_hi": h3[0],
                      "overlap": bool(max(l2[0], l3[0]) <= min(h2[0], h3[0]))})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if approach1 is None:
+        return table
+    from .curves import Approach1Result, Curves
+    from .curves import approach1 as _approach1
+
+    if isinstance(approach1, Curves):
+        approach1 = _approach1(approach1, ci=ci)
+    if not isinstance(approach1, Approach1Result):
+        raise ValueError(f"approach1 must be an Approach1Result from bayesscale.approach1 or Curves, got "
+                         f"{type(approach1).__name__}")
+    a1 = approach1.table(C, ci=ci)
+    for col in ("approach1", "approach1_lo", "approach1_hi"):
+        table[col] = a1[col].to_numpy()
+    table["overlap_1_3"] = [bool(max(r.approach1_lo, r.parametric_lo) <= min(r.approach1_hi, r.parametric_hi))
+                            for r in table.itertuples()]
+    return table

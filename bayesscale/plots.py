@@ -1246,3 +1246,20 @@ def sbc_ranks(result, *, bins: int = 10, fig=None) -> Figure:
     fig.suptitle("Simulation-based calibration: ranks of the true parameters", fontsize=11)
     return _root_figure(fig)
 
+
+
+# ---------------------------------------------------------------------------
+# Kaplan's steps-and-batch figures and Approach 1 from curves live in bayesscale.plots_steps;
+# they are reachable here too (lazily, so either module can be imported first).
+# ---------------------------------------------------------------------------
+
+_STEPS_FIGURES = ("compute_efficient_frontier", "loss_vs_size", "excess_compute_steps", "approach1_envelope")
+__all__ += list(_STEPS_FIGURES)
+
+
+def __getattr__(name):
+    if name in _STEPS_FIGURES:
+        from . import plots_steps
+
+        return getattr(plots_steps, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ table and the verdict.  :meth:`Posterior.to_netcdf` and
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -208,13 +209,20 @@ class Posterior:
 
     # -- predictions -------------------------------------------------------
 
-    def _offsets(self, C) -> np.ndarray:
-        """Budget offset draws ``(S, n)`` for runs at compute ``C``.
+    def _offsets(self, C, *, N=None, run=None) -> np.ndarray:
+        """Budget (for curves: run) offset draws ``(S, n)`` for new points at compute ``C``.
 
-        A run whose compute matches a fitted budget group shares that group's
-        offset; a new budget draws a fresh offset from ``Normal(0, tau)``,
-        seeded by the budget (to 0.01 decades), so runs at one new budget
-        share it and it does not depend on the other budgets asked for.
+        Runs: a run whose compute matches a fitted budget group shares that
+        group's offset; a new budget draws a fresh offset from ``Normal(0,
+        tau)``, seeded by the budget (to 0.01 decades), so runs at one new
+        budget share it and it does not depend on the other budgets asked for.
+
+        Curves (``runs.is_curves``: the offset belongs to a run, not to a
+        compute): compute says nothing about which run a point is on, so
+        each point is a new run with a fresh offset, seeded by its ``C``,
+        ``N`` and repeat count, unless ``run`` names the run of each point:
+        a fitted run's label shares that run's offset; another label is a
+        new run whose points share one fresh offset, seeded by the label.
         """
         C = np.atleast_1d(np.asarray(C, dtype=float))
         S = self.n_draws
@@ -222,16 +230,36 @@ class Posterior:
             return np.zeros((S, C.size))
         seed = int(self.info.get("seed", 0))
         tau = self.samples["tau"].reshape(S, 1)
+        zb = self.samples["z_budget"].reshape(S, -1)
+        if self.runs.is_curves:
+            names = None if run is None else np.broadcast_to(np.asarray(run, dtype=str), C.shape).ravel()
+            Nk = np.zeros_like(C) if N is None else np.broadcast_to(np.asarray(N, dtype=float), C.shape).ravel()
+            fitted = {}
+            for rid, g in zip(self.runs.run_id.tolist(), self.runs.budget.tolist()):
+                fitted.setdefault(rid.rsplit("@", 1)[0], g)
+            z = np.empty((S, C.size))
+            seen: dict = {}
+            for i in range(C.size):
+                if names is not None and names[i] in fitted:
+                    z[:, i] = zb[:, fitted[names[i]]]
+                    continue
+                if names is not None:   # a new run by name: its points share one offset
+                    key = [int(hashlib.sha256(names[i].encode()).hexdigest()[:15], 16)]
+                else:                   # an anonymous point: a new run of its own
+                    k = (C[i:i + 1].view(np.uint64)[0].item(), Nk[i:i + 1].view(np.uint64)[0].item())
+                    rep = seen[k] = seen.get(k, -1) + 1
+                    key = [*k, rep]
+                z[:, i] = np.random.default_rng([seed, 13, *key]).standard_normal(S)
+            return tau * z
         z = np.stack([np.random.default_rng([seed, 7, int(round(np.log10(c) * 100)) % 2**32]).standard_normal(S)
                       for c in C], axis=1)
         dist = np.abs(np.log10(C)[:, None] - np.log10(self.runs.budget_compute())[None, :])
         nearest = dist.argmin(axis=1)
         known = dist[np.arange(C.size), nearest] <= 1.5 * BUDGET_TOL_DEX
-        zb = self.samples["z_budget"].reshape(S, -1)
         z[:, known] = zb[:, nearest[known]]
         return tau * z
 
-    def log_noise(self, C, *, seed: int | None = None, N=None) -> np.ndarray:
+    def log_noise(self, C, *, seed: int | None = None, N=None, run=None) -> np.ndarray:
         """Predictive noise on log loss for new runs at compute ``C``: ``(S, n)`` draws.
 
         Observation noise (Student-t or Normal with the drawn ``sigma``),
@@ -243,7 +271,9 @@ class Posterior:
 
         Every element's draws are seeded by its own value (``C``, and ``N``
         when given) and its repeat count, so a run's band does not depend on
-        the other runs asked for in the same call.
+        the other runs asked for in the same call.  For curves, ``run``
+        names the run of each point (see :meth:`_offsets`); without it each
+        point is a new run.
         """
         C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
         seed = int(self.info.get("seed", 0)) if seed is None else int(seed)
@@ -257,7 +287,7 @@ class Posterior:
             rep = seen[key] = seen.get(key, -1) + 1
             rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
             eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
-        out = eps + self._offsets(C) + self.bend(C)
+        out = eps + self._offsets(C, N=None if N is None else Nk, run=run) + self.bend(C)
         return out + joint_draws(self.extrapolation, C, S, seed=seed, quantity="loss")
 
     def law_log_loss(self, N, D, *, U=None) -> np.ndarray:
@@ -398,8 +428,15 @@ class Posterior:
         The analogue of Table 2 of Hoffmann et al. (2022).  A law without the
         Chinchilla closed form gives local exponents at ``budgets`` (default:
         the largest fitted budget, 10x and 100x it); see
-        :func:`bayesscale.allocation.frontier_exponents`.
+        :func:`bayesscale.allocation.frontier_exponents`.  For a
+        ``kaplan_steps`` posterior: the exponents of ``N``, ``B`` and
+        ``S_min`` against ``C_min`` and of ``N`` against ``C`` at a fixed
+        batch (fitted over ``budgets``, default the fitted compute range;
+        :func:`bayesscale.steps_analysis.frontier_exponents`).
         """
+        if self.law.name == "kaplan_steps":
+            from .steps_analysis import frontier_exponents
+            return frontier_exponents(self, ci=ci, budgets=budgets)
         if budgets is None and self.law is not laws.LAWS["chinchilla"]:
             budgets = self.runs.C.max() * np.array([1.0, 10.0, 100.0])
         return allocation.frontier_exponents(self.law_params, ci=ci, law=self.law, budgets=budgets)

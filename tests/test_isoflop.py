@@ -141,3 +141,27 @@ def test_bad_inputs():
         iso.isoflop_analysis(runs, max_outside=2.0)
     with pytest.raises(ValueError, match="at least two usable budgets"):
         iso.isoflop_analysis(sweep(budgets=BUDGETS[:1]))
+
+
+def test_compare_approaches_with_approach1_from_curves():
+    import bayesscale as bs
+
+    res = iso.isoflop_analysis(sweep(), draws=500)
+    rng = np.random.default_rng(0)
+    params = {k: v * np.exp(0.01 * rng.standard_normal(300)) for k, v in TRUTH.items()}
+    curves = bs.load_curves(bs.simulate_curves(seed=0), warmup=0)
+    a1 = bs.approach1(curves, ci=0.9)
+    tab = iso.compare_approaches(res, params, ci=0.9, approach1=a1)
+    base = iso.compare_approaches(res, params, ci=0.9)
+    assert list(tab.columns) == list(base.columns) + ["approach1", "approach1_lo", "approach1_hi", "overlap_1_3"]
+    pd.testing.assert_frame_equal(tab[base.columns], base)  # Approaches 2 and 3 unchanged
+    assert tab.loc[0, "approach1"] == pytest.approx(np.median(a1.draws["a"]))
+    assert tab.loc[1, "approach1"] == pytest.approx(np.median(a1.draws["b"]))
+    n1 = tab[tab["quantity"] == "N_opt"]
+    np.testing.assert_allclose(n1["approach1"], np.median(a1.predict(n1["C"].to_numpy())["N_opt"], axis=0))
+    assert np.all((n1["approach1_lo"] <= n1["approach1"]) & (n1["approach1"] <= n1["approach1_hi"]))
+    # given the curves themselves, Approach 1 is computed with its defaults
+    tab2 = iso.compare_approaches(res, params, ci=0.9, approach1=curves)
+    np.testing.assert_allclose(tab2["approach1"], tab["approach1"], rtol=0.05)
+    with pytest.raises(ValueError, match="Approach1Result"):
+        iso.compare_approaches(res, params, approach1=a1.points)
