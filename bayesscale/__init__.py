@@ -29,6 +29,7 @@ from .data import DataError, DataWarning, Runs, load_runs  # noqa: E402
 from .diagnostics import Verdict  # noqa: E402
 from .discrepancy import Discrepancy  # noqa: E402
 from .fitting import FitWarning, fit, fit_many  # noqa: E402
+from .groups import GroupedPosterior  # noqa: E402
 from .inference import SamplerSettings, configure_cache  # noqa: E402
 from .isoflop import compare_approaches, isoflop_analysis  # noqa: E402
 from .laws import LAWS, Law, get_law  # noqa: E402
@@ -42,7 +43,7 @@ from .curves import Approach1Result, Curves, approach1, envelope, load_curves, s
 __version__ = "0.1.0"
 
 __all__ = [
-    "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "LAWS", "Law", "ModelSpec",
+    "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "GroupedPosterior", "LAWS", "Law", "ModelSpec",
     "Observation", "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "average", "backtest",
     "calibrate_extrapolation", "compare", "compare_approaches", "configure_cache", "datasets", "fit", "fit_many",
     "get_law", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",

@@ -276,9 +276,14 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
             warnings.warn("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems),
                           FitWarning, stacklevel=3)
     else:
-        health = screen([p._natural for p in posts], [p.stats for p in posts],
-                        max_tree_depth=settings.max_tree_depth)
-        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~health.ok.to_numpy())]
+        if spec.pooling is None:
+            health = screen([p._natural for p in posts], [p.stats for p in posts],
+                            max_tree_depth=settings.max_tree_depth)
+            ok = health.ok.to_numpy()
+        else:  # grouped fits name their parameters by group, which differ between data sets
+            ok = np.array([bool(screen([p._natural], [p.stats], max_tree_depth=settings.max_tree_depth).ok.iloc[0])
+                           for p in posts])
+        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~ok)]
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
             warnings.warn(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
