@@ -262,3 +262,15 @@ def test_grouped_spec_round_trip():
     assert again.pooling == "partial" and again.centering == "centred" and again.sites == spec.sites
     assert "alpha" in spec.sites and "z_alpha" not in spec.sites
     assert dataclasses.replace(spec, pooling=None).sites == ("log_E", "alpha", "beta", "t_N", "t_D", "sigma")
+
+
+def test_report_of_a_grouped_fit(pair_post, tmp_path):
+    import json
+
+    paths = bs.report(pair_post, budgets=[1e20, 1e21], out=tmp_path / "rep", group="a")
+    md = paths.markdown.read_text()
+    assert "Variants compared" in md and "Multiplier of b" in md
+    facts = json.loads(paths.json.read_text())
+    rows = facts["groups"]["comparisons"][0]["rows"]
+    df = pair_post.compare_groups("a", "b", budgets=[1e20, 1e21], ci=0.8)
+    assert [r["multiplier"] for r in rows] == pytest.approx(df.multiplier.tolist())
