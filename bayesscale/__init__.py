@@ -48,7 +48,7 @@ _MODULES = {"datasets", "plots", "laws", "allocation", "calibration", "data", "d
             "curves", "frontier", "discrepancy", "observation", "steps_analysis", "plots_steps"}
 
 __all__ = [
-    "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "LAWS", "Law", "ModelSpec",
+    "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "GroupedPosterior", "LAWS", "Law", "ModelSpec",
     "Observation", "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "average", "backtest",
     "calibrate_extrapolation", "compare", "compare_approaches", "configure_cache", "datasets", "fit", "fit_many",
     "get_law", "isoflop_analysis", "load_posterior", "load_runs", "plots", "report", "simulate_runs",

@@ -14,6 +14,11 @@ A table of runs has one row per finished training run with the columns
           ``data_constrained`` law
 ========  ===============================================================
 
+With ``load_runs(..., group="dataset")`` a column names the variant (data
+mixture, tokenizer, architecture) each run belongs to; :class:`Runs` then
+keeps a group index per run and the group names, for grouped (hierarchical)
+fits (``bayesscale.fit(runs, groups=True)``, :mod:`bayesscale.groups`).
+
 Checkpoints of training curves (:meth:`bayesscale.Curves.to_runs`) are runs
 too: one row per checkpoint, with the optimizer steps ``S`` and the batch
 size ``B`` in tokens (read by the ``kaplan_steps`` law), and ``budget`` the
@@ -25,6 +30,7 @@ fix.  Nothing is dropped silently: :class:`Runs` holds every row it was given.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import warnings
@@ -118,6 +124,11 @@ class Runs:
         checkpoints of training curves (:meth:`bayesscale.Curves.to_runs`);
         rows of one curve are consecutive, in increasing step, and share a
         ``budget`` group.
+    group : numpy.ndarray of int or None
+        Variant (group) index of each run, numbered from 0, when the table
+        was loaded with ``group=`` (see :func:`load_runs`).
+    group_names : tuple of str or None
+        The group labels, indexed by ``group`` (sorted).
     source : str
         Where the table came from (a path, or ``"<DataFrame>"``).
     sha256 : str
@@ -136,12 +147,22 @@ class Runs:
     U: np.ndarray | None = None
     S: np.ndarray | None = None
     B: np.ndarray | None = None
+    group: np.ndarray | None = None
+    group_names: tuple | None = None
 
     def __post_init__(self):
         for name in ("N", "D", "C", "loss") + tuple(k for k in ("U", "S", "B") if getattr(self, k) is not None):
             object.__setattr__(self, name, _readonly(np.asarray(getattr(self, name), dtype=float)))
         object.__setattr__(self, "run_id", _readonly(np.asarray(self.run_id, dtype=str)))
         object.__setattr__(self, "budget", _readonly(np.asarray(self.budget, dtype=np.int64)))
+        if (self.group is None) != (self.group_names is None):
+            raise ValueError("Runs: group and group_names go together (both or neither)")
+        if self.group is not None:
+            object.__setattr__(self, "group", _readonly(np.asarray(self.group, dtype=np.int64)))
+            object.__setattr__(self, "group_names", tuple(str(g) for g in self.group_names))
+            if self.group.shape != self.loss.shape or (len(self) and (self.group.min() < 0 or
+                                                                      self.group.max() >= len(self.group_names))):
+                raise ValueError("Runs: group must hold one index into group_names per run")
         if not self.sha256:
             object.__setattr__(self, "sha256", _hash_frame(self.to_frame()))
 
@@ -149,7 +170,8 @@ class Runs:
         return len(self.loss)
 
     def __repr__(self) -> str:
-        return (f"Runs({len(self)} runs, {self.n_budgets} budgets, N {self.N.min():.3g}..{self.N.max():.3g}, "
+        groups = f", groups {list(self.group_names)}" if self.group_names is not None else ""
+        return (f"Runs({len(self)} runs, {self.n_budgets} budgets{groups}, N {self.N.min():.3g}..{self.N.max():.3g}, "
                 f"D {self.D.min():.3g}..{self.D.max():.3g}, C {self.C.min():.3g}..{self.C.max():.3g}, "
                 f"source={self.source!r})")
 
@@ -158,28 +180,53 @@ class Runs:
         """Number of budget groups."""
         return int(self.budget.max()) + 1 if len(self) else 0
 
+    @property
+    def n_groups(self) -> int:
+        """Number of groups (variants); 0 when the runs carry no groups."""
+        return 0 if self.group_names is None else len(self.group_names)
+
+    def group_index(self, name) -> int:
+        """The index of the group labelled ``name`` (a :class:`DataError` naming the groups if unknown)."""
+        if self.group_names is None:
+            raise DataError("these runs carry no groups; load them with load_runs(..., group='column').")
+        if str(name) not in self.group_names:
+            raise DataError(f"unknown group {name!r}; the groups are {', '.join(self.group_names)}.")
+        return self.group_names.index(str(name))
+
+    def select_group(self, name) -> "Runs":
+        """The runs of one group, as plain runs (no group column)."""
+        sub = self.subset(self.group == self.group_index(name))
+        return dataclasses.replace(sub, group=None, group_names=None, sha256="")
+
     def to_frame(self) -> pd.DataFrame:
         """The runs as a DataFrame with columns N, D, C, loss, budget (and U), indexed by run id."""
         cols = {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss, "budget": self.budget}
         for k in ("U", "S", "B"):
             if getattr(self, k) is not None:
                 cols[k] = getattr(self, k)
+        if self.group is not None:
+            cols["group"] = np.asarray(self.group_names, dtype=object)[self.group]
         return pd.DataFrame(cols, index=pd.Index(self.run_id, name="run"))
 
     def subset(self, mask) -> "Runs":
         """The runs selected by a boolean mask or an index array.
 
-        Budget groups are renumbered from 0 in the subset.
+        Budget groups are renumbered from 0 in the subset; groups (variants)
+        keep their names and are renumbered over the groups left.
         """
         idx = np.arange(len(self))[np.asarray(mask)]
         if len(idx) == 0:
             raise DataError("the selection is empty: no run is left to fit. Select at least "
                             f"{MIN_RUNS} runs.")
         _, budget = np.unique(self.budget[idx], return_inverse=True)
+        group = names = None
+        if self.group is not None:
+            kept, group = np.unique(self.group[idx], return_inverse=True)
+            names = tuple(self.group_names[k] for k in kept)
         return Runs(N=self.N[idx], D=self.D[idx], C=self.C[idx], loss=self.loss[idx],
                     run_id=self.run_id[idx], budget=budget, source=self.source,
                     U=None if self.U is None else self.U[idx], S=None if self.S is None else self.S[idx],
-                    B=None if self.B is None else self.B[idx])
+                    B=None if self.B is None else self.B[idx], group=group, group_names=names)
 
     @property
     def is_curves(self) -> bool:
@@ -218,7 +265,8 @@ def _row_label(df: pd.DataFrame, i: int, source: str) -> str:
     return f"row {df.index[i]!r}"
 
 
-def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: float = BUDGET_TOL_DEX) -> Runs:
+def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: float = BUDGET_TOL_DEX,
+              group: str | None = None) -> Runs:
     """Read and validate a table of training runs.
 
     Parameters
@@ -232,6 +280,11 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
     budget_tol_dex : float
         Used to group runs into budgets when there is no ``budget`` column
         (see :func:`budget_groups`).
+    group : str, optional
+        A column naming the variant of each run (e.g. ``"dataset"``): the
+        runs keep a group index and the sorted group names, for grouped
+        fits (``bayesscale.fit(runs, groups=True)``).  Every group needs
+        runs at two or more distinct ``N`` and ``D``.
 
     Returns
     -------
@@ -336,6 +389,29 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
             raise DataError(f"column {col!r}: every run has {col} = {arr[0]:g}. The law is not identifiable "
                             f"from a single {col}; add runs at other values of {col}.")
 
+    group_idx = group_names = None
+    if group is not None:
+        if not isinstance(group, str):
+            raise DataError(f"group= must name a column, got {type(group).__name__}")
+        if group not in df.columns:
+            raise DataError(f"{where} has no column {group!r} to group runs by (columns: "
+                            f"{', '.join(map(str, df.columns))}). Pass group= the column that names each "
+                            "run's variant, e.g. group='dataset'.")
+        glabels = df[group]
+        if glabels.isna().any():
+            i = int(np.flatnonzero(glabels.isna().to_numpy())[0])
+            raise DataError(f"{_row_label(df, i, source)}, column {group!r}: the group label is empty. "
+                            "Give every run a group label, or drop the run.")
+        names, group_idx = np.unique(glabels.astype(str).to_numpy(), return_inverse=True)
+        group_names = tuple(names.tolist())
+        for k, name in enumerate(group_names):
+            sel = group_idx == k
+            for col, arr in (("N", N), ("D", D)):
+                if np.unique(arr[sel]).size < 2:
+                    raise DataError(f"group {name!r} (column {group!r}): every run has {col} = {arr[sel][0]:g}. "
+                                    f"The group's law is not identifiable from a single {col}; add runs at "
+                                    f"other values of {col} or drop the group.")
+
     if "budget" in df.columns:
         labels = df["budget"]
         if labels.isna().any():
@@ -350,7 +426,7 @@ def load_runs(path_or_frame, *, columns: dict | None = None, budget_tol_dex: flo
     if "run" in df.columns:
         run_id = df["run"].astype(str).tolist()
     return Runs(N=N, D=D, C=C, loss=loss, run_id=run_id, budget=budget, source=source, sha256=file_hash,
-                U=values.get("U"))
+                U=values.get("U"), group=group_idx, group_names=group_names)
 
 
 def _check_delimiter(df: pd.DataFrame, path: Path) -> None:

@@ -37,14 +37,42 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _spec(likelihood, offsets, priors, law, bend="auto") -> ModelSpec:
+def _spec(likelihood, offsets, priors, law, bend="auto", pooling=None, centering="noncentred") -> ModelSpec:
     """The model from fit's keywords; ``priors`` is a :class:`Priors` or a dict of site -> distribution."""
     config, overrides = (priors, {}) if isinstance(priors, Priors) or priors is None else (Priors(), priors)
     if not isinstance(overrides, Mapping):
         raise TypeError("priors must be a bayesscale.Priors or a dict of sampled variable -> numpyro "
                         f"distribution, got {type(priors).__name__}")
     return ModelSpec(likelihood=likelihood, offsets=offsets, priors=config or Priors(), law=get_law(law),
-                     prior_overrides=overrides, bend=bend)
+                     prior_overrides=overrides, bend=bend, pooling=pooling, centering=centering)
+
+
+def _grouped_runs(runs, groups, law) -> Runs:
+    """Runs that carry groups, from ``fit``'s ``runs`` and ``groups`` keywords."""
+    if isinstance(groups, str):
+        if isinstance(runs, Runs):
+            if runs.group is None:
+                raise DataError(f"groups={groups!r}: these runs carry no groups. Load them with "
+                                f"bayesscale.load_runs(..., group={groups!r}), or pass the DataFrame or path.")
+        else:
+            runs = load_runs(runs, group=groups)
+    elif groups is True:
+        if not isinstance(runs, Runs) or runs.group is None:
+            raise DataError("groups=True needs runs that carry groups: load them with "
+                            "bayesscale.load_runs(..., group='column'), or pass groups='column'.")
+    else:
+        raise TypeError(f"groups must be a column name or True, got {groups!r}")
+    return as_runs(runs, law)
+
+
+def _extrapolation(extrapolation, grouped: bool) -> str:
+    if extrapolation is None:
+        return "none" if grouped else "calibrated"
+    if grouped and extrapolation != "none":
+        raise ValueError("grouped fits do not calibrate the extrapolation error yet: pass extrapolation='none' "
+                         "(the default for grouped fits), or fit one group with bayesscale.fit for a calibrated "
+                         "single-group fit.")
+    return extrapolation
 
 
 def _defaults(runs: list[Runs], likelihood, offsets, bend):
@@ -69,10 +97,11 @@ def _defaults(runs: list[Runs], likelihood, offsets, bend):
 
 
 def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
-        likelihood: str | None = None, offsets: str | None = None, extrapolation: str = "calibrated",
+        likelihood: str | None = None, offsets: str | None = None, extrapolation: str | None = None,
         bend: str = "auto", priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
-        progress: bool | None = None) -> Posterior:
+        progress: bool | None = None, groups: str | bool | None = None, pooling: str = "partial",
+        centering: str = "noncentred"):
     """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
 
     Parameters
@@ -100,8 +129,8 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         ``"budget"`` for training curves.  ``likelihood="student_t",
         offsets="none"`` treats checkpoints as independent, which makes
         intervals too narrow (``benchmarks/curves_calibration.py``).
-    extrapolation : {"calibrated", "none"}
-        ``"calibrated"`` (the default) calibrates the extrapolation error
+    extrapolation : {"calibrated", "none"}, optional
+        ``"calibrated"`` (the default, except for grouped fits) calibrates the extrapolation error
         inside the fit: rolling-origin refits holding out 1-3 budgets ahead,
         one batched sampler call with short chains (about as much sampling
         as the fit; the progress bar says "calibrating"), and a Bayesian
@@ -126,10 +155,22 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         NUTS settings.
     progress : bool, optional
         Progress bar; by default shown when stderr is a terminal.
+    groups : str or True, optional
+        Fit a grouped (hierarchical) model, one law per variant: a column
+        naming each run's group (``"dataset"``), or True for runs loaded with
+        ``load_runs(..., group=...)``.  Chinchilla law only; offsets
+        ``"none"``; no extrapolation calibration (``extrapolation="none"``).
+        See :mod:`bayesscale.hierarchy` and :mod:`bayesscale.groups`.
+    pooling : {"partial", "shared", "separate"}
+        Grouped fits: how the groups' ``alpha``, ``beta`` and ``E`` are
+        pooled (learned pooling scales, one shared value, or independent).
+    centering : {"noncentred", "centred"}
+        Grouped fits with partial pooling: the parameterisation (see
+        :mod:`bayesscale.hierarchy`).
 
     Returns
     -------
-    Posterior
+    Posterior, or GroupedPosterior for a grouped fit
 
     Warns
     -----
@@ -138,9 +179,11 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         ``posterior.check().problems``.
     """
     law = get_law(law)
-    runs = as_runs(runs, law)
-    likelihood, offsets, bend = _defaults([runs], likelihood, offsets, bend)
-    spec = _spec(likelihood, offsets, priors, law, bend)
+    grouped = groups is not None and groups is not False
+    runs = _grouped_runs(runs, groups, law) if grouped else as_runs(runs, law)
+    likelihood, offsets, bend = _defaults([runs], likelihood, offsets, "none" if grouped else bend)
+    spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
+    extrapolation = _extrapolation(extrapolation, grouped)
     return _fit_all([runs], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
@@ -149,9 +192,10 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
 
 def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
              draws: int = 1000, seed: int = 0, likelihood: str | None = None, offsets: str | None = None,
-             extrapolation: str = "calibrated", bend: str = "auto", priors: Priors | Mapping | None = None,
+             extrapolation: str | None = None, bend: str = "auto", priors: Priors | Mapping | None = None,
              device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
-             target_accept: float = 0.8, progress: bool | None = None):
+             target_accept: float = 0.8, progress: bool | None = None, groups: str | bool | None = None,
+             pooling: str = "partial", centering: str = "noncentred"):
     """Fit the law to many data sets in one vectorised, compiled program.
 
     Every data set gets its own posterior and its own diagnostics.  Data sets
@@ -166,6 +210,10 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
         Column of ``datasets`` (a DataFrame) that names each data set.
     batch_size : int, optional
         Most data sets per program call, when memory requires chunks.
+    groups : str or True, optional
+        Fit every data set with the grouped model (see :func:`fit`): each
+        data set carries its own groups (a column name, or True for runs
+        loaded with ``group=``); they share one compiled program.
     Other parameters
         As for :func:`fit`.  Data set ``k`` uses seed ``(seed, k)``.
 
@@ -192,11 +240,12 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
         raise DataError("fit_many expects a list of run tables (Runs, DataFrames or paths), or a DataFrame "
                         "with group=; for one table use bayesscale.fit.")
     law = get_law(law)
-    runs = [as_runs(d, law) for d in datasets]
+    grouped = groups is not None and groups is not False
+    runs = [_grouped_runs(d, groups, law) if grouped else as_runs(d, law) for d in datasets]
     if not runs:
         raise DataError("fit_many got no data sets.")
-    likelihood, offsets, bend = _defaults(runs, likelihood, offsets, bend)
-    spec = _spec(likelihood, offsets, priors, law, bend)
+    likelihood, offsets, bend = _defaults(runs, likelihood, offsets, "none" if grouped else bend)
+    spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
     posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),
@@ -224,6 +273,11 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
         info = {"seed": seed, "dataset_index": k, "versions": versions, "device_request": device}
         if labels is not None:
             info["label"] = str(labels[k])
+        if spec.pooling is not None:
+            from .groups import GroupedPosterior
+
+            posts.append(GroupedPosterior.from_draws(d, r, spec, settings, info))
+            continue
         posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation_mode=extrapolation,
                                           discrepancy=extra[k]))
     if len(posts) == 1:
@@ -232,9 +286,14 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
             warnings.warn("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems),
                           FitWarning, stacklevel=3)
     else:
-        health = screen([p._natural for p in posts], [p.stats for p in posts],
-                        max_tree_depth=settings.max_tree_depth)
-        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~health.ok.to_numpy())]
+        if spec.pooling is None:
+            health = screen([p._natural for p in posts], [p.stats for p in posts],
+                            max_tree_depth=settings.max_tree_depth)
+            ok = health.ok.to_numpy()
+        else:  # grouped fits name their parameters by group, which differ between data sets
+            ok = np.array([bool(screen([p._natural], [p.stats], max_tree_depth=settings.max_tree_depth).ok.iloc[0])
+                           for p in posts])
+        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~ok)]
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
             warnings.warn(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "

@@ -168,13 +168,15 @@ def prior_leaves(spec: ModelSpec, runs: Runs):
     return ctx, treedef, leaves
 
 
-def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
+def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int, k_pad: int | None = None) -> dict:
     """Padded arrays, the data summary and the prior numbers that the compiled model reads.
 
     Padding rows repeat the first run and are masked out of the likelihood.
     Ordered observation models (``"ar1"``) also get ``prev``, the index of
     the previous row of the same budget group (-1 for the first and for
-    padding; :meth:`bayesscale.Runs.previous_index`).
+    padding; :meth:`bayesscale.Runs.previous_index`).  Grouped models
+    (``spec.pooling``) also get ``gid``, the group of each run, and
+    ``gid_slots`` (``k_pad`` group slots, :func:`bayesscale.hierarchy.group_slots`).
     """
     n = len(runs)
     if n > n_pad or runs.n_budgets > g_pad:
@@ -188,6 +190,16 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int) -> dict:
         "group": pad(runs.budget).astype(np.int32),
         "group_slots": np.zeros(g_pad, np.float32),
     })
+    if spec.pooling is not None:
+        if runs.group is None:
+            raise ValueError("a grouped model needs runs that carry groups (load_runs(..., group='column'))")
+        from .hierarchy import group_slots
+
+        k_pad = group_slots(runs.n_groups) if k_pad is None else k_pad
+        if runs.n_groups > k_pad:
+            raise ValueError("group padding smaller than the data")
+        data["gid"] = pad(runs.group).astype(np.int32)
+        data["gid_slots"] = np.zeros(k_pad, np.float32)
     if getattr(spec.observation, "ordered", False):
         data["prev"] = np.concatenate([runs.previous_index(), np.full(n_pad - n, -1)]).astype(np.int32)
     data.update({f"ctx:{k}": np.float32(v) for k, v in ctx.items()})
@@ -336,9 +348,15 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     from jax.sharding import PartitionSpec as P
     from numpyro.infer import NUTS
 
-    law, observation, offsets, bend, prior_def = structure
-    model = functools.partial(numpyro_model, law=law, observation=observation, offsets=offsets,
-                              prior_def=prior_def, bend=bend)
+    law, observation, offsets, bend, grouping, prior_def = structure
+    if grouping is None:
+        model = functools.partial(numpyro_model, law=law, observation=observation, offsets=offsets,
+                                  prior_def=prior_def, bend=bend)
+    else:
+        from .hierarchy import grouped_model
+
+        model = functools.partial(grouped_model, law=law, observation=observation, offsets=offsets,
+                                  prior_def=prior_def, pooling=grouping[0], centering=grouping[1])
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth)
     chunk = settings.chunk
@@ -390,10 +408,10 @@ def _code_version() -> str:
     import jax
     import numpyro
 
-    from . import laws, model, observation
+    from . import hierarchy, laws, model, observation
 
     h = hashlib.sha256(f"{jax.__version__} {numpyro.__version__}".encode())
-    for mod in (laws, model, observation, sys.modules[__name__]):
+    for mod in (laws, model, observation, hierarchy, sys.modules[__name__]):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]
 
@@ -478,10 +496,11 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
                                            jax.sharding.PartitionSpec("b"))
         return jax.jit(e.call, in_shardings=batch, out_shardings=batch)
 
-    law, observation, offsets, bend, prior_def = structure
+    law, observation, offsets, bend, grouping, prior_def = structure
     # a law whose code cannot be identified is compiled in memory only
     cache = _CACHE_STATE["dir"] if law.source_key else None
-    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, bend, str(prior_def), settings,
+    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, bend, grouping, str(prior_def),
+                               settings,
                                devices[0].platform, len(devices), keys_spec, data_spec)).encode()).hexdigest()[:32]
     names = ("init", "advance")
     files = tuple(cache / "programs" / f"{key}-{n}.jaxexport" for n in names) if cache else ()
@@ -596,7 +615,14 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     like = list(datasets) + list(pad_like or [])
     n_pad = bucket_size(max(len(r) for r in like))
     g_pad = bucket_size(max(r.n_budgets for r in like))
-    per_call = _auto_batch(K, n_pad, g_pad, settings, devices, len(spec.sites)) if batch_size is None else max(1, int(batch_size))
+    k_pad = None
+    n_dims = len(spec.sites)
+    if spec.pooling is not None:
+        from .hierarchy import group_slots, vector_sites
+
+        k_pad = group_slots(max(r.n_groups for r in like))
+        n_dims += (k_pad - 1) * len(vector_sites(spec.pooling, spec.centering))
+    per_call = _auto_batch(K, n_pad, g_pad, settings, devices, n_dims) if batch_size is None else max(1, int(batch_size))
     n_calls = math.ceil(K / per_call)
     chains = settings.chains
     # the batch axis (data sets x chains) must split evenly across devices
@@ -636,7 +662,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             elems = [(k, ch) for k in ks for ch in range(chains)]
             elems += [elems[-1]] * (slots - len(elems))  # padding slots repeat the last chain
             cache: dict[int, dict] = {}
-            per = [cache.setdefault(k, model_data(datasets[k], spec, n_pad, g_pad)) for k, _ in elems]
+            per = [cache.setdefault(k, model_data(datasets[k], spec, n_pad, g_pad, k_pad)) for k, _ in elems]
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
             keys = np.array([(seed, k, ch) for k, ch in elems], dtype=np.uint32)
             t0 = time.perf_counter()

@@ -196,6 +196,11 @@ class ModelSpec:
         Beyond the data the bend continues as a straight line in log C (a
         parabola would be a strong claim), and the calibrated extrapolation
         error (:mod:`bayesscale.discrepancy`) is fitted on top.
+    pooling : {None, "partial", "shared", "separate"}
+        None: one law for all runs.  Otherwise a grouped (hierarchical) fit
+        of runs that carry groups (:mod:`bayesscale.hierarchy`).
+    centering : {"noncentred", "centred"}
+        Parameterisation of the partially pooled group parameters.
     """
 
     likelihood: str = "student_t"
@@ -204,6 +209,8 @@ class ModelSpec:
     law: Law = CHINCHILLA
     prior_overrides: Mapping = field(default_factory=dict)
     bend: str = "auto"
+    pooling: str | None = None
+    centering: str = "noncentred"
 
     def __post_init__(self):
         if not isinstance(self.priors, Priors):
@@ -216,6 +223,17 @@ class ModelSpec:
             raise ValueError(f"offsets must be one of {OFFSETS}, got {self.offsets!r}")
         if self.bend not in BENDS:
             raise ValueError(f"bend must be one of {BENDS}, got {self.bend!r}")
+        if self.pooling is not None:
+            from . import hierarchy
+
+            if self.pooling not in hierarchy.POOLINGS:
+                raise ValueError(f"pooling must be one of {hierarchy.POOLINGS}, got {self.pooling!r}")
+            if self.centering not in hierarchy.CENTERINGS:
+                raise ValueError(f"centering must be one of {hierarchy.CENTERINGS}, got {self.centering!r}")
+            hierarchy.check_grouped_law(self.law)
+            if self.offsets != "none":
+                raise ValueError("grouped fits support offsets='none' only; per-budget offsets within groups "
+                                 "are not implemented yet.")
         import numpyro.distributions as dist
 
         sites = self.sites
@@ -236,26 +254,36 @@ class ModelSpec:
     @property
     def sites(self) -> tuple:
         """Every sampled variable (except the budget offsets' standardised values), in sampling order."""
+        if self.pooling is not None:
+            from .hierarchy import grouped_sites
+
+            return grouped_sites(self.pooling, self.centering) + self.observation.sites
         return (self.law.sites + self.observation.sites + (("tau",) if self.offsets == "budget" else ())
                 + (("z_bend",) if self.bend != "none" else ()))
 
     @property
     def structure(self) -> tuple:
         """The part of the spec that shapes the compiled program."""
-        return (self.law, self.observation, self.offsets, self.bend != "none")
+        grouping = None if self.pooling is None else (self.pooling, self.centering)
+        return (self.law, self.observation, self.offsets, self.bend != "none", grouping)
 
     def resolve_priors(self, ctx: Mapping) -> dict:
         """Every prior as a numpyro distribution, in sampling order, for data with summary ``ctx``."""
         import numpyro.distributions as dist
 
-        out = dict(self.law.priors(ctx, self.priors))
+        if self.pooling is not None:
+            from .hierarchy import grouped_priors
+
+            out = grouped_priors(self.law, ctx, self.priors, self.pooling, self.centering)
+        else:
+            out = dict(self.law.priors(ctx, self.priors))
         out.update(self.observation.priors(ctx, self.priors))
         if self.offsets == "budget":
             out["tau"] = dist.HalfNormal(self.priors.tau_scale)
         if self.bend != "none":
             out["z_bend"] = dist.Normal(0.0, 1.0)
         out.update(self.prior_overrides)
-        return {k: out[k] for k in self.sites}
+        return {k: out[k] for k in self.sites if k in out}
 
     def bend_scale(self, runs) -> float:
         """Prior sd of the bend for these runs (:data:`BEND_OFF_SCALE` when it is off)."""
@@ -263,9 +291,12 @@ class ModelSpec:
         return float(self.priors.bend_scale) if on else BEND_OFF_SCALE
 
     def to_dict(self) -> dict:
-        return {"likelihood": self.likelihood, "offsets": self.offsets, "law": self.law.name, "bend": self.bend,
-                "priors": dataclasses.asdict(self.priors),
-                "prior_overrides": {k: prior_to_dict(v) for k, v in self.prior_overrides.items()}}
+        out = {"likelihood": self.likelihood, "offsets": self.offsets, "law": self.law.name, "bend": self.bend,
+               "priors": dataclasses.asdict(self.priors),
+               "prior_overrides": {k: prior_to_dict(v) for k, v in self.prior_overrides.items()}}
+        if self.pooling is not None:
+            out.update(pooling=self.pooling, centering=self.centering)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict, law: Law | None = None) -> "ModelSpec":
@@ -280,7 +311,8 @@ class ModelSpec:
             raise ValueError(f"law={law.name!r} was passed but the posterior was fitted with law {name!r}")
         return cls(likelihood=d["likelihood"], offsets=d["offsets"], priors=Priors(**d["priors"]), law=law,
                    bend=d.get("bend", "none"),
-                   prior_overrides={k: prior_from_dict(v) for k, v in d.get("prior_overrides", {}).items()})
+                   prior_overrides={k: prior_from_dict(v) for k, v in d.get("prior_overrides", {}).items()},
+                   pooling=d.get("pooling"), centering=d.get("centering", "noncentred"))
 
 
 def context(covariates: Mapping, loss) -> dict:

@@ -1060,6 +1060,21 @@ def _range(band: dict, fmt) -> str:
     return f"{fmt(band['lo'])} – {fmt(band['hi'])}"
 
 
+def group_comparison_rows(df: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows of the "variants compared" section from :meth:`GroupedPosterior.compare_groups`."""
+    return [{"C": float(r.C), "multiplier": float(r.multiplier), "multiplier_lo": float(r.multiplier_lo),
+             "multiplier_hi": float(r.multiplier_hi), "prob_better": float(r.prob_better),
+             "loss_a": float(r.loss_a), "loss_b": float(r.loss_b)} for r in df.itertuples()]
+
+
+def _group_facts(grouped, reference: str, budgets, ci: float) -> dict:
+    comps = [{"a": reference, "b": g, "rows": group_comparison_rows(grouped.compare_groups(reference, g,
+                                                                                           budgets=budgets, ci=ci))}
+             for g in grouped.groups if g != reference]
+    return {"reference": reference, "groups": list(grouped.groups), "pooling": grouped.pooling,
+            "comparisons": comps}
+
+
 def _build(facts: dict, fig_names: list[str]) -> _Doc:
     ci = facts["ci"]
     cis = f"{ci:.0%}"
@@ -1093,6 +1108,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                 ("parameters", "Parameters and priors"), ("budgets", "Budgets in detail"), ("figures", "Figures")]
     if facts["backtest"] is not None:
         sections.append(("backtest", "Backtest"))
+    if facts.get("groups"):
+        sections.append(("groups", "Variants compared"))
     sections.append(("reproducibility", "Reproducibility"))
     doc.toc([(a, f"{i}. {t}" if i else t) for i, (a, t) in enumerate(sections)])
 
@@ -1335,6 +1352,24 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                        for a in bt["allocation"]], align=["l", "r", "r", "r", "r"])
         doc.figures(["backtest_coverage"])
 
+    # -- variants compared (grouped fits) ----------------------------------------------
+    gf = facts.get("groups")
+    if gf:
+        doc.heading(2, f"{n_sec}. Variants compared", "groups")
+        n_sec += 1
+        doc.para(f"A grouped fit ({gf['pooling']} pooling) of {len(gf['groups'])} variants; this report's other "
+                 f"sections are for **{gf['reference']}**. The compute multiplier of a variant over "
+                 f"{gf['reference']}: the factor by which its compute-optimal training reaches {gf['reference']}'s "
+                 f"compute-optimal loss at C with less compute (above 1: better), with its {cis} interval and "
+                 "P(better) = P(multiplier > 1). Parameter uncertainty only (no calibrated extrapolation error).")
+        for comp in gf["comparisons"]:
+            doc.table(["C (FLOPs)", f"Multiplier of {comp['b']}", cis, f"P({comp['b']} better)",
+                       f"Optimal loss, {comp['a']}", f"Optimal loss, {comp['b']}"],
+                      [[_fmt_sci(x["C"]), f"{x['multiplier']:.3g}",
+                        f"{x['multiplier_lo']:.3g} - {x['multiplier_hi']:.3g}", f"{x['prob_better']:.2f}",
+                        _fmt_num(x["loss_a"]), _fmt_num(x["loss_b"])] for x in comp["rows"]],
+                      align=["r"] * 6)
+
     # -- 7. reproducibility ------------------------------------------------------------
     r = facts["reproducibility"]
     doc.heading(2, f"{n_sec}. Reproducibility", "reproducibility")
@@ -1476,7 +1511,7 @@ def _publish(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
 
 
 def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: float = 0.8, command: str | None = None,
-           data_path=None) -> ReportPaths:
+           data_path=None, group: str | None = None) -> ReportPaths:
     """Write the budget report of a fitted posterior: HTML, Markdown and JSON.
 
     The report answers, for each compute budget, what to train (model size
@@ -1511,6 +1546,10 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
     data_path : str or os.PathLike, optional
         The data (or saved posterior) the command starts from; default the
         runs' source file.
+    group : str, optional
+        For a grouped fit (:class:`bayesscale.GroupedPosterior`): the group
+        the report is about (default: the first); a section compares every
+        other group with it (the compute multiplier at each budget).
 
     Returns
     -------
@@ -1524,6 +1563,10 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
         ``target_loss``, ``ci`` outside (0, 1), an ``out`` that is a file, or
         a ``backtest`` that is not a backtest result.  Nothing is written.
     """
+    grouped = None
+    if hasattr(posterior, "compare_groups"):  # a grouped fit: report one group, compare the others with it
+        grouped = posterior
+        posterior = grouped.group(grouped.groups[0] if group is None else group)
     if not (hasattr(posterior, "params") and hasattr(posterior, "runs") and hasattr(posterior, "check")):
         raise ValueError(f"expected a bayesscale Posterior (from bayesscale.fit or load_posterior), "
                          f"got {type(posterior).__name__}")
@@ -1537,6 +1580,8 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
 
     # 1. every number, then every figure, then every page: all in memory
     facts = _compute(posterior, budgets, target, ci, backtest)
+    if grouped is not None:
+        facts["groups"] = _group_facts(grouped, posterior.info["group"], budgets, ci)
     cmd = command if command is not None else default_command(
         posterior, budgets=budgets, out=out, target_loss=target, ci=ci, data_path=data_path, backtest=backtest)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

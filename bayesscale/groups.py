@@ -1,0 +1,361 @@
+"""Grouped fits: one law per variant, and the compute multiplier between variants.
+
+``bs.fit(runs, groups="dataset")`` fits the hierarchical Chinchilla law of
+:mod:`bayesscale.hierarchy` to runs of several variants (data mixtures,
+tokenizers, architectures) and returns a :class:`GroupedPosterior`.
+
+Design
+------
+A grouped posterior holds the joint draws of every group's parameters.
+:meth:`GroupedPosterior.group` turns one group's draws into an ordinary
+:class:`bayesscale.Posterior` (the plain Chinchilla sites, re-centred on
+that group's runs, with the group's runs as its data), so everything a
+single fit offers works per group, unchanged: ``allocate``, ``predict``,
+``summary``, ``frontier_exponents``, the figures and the report.  The draws
+of different groups stay paired (draw ``s`` of every group comes from the
+same joint draw), which is what the comparison between groups needs.
+Extrapolation error is not calibrated for grouped fits
+(``extrapolation="none"``): the group views carry parameter and noise
+uncertainty only.
+
+The compute multiplier
+----------------------
+For groups A and B and a budget ``C``, per posterior draw: A's
+compute-optimal loss ``L_A*(C)``; the least compute ``C_B`` at which B's
+compute-optimal training reaches that loss; and the multiplier ``C / C_B``.
+A multiplier of 1.4 says B reaches A's loss with 1/1.4 of the compute
+("B is worth 1.4x compute"); below 1, B is worse.  Under ``C = 6 N D`` the
+Chinchilla frontier is ``L*(C) = E + K (C/6)^-gamma`` with ``gamma = alpha
+beta / (alpha + beta)`` and ``K = A G^-alpha + B G^beta`` (``G`` as in
+:func:`bayesscale.laws.frontier_coefficients`), so ``C_B`` has the closed form
+``6 ((L - E_B) / K_B)^(-1 / gamma_B)``, infinite (multiplier 0) where
+``L <= E_B``.  ``P(B better)`` is the share of draws with a multiplier
+above 1, i.e. with ``L_B*(C) < L_A*(C)``.  The multiplier depends on ``C``
+whenever the groups' exponents differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from . import hierarchy, laws
+from ._validate import check_ci
+from .data import Runs
+from .diagnostics import Verdict, convergence_table, diagnose
+from .inference import Draws, SamplerSettings, covariate_arrays
+from .model import ModelSpec, context
+from .posterior import Posterior
+
+__all__ = ["GroupedPosterior", "frontier_loss", "compute_for_frontier_loss", "compute_multiplier"]
+
+
+def _frontier_terms(p: Mapping):
+    """``log K`` and ``gamma`` of the frontier ``L*(C) = E + K (C/6)^-gamma``."""
+    alpha, beta = np.asarray(p["alpha"], float), np.asarray(p["beta"], float)
+    log_A, log_B = np.log(p["A"]), np.log(p["B"])
+    log_G = (np.log(alpha) + log_A - np.log(beta) - log_B) / (alpha + beta)
+    log_K = np.logaddexp(log_A - alpha * log_G, log_B + beta * log_G)
+    return log_K, alpha * beta / (alpha + beta)
+
+
+def frontier_loss(params: Mapping, C) -> np.ndarray:
+    """Loss at the compute-optimal allocation, ``L*(C)``, per draw: ``(S, n)`` for draws x budgets."""
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+    log_K, gamma = _frontier_terms(p)
+    return p["E"] + np.exp(log_K - gamma * (np.log(C)[None, :] - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+
+
+def compute_for_frontier_loss(params: Mapping, loss) -> np.ndarray:
+    """Least compute whose compute-optimal training reaches ``loss`` (``+inf`` where ``loss <= E``).
+
+    ``loss`` broadcasts against ``(S, 1)`` draws (pass ``(S, n)`` or ``(n,)``).
+    """
+    p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+    log_K, gamma = _frontier_terms(p)
+    loss = np.asarray(loss, dtype=float)
+    gap = loss - p["E"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_c6 = -(np.log(np.where(gap > 0, gap, np.nan)) - log_K) / gamma
+    return np.where(gap > 0, laws.FLOPS_PER_PARAM_TOKEN * np.exp(log_c6), np.inf)
+
+
+def compute_multiplier(params_a: Mapping, params_b: Mapping, C) -> np.ndarray:
+    """``C / C_B`` per draw and budget, ``(S, n)``: the compute B needs to reach A's optimal loss at ``C``."""
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    target = frontier_loss(params_a, C)
+    with np.errstate(divide="ignore", over="ignore"):
+        return C[None, :] / compute_for_frontier_loss(params_b, target)
+
+
+def _band(x: np.ndarray, ci: float):
+    lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=0)
+    return med, lo, hi
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedPosterior:
+    """The posterior of a grouped (hierarchical) fit: one law per group, draws paired across groups.
+
+    Build one with ``bayesscale.fit(runs, groups=...)``.  See the module
+    docstring for the design; :meth:`group` gives one group's
+    :class:`bayesscale.Posterior`.
+
+    Attributes
+    ----------
+    samples : dict of str to ndarray
+        The grouped model's draws, ``(chains, draws[, groups])`` (padded
+        group slots dropped).
+    stats : dict of str to ndarray
+        Sampler statistics per draw.
+    runs : Runs
+        The runs, with their groups.
+    spec : ModelSpec
+        The model (``spec.pooling`` is set).
+    settings : SamplerSettings
+        The sampler settings.
+    info : dict
+        Seed, device, timing and library versions.
+    """
+
+    samples: dict
+    stats: dict
+    runs: Runs
+    spec: ModelSpec
+    settings: SamplerSettings
+    info: dict = field(default_factory=dict)
+    extrapolation_mode = "none"
+
+    @classmethod
+    def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
+                   info: dict) -> "GroupedPosterior":
+        vec = hierarchy.vector_sites(spec.pooling, spec.centering)
+        samples = {k: np.asarray(v, dtype=np.float64)[..., : runs.n_groups] if k in vec else
+                   np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
+        info = dict(info, device=draws.device, timing=dict(draws.timing))
+        return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info)
+
+    # -- groups ----------------------------------------------------------------
+
+    @property
+    def law(self):
+        """The law of every group (:class:`bayesscale.Law`)."""
+        return self.spec.law
+
+    @property
+    def groups(self) -> tuple:
+        """The group names, in index order."""
+        return self.runs.group_names
+
+    @property
+    def pooling(self) -> str:
+        """``"partial"``, ``"shared"`` or ``"separate"``."""
+        return self.spec.pooling
+
+    @property
+    def n_draws(self) -> int:
+        """Total posterior draws (chains x draws)."""
+        return self.samples["t_N"][..., 0].size
+
+    @cached_property
+    def _ctx(self) -> dict:
+        return context(covariate_arrays(self.runs, self.law.covariates), self.runs.loss)
+
+    @cached_property
+    def _sites(self) -> dict:
+        """The plain law's sites per group, ``(chains, draws, groups)``."""
+        return hierarchy.group_site_draws(self.samples, self.spec.pooling, self.spec.centering,
+                                          self.runs.n_groups)
+
+    @cached_property
+    def _group_params(self) -> dict:
+        """Natural parameters per group: ``{name: {param: (chains, draws)}}``."""
+        nat = self.law.natural(self._sites, self._ctx)
+        return {g: {k: np.asarray(v)[..., i] for k, v in nat.items()} for i, g in enumerate(self.groups)}
+
+    @cached_property
+    def _views(self) -> dict:
+        return {}
+
+    def group(self, name) -> Posterior:
+        """One group's posterior: a :class:`bayesscale.Posterior` of the plain law on that group's runs.
+
+        Its parameters are the group's natural parameters (draw ``s`` is the
+        group's value in joint draw ``s``); its sampler statistics are the
+        grouped fit's.  ``allocate``, ``predict``, ``summary``, the figures
+        and the report work on it as on any single fit.
+        """
+        k = self.runs.group_index(name)
+        name = self.groups[k]
+        if name in self._views:
+            return self._views[name]
+        sub = self.runs.select_group(name)
+        sub_ctx = context(covariate_arrays(sub, self.law.covariates), sub.loss)
+        s = {key: v[..., k] for key, v in self._sites.items()}
+        # the same log A and log B, re-centred on the group's own runs (the plain law's convention)
+        s["t_N"] = s["t_N"] + s["alpha"] * (self._ctx["c_logN"] - sub_ctx["c_logN"])
+        s["t_D"] = s["t_D"] + s["beta"] * (self._ctx["c_logD"] - sub_ctx["c_logD"])
+        for key in self.spec.observation.sites:
+            s[key] = self.samples[key]
+        plain_sites = set(self.law.sites) | set(self.spec.observation.sites)
+        spec = dataclasses.replace(self.spec, pooling=None, centering="noncentred",
+                                   prior_overrides={k2: v for k2, v in self.spec.prior_overrides.items()
+                                                    if k2 in plain_sites})
+        info = dict(self.info, label=name, group=name, pooling=self.spec.pooling)
+        view = Posterior(samples=s, stats=self.stats, runs=sub, spec=spec, settings=self.settings, info=info)
+        self._views[name] = view
+        return view
+
+    @property
+    def params(self) -> dict:
+        """Flat draws of each group's natural parameters: ``{group: {param: (S,)}}``, plus the noise."""
+        out = {g: {k: v.reshape(-1) for k, v in p.items()} for g, p in self._group_params.items()}
+        for g in out:
+            for key in self.spec.observation.sites:
+                out[g][key] = self.samples[key].reshape(-1)
+        return out
+
+    # -- the comparison --------------------------------------------------------
+
+    def compare_groups(self, a, b, budgets=None, *, losses=None, N=None, D=None, ci: float = 0.9) -> pd.DataFrame:
+        """The compute multiplier of group ``b`` over group ``a`` (see the module docstring).
+
+        Parameters
+        ----------
+        a, b : str
+            Group names: ``a`` is the reference, ``b`` the candidate.
+        budgets : array_like, optional
+            Training compute in FLOPs (one row each).  By default eight
+            budgets from the smallest run's compute to 100 times the largest.
+        losses : array_like, optional
+            Target losses instead of budgets: the multiplier is then
+            ``C_A(L) / C_B(L)``, the ratio of the least compute each group
+            needs to reach ``L`` on its frontier.
+        N, D : array_like, optional
+            Also report the loss difference ``L_B(N, D) - L_A(N, D)`` (the
+            law, no noise) at fixed model size and tokens: give both, or
+            one of them and the other is ``C / (6 x)`` at each budget.
+        ci : float
+            Probability mass of the equal-tailed intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per budget (or target loss): ``C`` (or ``loss``),
+            ``multiplier`` (posterior median), ``multiplier_lo``,
+            ``multiplier_hi``, ``prob_better`` (P(multiplier > 1)),
+            ``loss_a``, ``loss_b`` (medians of each group's compute-optimal
+            loss at ``C``; with ``losses``: ``C_a``, ``C_b``, the medians of
+            each group's least compute) and with ``N``/``D`` the columns
+            ``N``, ``D``, ``loss_diff``, ``loss_diff_lo``, ``loss_diff_hi``,
+            ``prob_lower`` (P(L_B < L_A) at that N, D).
+            ``df.attrs["draws"]`` holds the ``(S, n)`` multiplier draws.
+        """
+        ci = check_ci(ci)
+        a, b = self.groups[self.runs.group_index(a)], self.groups[self.runs.group_index(b)]
+        if a == b:
+            raise ValueError(f"compare_groups needs two different groups, got {a!r} twice")
+        pa, pb = self.params[a], self.params[b]
+        if losses is not None:
+            if budgets is not None:
+                raise ValueError("give budgets or losses, not both")
+            L = np.atleast_1d(np.asarray(losses, dtype=float))
+            if np.any(~np.isfinite(L) | (L <= 0)):
+                raise ValueError("losses must be positive, finite numbers")
+            ca = compute_for_frontier_loss(pa, L[None, :])
+            cb = compute_for_frontier_loss(pb, L[None, :])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                m = np.where(np.isinf(ca) & np.isinf(cb), np.nan, ca / cb)
+            med, lo, hi = _band(np.nan_to_num(m, nan=1.0, posinf=np.inf), ci)
+            df = pd.DataFrame({"loss": L, "multiplier": med, "multiplier_lo": lo, "multiplier_hi": hi,
+                               "prob_better": (m > 1).mean(axis=0), "C_a": np.median(ca, axis=0),
+                               "C_b": np.median(cb, axis=0)})
+        else:
+            C = self._default_budgets() if budgets is None else np.atleast_1d(np.asarray(budgets, dtype=float))
+            if np.any(~np.isfinite(C) | (C <= 0)):
+                raise ValueError("budgets must be positive, finite numbers of FLOPs")
+            m = compute_multiplier(pa, pb, C)
+            med, lo, hi = _band(m, ci)
+            df = pd.DataFrame({"C": C, "multiplier": med, "multiplier_lo": lo, "multiplier_hi": hi,
+                               "prob_better": (m > 1).mean(axis=0),
+                               "loss_a": np.median(frontier_loss(pa, C), axis=0),
+                               "loss_b": np.median(frontier_loss(pb, C), axis=0)})
+            if N is not None or D is not None:
+                six = laws.FLOPS_PER_PARAM_TOKEN
+                Nx = np.broadcast_to(np.asarray(N if N is not None else C / (six * np.asarray(D, float)), float),
+                                     C.shape)
+                Dx = np.broadcast_to(np.asarray(D if D is not None else C / (six * np.asarray(N, float)), float),
+                                     C.shape)
+                la = laws.loss({k: pa[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
+                lb = laws.loss({k: pb[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
+                dmed, dlo, dhi = _band(lb - la, ci)
+                df["N"], df["D"] = Nx, Dx
+                df["loss_diff"], df["loss_diff_lo"], df["loss_diff_hi"] = dmed, dlo, dhi
+                df["prob_lower"] = (lb < la).mean(axis=0)
+        df.attrs.update(draws=m, a=a, b=b, ci=ci)
+        return df
+
+    def _default_budgets(self) -> np.ndarray:
+        return np.geomspace(self.runs.C.min(), 100 * self.runs.C.max(), 8)
+
+    # -- summaries and checks --------------------------------------------------
+
+    @cached_property
+    def _natural(self) -> dict:
+        """Every group's natural parameters as ``"param[group]"``, the pooling scales and means, the noise."""
+        out = {}
+        for g, p in self._group_params.items():
+            for k, v in p.items():
+                out[f"{k}[{g}]"] = v
+        for k, v in self.samples.items():
+            if v.ndim == 2 and k not in self.law.sites:
+                out[k] = v
+        return out
+
+    @cached_property
+    def _log_lik(self) -> np.ndarray:
+        r = self.runs
+        nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group]
+               for k in self.law.params}
+        mu = self.law.evaluate(nat, covariate_arrays(r, self.law.covariates))
+        obs = self.spec.observation
+        return obs.log_prob(np.log(r.loss), mu, {k: self.samples[k][..., None] for k in obs.sites})
+
+    def summary(self, *, ci: float = 0.9) -> pd.DataFrame:
+        """Posterior summary per group (rows ``(group, parameter)``), then the shared variables (group ``"*"``).
+
+        Columns as :meth:`bayesscale.Posterior.summary`.
+        """
+        ci = check_ci(ci)
+        nat = self._natural
+        conv = convergence_table(nat)
+        rows = []
+        for key, v in nat.items():
+            x = v.reshape(-1)
+            lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+            group, param = (key[key.index("[") + 1:-1], key[: key.index("[")]) if "[" in key else ("*", key)
+            rows.append({"group": group, "parameter": param, "median": med, "mean": x.mean(),
+                         "sd": x.std(ddof=1), "lo": lo, "hi": hi, **conv.loc[key].to_dict()})
+        df = pd.DataFrame(rows).set_index(["group", "parameter"])
+        df.attrs["ci"] = ci
+        return df
+
+    def check(self) -> Verdict:
+        """Verdict on the sampler over every group's parameters (see :mod:`bayesscale.diagnostics`)."""
+        return self._verdict
+
+    @cached_property
+    def _verdict(self) -> Verdict:
+        return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
+                        log_lik=self._log_lik, run_ids=self.runs.run_id)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (f"GroupedPosterior(law={self.law.name!r}, pooling={self.pooling!r}, groups={list(self.groups)}, "
+                f"{len(self.runs)} runs, {s.chains} chains x {s.draws} draws)")

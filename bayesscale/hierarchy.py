@@ -1,0 +1,203 @@
+"""The hierarchical Chinchilla law: one law per group (variant), partially pooled.
+
+Runs loaded with ``load_runs(..., group="dataset")`` carry a group (a data
+mixture, a tokenizer, an architecture) per run.  Each group ``g`` gets its own
+Chinchilla law
+
+    L_g(N, D) = E_g + A_g / N^alpha_g + B_g / D^beta_g
+
+sampled, like the plain law, through the centred terms
+``t_N[g] = log A_g - alpha_g mean(log N)`` and ``t_D[g] = log B_g - beta_g
+mean(log D)`` (one centre for all groups: the mean over every run).  The
+observation model (``sigma``, Student-t by default) is shared by all groups.
+
+Pooling (``pooling=``)
+----------------------
+``"partial"`` (the default)
+    ``log E_g``, ``log alpha_g`` and ``log beta_g`` scatter around shared
+    means with learned scales:
+
+    * ``log E_g = log_E_mu + s_E z_E[g]``
+    * ``alpha_g = alpha_mu exp(s_alpha z_alpha[g])``
+    * ``beta_g = beta_mu exp(s_beta z_beta[g])``
+
+    with ``z ~ Normal(0, 1)``, ``log_E_mu``, ``alpha_mu``, ``beta_mu`` under
+    the plain law's priors on ``log E``, ``alpha`` and ``beta``, and
+    ``s_E, s_alpha, s_beta ~ HalfNormal(0.1)`` (a 10% spread between
+    variants is a priori typical; the data move it towards 0, full pooling,
+    or towards large values, no pooling).  ``t_N[g]`` and ``t_D[g]`` (the
+    group's ``log A`` and ``log B``) are given the plain law's priors,
+    independently: they are what variants differ by most.
+``"shared"``
+    One ``alpha``, ``beta`` and ``E`` for all groups, per-group ``t_N`` and
+    ``t_D`` (the limit ``s -> 0``).
+``"separate"``
+    Every parameter per group, each under the plain law's prior: separate
+    fits that share only the noise scale.
+
+Centred or non-centred (``centering=``)
+---------------------------------------
+``"noncentred"`` (the default) samples the standardised ``z``'s above;
+``"centred"`` samples ``log E_g ~ Normal(log_E_mu, s_E)``, ``alpha_g ~
+LogNormal(log alpha_mu, s_alpha)`` and ``beta_g`` likewise.  Chosen by
+measurement (``benchmarks/pooling.py``, "Centred or non-centred" in
+``benchmarks/RESULTS.md``; 4 chains x 500 + 500, two seeds each): on the
+Marin sweeps the centred form took 28 leapfrog steps per draw but had 264
+divergences in 4,000 draws at ``target_accept=0.8`` (55 at 0.95), on
+synthetic groups 393 (67 at 0.95): the funnel of ``s -> 0``, which the data
+favour here (the posterior of ``s_alpha`` sits near 0.03).  The non-centred
+form had 10 divergences on Marin (0 at 0.95) and 12 on the synthetic groups
+(45 at 0.95, all from one seed with a chain stuck in a second mode of E),
+at the price of 115-310 leapfrog steps per draw (the ``s z`` product is
+curved).  Divergences bias the posterior; more steps only cost time, so the
+non-centred form is the default.  Pass ``target_accept=0.95`` to remove the
+remaining divergences when a fit warns of them.
+
+Padding
+-------
+Group parameters live in ``group_slots`` slots (1, 2, 4, 8, ...; see
+:func:`group_slots`), so data sets with 3 or 4 groups share one compiled
+program.  Slots without runs are sampled from their prior and dropped.
+
+With a single group, ``pooling="shared"`` is exactly the plain Chinchilla
+model; ``"partial"`` differs only by the (weak) hierarchical prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["POOLINGS", "CENTERINGS", "POOLING_SCALE", "group_slots", "grouped_sites", "vector_sites",
+           "grouped_priors", "grouped_model", "group_site_draws", "check_grouped_law"]
+
+POOLINGS = ("partial", "shared", "separate")
+CENTERINGS = ("noncentred", "centred")
+
+#: Half-normal scale of the pooling scales ``s_E``, ``s_alpha``, ``s_beta`` (log scale).
+POOLING_SCALE = 0.1
+
+_HYPER = (("log_E", "s_E", "z_E"), ("alpha", "s_alpha", "z_alpha"), ("beta", "s_beta", "z_beta"))
+
+
+def group_slots(n: int) -> int:
+    """Padded number of group slots for ``n`` groups: the next power of two (1, 2, 4, 8, ...)."""
+    n = max(int(n), 1)
+    return 1 << (n - 1).bit_length()
+
+
+def check_grouped_law(law) -> None:
+    """Grouped fits are written for the Chinchilla law's sites; refuse others clearly."""
+    if tuple(law.sites) != ("log_E", "alpha", "beta", "t_N", "t_D"):
+        raise ValueError(f"grouped fits support the chinchilla law only (got law {law.name!r}); fit each group "
+                         "separately with bayesscale.fit_many for other laws.")
+
+
+def grouped_sites(pooling: str, centering: str) -> tuple:
+    """Every sampled variable of the grouped model, in sampling order."""
+    if pooling == "partial":
+        out = []
+        for base, scale, z in _HYPER:
+            out += [base + "_mu", scale, z if centering == "noncentred" else base]
+        return tuple(out) + ("t_N", "t_D")
+    if pooling in ("shared", "separate"):
+        return ("log_E", "alpha", "beta", "t_N", "t_D")
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+
+
+def vector_sites(pooling: str, centering: str) -> tuple:
+    """The sampled variables that have one value per group slot."""
+    if pooling == "partial":
+        return tuple(z if centering == "noncentred" else base for base, _, z in _HYPER) + ("t_N", "t_D")
+    if pooling == "shared":
+        return ("t_N", "t_D")
+    return ("log_E", "alpha", "beta", "t_N", "t_D")
+
+
+def grouped_priors(law, ctx: Mapping, config, pooling: str, centering: str) -> dict:
+    """Priors of the variables that have a fixed prior (scalar numpyro distributions, expanded per slot)."""
+    import numpyro.distributions as dist
+
+    base = law.priors(ctx, config)
+    if pooling == "partial":
+        out = {}
+        for name, scale, _ in _HYPER:
+            out[name + "_mu"] = base[name]
+            out[scale] = dist.HalfNormal(POOLING_SCALE)
+        out["t_N"], out["t_D"] = base["t_N"], base["t_D"]
+        return out
+    return dict(base)
+
+
+def grouped_model(data, *, law, observation, offsets, prior_def, pooling: str, centering: str):
+    """NumPyro model of log loss for grouped runs (see the module docstring).
+
+    ``data`` is :func:`bayesscale.inference.model_data`'s, plus ``gid`` (the
+    group slot of each run) and ``gid_slots`` (one entry per slot).
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    if offsets != "none":
+        raise ValueError("grouped fits support offsets='none' only")
+    priors = jax.tree.unflatten(prior_def, [data[f"prior:{i}"] for i in range(prior_def.num_leaves)])
+    ctx = {k[4:]: v for k, v in data.items() if k.startswith("ctx:")}
+    G = data["gid_slots"].shape[0]
+
+    def vec(name, d):
+        return numpyro.sample(name, d.expand((G,)).to_event(1))
+
+    s = {}
+    if pooling == "partial":
+        for name, scale, z in _HYPER:
+            mu = numpyro.sample(name + "_mu", priors[name + "_mu"])
+            sd = numpyro.sample(scale, priors[scale])
+            log_mu = mu if name == "log_E" else jnp.log(mu)
+            if centering == "noncentred":
+                val = log_mu + sd * vec(z, dist.Normal(0.0, 1.0))
+                s[name] = val if name == "log_E" else jnp.exp(val)
+            elif name == "log_E":
+                s[name] = vec(name, dist.Normal(log_mu, sd))
+            else:
+                s[name] = vec(name, dist.LogNormal(log_mu, sd))
+    elif pooling == "shared":
+        for name, _, _ in _HYPER:
+            s[name] = jnp.broadcast_to(numpyro.sample(name, priors[name]), (G,))
+    else:
+        for name, _, _ in _HYPER:
+            s[name] = vec(name, priors[name])
+    s["t_N"] = vec("t_N", priors["t_N"])
+    s["t_D"] = vec("t_D", priors["t_D"])
+    g = data["gid"]
+    mu = law.model_log_loss({k: v[g] for k, v in s.items()}, ctx, *(data[c] for c in law.covariates))
+    obs_s = {name: numpyro.sample(name, priors[name]) for name in observation.sites}
+    order = {"y": data["y"], "prev": data["prev"]} if getattr(observation, "ordered", False) else {}
+    numpyro.sample("y", observation.distribution(mu, obs_s, **order).mask(data["mask"]), obs=data["y"])
+
+
+def group_site_draws(samples: Mapping, pooling: str, centering: str, n_groups: int) -> dict:
+    """The plain law's sites (``log_E, alpha, beta, t_N, t_D``) per group: ``(..., n_groups)`` arrays.
+
+    ``samples`` are the grouped model's draws, ``(chains, draws[, slots])``.
+    """
+    s = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
+    shape = s["t_N"].shape[:-1]
+    out = {}
+    for name, scale, z in _HYPER:
+        if pooling == "partial":
+            if centering == "noncentred":
+                mu = s[name + "_mu"] if name == "log_E" else np.log(s[name + "_mu"])
+                val = mu[..., None] + s[scale][..., None] * s[z][..., :n_groups]
+                out[name] = val if name == "log_E" else np.exp(val)
+            else:
+                out[name] = s[name][..., :n_groups]
+        elif pooling == "shared":
+            out[name] = np.broadcast_to(s[name][..., None], shape + (n_groups,)).copy()
+        else:
+            out[name] = s[name][..., :n_groups]
+    out["t_N"] = s["t_N"][..., :n_groups]
+    out["t_D"] = s["t_D"][..., :n_groups]
+    return out

@@ -1,0 +1,276 @@
+"""Grouped runs, the hierarchical law, the compute multiplier and its figure."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesscale as bs
+from bayesscale import inference, laws
+from bayesscale.groups import GroupedPosterior, compute_for_frontier_loss, compute_multiplier, frontier_loss
+from bayesscale.hierarchy import group_slots
+from bayesscale.simulate import CHINCHILLA_FIT, isoflop_design
+
+FAST = dict(chains=2, warmup=300, draws=300)
+BUDGETS = (1e18, 3e18, 1e19, 3e19, 1e20)
+TRUE_B = dict(CHINCHILLA_FIT, A=CHINCHILLA_FIT["A"] * 0.7)  # group b: only A differs (smaller: b is better)
+
+
+def _frame(params_by_group: dict, seed: int = 0, sizes: int = 7, budgets=BUDGETS) -> pd.DataFrame:
+    N, D = isoflop_design(budgets, sizes)
+    parts = [bs.simulate_runs(p, N=N, D=D, sigma=0.01, seed=seed + 10 * i, as_frame=True).assign(dataset=g)
+             for i, (g, p) in enumerate(params_by_group.items())]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _fit(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.FitWarning)
+        return bs.fit(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def pair_frame():
+    return _frame({"a": CHINCHILLA_FIT, "b": TRUE_B})
+
+
+@pytest.fixture(scope="module")
+def pair_post(pair_frame):
+    return _fit(pair_frame, groups="dataset", seed=1, **FAST)
+
+
+# -- data --------------------------------------------------------------------------
+
+
+def test_load_runs_keeps_groups(pair_frame):
+    runs = bs.load_runs(pair_frame, group="dataset")
+    assert runs.group_names == ("a", "b") and runs.n_groups == 2
+    assert np.array_equal(runs.group, (pair_frame.dataset == "b").to_numpy().astype(int))
+    assert list(runs.to_frame()["group"].unique()) == ["a", "b"]
+    b = runs.select_group("b")
+    assert b.group is None and len(b) == (pair_frame.dataset == "b").sum()
+    sub = runs.subset(runs.group == 1)
+    assert sub.group_names == ("b",) and set(sub.group) == {0}
+    assert "groups ['a', 'b']" in repr(runs)
+    # without group= the column is ignored
+    assert bs.load_runs(pair_frame.drop(columns="dataset")).group is None
+
+
+def test_grouped_load_errors(pair_frame):
+    with pytest.raises(bs.DataError, match="no column 'mixture'"):
+        bs.load_runs(pair_frame, group="mixture")
+    bad = pair_frame.copy()
+    bad.loc[3, "dataset"] = None
+    with pytest.raises(bs.DataError, match="row 3, column 'dataset': the group label is empty"):
+        bs.load_runs(bad, group="dataset")
+    one_n = pair_frame.drop(columns="C")
+    one_n.loc[one_n.dataset == "b", "N"] = 1e8
+    with pytest.raises(bs.DataError, match="group 'b'.*every run has N = 1e\\+08"):
+        bs.load_runs(one_n, group="dataset")
+    runs = bs.load_runs(pair_frame, group="dataset")
+    with pytest.raises(bs.DataError, match="unknown group 'c'; the groups are a, b"):
+        runs.group_index("c")
+
+
+def test_fit_grouped_errors(pair_frame):
+    plain = bs.load_runs(pair_frame.drop(columns="dataset"))
+    with pytest.raises(bs.DataError, match="groups=True needs runs that carry groups"):
+        bs.fit(plain, groups=True, **FAST)
+    with pytest.raises(bs.DataError, match="carry no groups"):
+        bs.fit(plain, groups="dataset", **FAST)
+    with pytest.raises(ValueError, match="extrapolation='none'"):
+        bs.fit(pair_frame, groups="dataset", extrapolation="calibrated", **FAST)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        bs.fit(pair_frame, groups="dataset", pooling="some", **FAST)
+    with pytest.raises(ValueError, match="chinchilla law only"):
+        bs.fit(pair_frame, groups="dataset", law="kaplan", **FAST)
+    with pytest.raises(ValueError, match="offsets='none' only"):
+        bs.fit(pair_frame, groups="dataset", offsets="budget", **FAST)
+
+
+def test_group_slots():
+    assert [group_slots(n) for n in (1, 2, 3, 4, 5, 9)] == [1, 2, 4, 4, 8, 16]
+
+
+# -- the model -------------------------------------------------------------------
+
+
+def _medians(post) -> dict:
+    return {k: float(np.median(v)) for k, v in post.law_params.items()}
+
+
+def test_one_group_shared_is_the_plain_model():
+    """With one group, pooling="shared" has exactly the plain model's log density."""
+    import jax
+    from numpyro.infer.util import log_density
+
+    from bayesscale.hierarchy import grouped_model
+    from bayesscale.model import numpyro_model
+
+    frame = _frame({"only": CHINCHILLA_FIT}, seed=3)
+    runs = bs.load_runs(frame, group="dataset")
+    plain_spec, spec = bs.ModelSpec(), bs.ModelSpec(pooling="shared")
+    point = {"log_E": 0.5, "alpha": 0.33, "beta": 0.3, "t_N": -1.1, "t_D": -0.9, "sigma": 0.02}
+    dens = []
+    for sp, model, extra in ((plain_spec, numpyro_model, {}),
+                             (spec, grouped_model, {"pooling": "shared", "centering": "noncentred"})):
+        data = inference.model_data(runs, sp, 48, 16)
+        treedef = inference.prior_leaves(sp, runs)[1]
+        p = dict(point, **({k: np.array([point[k]]) for k in ("t_N", "t_D")} if extra else {}))
+        lp, _ = log_density(model, (data,), dict(law=sp.law, observation=sp.observation, offsets="none",
+                                                 prior_def=treedef, **extra), jax.tree.map(np.float32, p))
+        dens.append(float(lp))
+    assert dens[0] == pytest.approx(dens[1], rel=1e-6)
+
+
+def test_one_group_reduces_to_plain_fit():
+    frame = _frame({"only": CHINCHILLA_FIT}, seed=3, budgets=(1e18, 3e18, 1e19, 3e19, 1e20, 3e20))
+    # the same seed: a chain that sticks in a poor mode would stick in both
+    plain = _fit(frame.drop(columns="dataset"), extrapolation="none", seed=0, **FAST)
+    grouped = _fit(frame, groups="dataset", seed=0, **FAST)  # partial pooling, one group
+    view = grouped.group("only")
+    assert isinstance(view, bs.Posterior) and len(view.runs) == len(frame)
+    for k in ("E", "alpha", "beta"):
+        a, b = plain.law_params[k], view.law_params[k]
+        # Monte Carlo error of a median with a few hundred effective draws is ~0.1 sd; allow 0.35 sd
+        assert abs(np.median(a) - np.median(b)) < 0.35 * a.std(), (k, np.median(a), np.median(b))
+        assert 0.75 < b.std() / a.std() < 1.33, (k, a.std(), b.std())
+    na = plain.allocate([1e21]).N_opt.iloc[0]
+    nb = view.allocate([1e21]).N_opt.iloc[0]
+    assert abs(np.log(na / nb)) < 0.05
+
+
+def test_pooling_switch(pair_frame):
+    runs = bs.load_runs(pair_frame, group="dataset")
+    shared = _fit(runs, groups=True, pooling="shared", seed=0, **FAST)
+    separate = _fit(runs, groups=True, pooling="separate", seed=0, **FAST)
+    assert shared.samples["alpha"].shape == (2, 300)
+    assert separate.samples["alpha"].shape == (2, 300, 2)
+    pa, pb = shared.params["a"], shared.params["b"]
+    assert np.array_equal(pa["alpha"], pb["alpha"]) and np.array_equal(pa["E"], pb["E"])
+    sa, sb = separate.params["a"], separate.params["b"]
+    assert not np.array_equal(sa["alpha"], sb["alpha"])
+    assert shared.pooling == "shared" and "s_alpha" not in shared.samples
+    # every pooling recovers group b's smaller A (A only differs; the truth ratio is 0.7)
+    for post in (shared, separate):
+        ratio = np.median(post.params["b"]["A"] / post.params["a"]["A"])
+        assert 0.45 < ratio < 1.0, (post.pooling, ratio)
+
+
+def test_partial_pooling_fit(pair_post):
+    post = pair_post
+    assert isinstance(post, GroupedPosterior) and post.groups == ("a", "b")
+    assert {"alpha_mu", "s_alpha", "z_alpha", "log_E_mu", "s_E", "sigma"} <= set(post.samples)
+    assert post.samples["z_alpha"].shape == (2, 300, 2)  # padded to 2 slots: exactly 2 groups
+    summ = post.summary()
+    assert set(summ.index.get_level_values("group")) == {"a", "b", "*"}
+    view = post.group("b")
+    # the view's natural parameters are the group's; its t_N is re-centred on its own runs
+    assert np.allclose(view.law_params["A"], post.params["b"]["A"])
+    alloc = view.allocate([1e21])
+    assert alloc.N_opt_lo.iloc[0] < alloc.N_opt.iloc[0] < alloc.N_opt_hi.iloc[0]
+    assert view.predict([1e9], [2e10]).shape[0] == 1
+    assert view.summary().loc["alpha", "median"] == pytest.approx(summ.loc[("b", "alpha"), "median"])
+    assert "pooling='partial'" in repr(post)
+
+
+# -- the compute multiplier -------------------------------------------------------
+
+
+def test_frontier_closed_forms():
+    p = {k: np.array([v]) for k, v in CHINCHILLA_FIT.items()}
+    C = np.array([1e19, 1e22])
+    N, D = laws.optimal_allocation(CHINCHILLA_FIT, C)
+    assert np.allclose(frontier_loss(p, C)[0], laws.loss(CHINCHILLA_FIT, N, D), rtol=1e-12)
+    assert np.allclose(compute_for_frontier_loss(p, frontier_loss(p, C)), C, rtol=1e-9)
+    assert np.isinf(compute_for_frontier_loss(p, np.array([[1.0]])))[0, 0]  # below E: never reached
+    pb = {k: np.array([v]) for k, v in TRUE_B.items()}
+    m = compute_multiplier(p, pb, C)[0]
+    # B reaches A's optimal loss at C / m
+    assert np.allclose(frontier_loss(pb, C / m)[0], frontier_loss(p, C)[0], rtol=1e-10)
+    # with equal exponents and E the multiplier is (K_A / K_B)^(1/gamma) at every budget
+    assert m[0] == pytest.approx(m[1], rel=1e-9) and m[0] > 1
+
+
+def test_compare_groups_covers_known_multiplier(pair_post):
+    C = np.array([1e19, 1e20, 1e21])
+    df = pair_post.compare_groups("a", "b", budgets=C)
+    assert {"C", "multiplier", "multiplier_lo", "multiplier_hi", "prob_better", "loss_a", "loss_b"} <= set(df)
+    assert len(df) == 3 and df.attrs["draws"].shape == (pair_post.n_draws, 3)
+    truth = compute_multiplier({k: np.array([v]) for k, v in CHINCHILLA_FIT.items()},
+                               {k: np.array([v]) for k, v in TRUE_B.items()}, C)[0]
+    assert np.all((df.multiplier_lo <= truth) & (truth <= df.multiplier_hi)), (df, truth)
+    assert np.all(df.prob_better > 0.9)
+    back = pair_post.compare_groups("b", "a", budgets=C)
+    assert np.all(back.prob_better < 0.1)
+    # target losses instead of budgets, and the loss difference at a fixed size
+    by_loss = pair_post.compare_groups("a", "b", losses=[2.6, 2.4])
+    assert {"loss", "multiplier", "C_a", "C_b"} <= set(by_loss) and np.all(by_loss.multiplier > 1)
+    at = pair_post.compare_groups("a", "b", budgets=C, N=1e9)
+    assert np.allclose(at.D, C / (6 * 1e9)) and np.all(at.loss_diff_hi < 0) and np.all(at.prob_lower > 0.9)
+    with pytest.raises(ValueError, match="two different groups"):
+        pair_post.compare_groups("a", "a", budgets=C)
+    with pytest.raises(bs.DataError, match="unknown group"):
+        pair_post.compare_groups("a", "z", budgets=C)
+
+
+def test_compute_multiplier_figure(pair_post):
+    from matplotlib.collections import PolyCollection
+
+    fig = bs.plots.compute_multiplier(pair_post, "a", "b", budgets=[1e18, 1e22])
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert bands and bands[0].get_paths()[0].vertices.shape[0] > 10
+    assert "multiplier of b over a" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="grouped posterior"):
+        bs.plots.compute_multiplier(pair_post.group("a"), "a", "b")
+
+
+# -- compilation and batching ------------------------------------------------------
+
+
+def test_no_recompilation_for_new_grouped_data(pair_post):
+    runs = bs.load_runs(_frame({"a": CHINCHILLA_FIT, "b": TRUE_B}, seed=42), group="dataset")
+    before = inference.compile_count()
+    post = _fit(runs, groups=True, seed=2, **FAST)
+    assert inference.compile_count() == before
+    assert not np.array_equal(post.samples["t_N"], pair_post.samples["t_N"])
+
+
+def test_fit_many_grouped(pair_frame):
+    three = _frame({"x": CHINCHILLA_FIT, "y": TRUE_B, "z": dict(CHINCHILLA_FIT, B=1500.0)}, seed=7)
+    datasets = [bs.load_runs(pair_frame, group="dataset"), bs.load_runs(three, group="dataset")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.FitWarning)
+        posts = bs.fit_many(datasets, groups=True, seed=0, **FAST)
+    assert [type(p) for p in posts] == [GroupedPosterior, GroupedPosterior]
+    assert posts[0].groups == ("a", "b") and posts[1].groups == ("x", "y", "z")
+    # the 2-group data set shares the 4-slot program with the 3-group one; its padded slots are dropped
+    assert posts[0].samples["t_N"].shape == (2, 300, 2) and posts[1].samples["t_N"].shape == (2, 300, 3)
+    assert np.median(posts[1].params["z"]["B"]) < np.median(posts[1].params["x"]["B"])
+    assert posts[1].compare_groups("x", "y", budgets=[1e20]).shape[0] == 1
+
+
+def test_grouped_spec_round_trip():
+    spec = bs.ModelSpec(pooling="partial", centering="centred")
+    again = bs.ModelSpec.from_dict(spec.to_dict())
+    assert again.pooling == "partial" and again.centering == "centred" and again.sites == spec.sites
+    assert "alpha" in spec.sites and "z_alpha" not in spec.sites
+    assert dataclasses.replace(spec, pooling=None).sites == ("log_E", "alpha", "beta", "t_N", "t_D", "sigma")
+
+
+def test_report_of_a_grouped_fit(pair_post, tmp_path):
+    import json
+
+    paths = bs.report(pair_post, budgets=[1e20, 1e21], out=tmp_path / "rep", group="a")
+    md = paths.markdown.read_text()
+    assert "Variants compared" in md and "Multiplier of b" in md
+    facts = json.loads(paths.json.read_text())
+    rows = facts["groups"]["comparisons"][0]["rows"]
+    df = pair_post.compare_groups("a", "b", budgets=[1e20, 1e21], ci=0.8)
+    assert [r["multiplier"] for r in rows] == pytest.approx(df.multiplier.tolist())
