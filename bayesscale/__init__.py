@@ -41,11 +41,12 @@ _LAZY = {
     "calibrate_extrapolation": ".calibration", "Discrepancy": ".discrepancy",
     "LAWS": ".laws", "Law": ".laws", "get_law": ".laws", "Observation": ".observation",
     "Approach1Result": ".curves", "Curves": ".curves", "approach1": ".curves", "envelope": ".curves",
-    "load_curves": ".curves", "simulate_curves": ".curves",
+    "load_curves": ".curves", "simulate_curves": ".curves", "GroupedPosterior": ".groups",
 }
 _MODULES = {"datasets", "plots", "laws", "allocation", "calibration", "data", "diagnostics", "fitting",
             "inference", "isoflop", "model", "posterior", "reporting", "sbc", "simulate", "backtest", "kaplan",
-            "curves", "frontier", "discrepancy", "observation", "steps_analysis", "plots_steps"}
+            "curves", "frontier", "discrepancy", "observation", "steps_analysis", "plots_steps", "hierarchy",
+            "groups", "compare"}
 
 __all__ = [
     "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "GroupedPosterior", "LAWS", "Law", "ModelSpec",

@@ -91,7 +91,7 @@ def test_from_function_validates_its_inputs():
 
 def test_user_law_fits_predicts_round_trips_and_compiles_once(synthetic_runs, tmp_path):
     law = _user_law()
-    post = fit_quietly(synthetic_runs, law=law, extrapolation="none", seed=4)
+    post = fit_quietly(synthetic_runs, law=law, extrapolation="none", bend="none", seed=4)
     med = post.summary()["median"]
     truth = bs.simulate.CHINCHILLA_FIT
     for k in ("alpha", "beta"):
@@ -100,7 +100,7 @@ def test_user_law_fits_predicts_round_trips_and_compiles_once(synthetic_runs, tm
     # new data of the same size: the compiled program is reused
     n = compile_count()
     other = bs.simulate_runs(sigma=0.01, seed=11)
-    fit_quietly(other, law=law, extrapolation="none", seed=5)
+    fit_quietly(other, law=law, extrapolation="none", bend="none", seed=5)
     assert compile_count() == n
     # a user law must be passed again to read its posterior back
     path = post.to_netcdf(tmp_path / "mine.nc")

@@ -1,6 +1,6 @@
 """Write notebooks/07_which_data_mixture.ipynb (without outputs).
 
-    python notebooks/build_07_which_data_mixture.py
+    python notebooks/make_07_which_data_mixture.py
 """
 
 from pathlib import Path
