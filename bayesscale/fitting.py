@@ -246,6 +246,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
         raise DataError("fit_many got no data sets.")
     likelihood, offsets, bend = _defaults(runs, likelihood, offsets, "none" if grouped else bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
+    extrapolation = _extrapolation(extrapolation, grouped)
     posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),

@@ -204,6 +204,8 @@ def _fmt_num(x, sig: int = 4) -> str:
     x = float(x)
     if x != 0 and (abs(x) >= 1e6 or abs(x) < 1e-3):
         return _fmt_sci(x, sig)
+    if abs(x) >= 10 ** sig:  # more integer digits than significant ones: round, but never "1.14e+03"
+        return f"{round(x, sig - 1 - int(math.floor(math.log10(abs(x))))):.0f}"
     return f"{x:#.{sig}g}".rstrip(".")
 
 
