@@ -146,11 +146,15 @@ def _columns(pairs):
     return out
 
 
-def _law_option(p: argparse.ArgumentParser, *, repeatable: bool = False):
+def _law_option(p: argparse.ArgumentParser, *, repeatable: bool = False, report: bool = False):
     from .laws import LAWS
 
     names = ", ".join(LAWS)
-    if repeatable:
+    if report:
+        p.add_argument("--law", action="append", default=None, metavar="NAME",
+                       help=f"the law to report (default: chinchilla); repeat it to fit more laws and add a "
+                            f"'which law' section comparing them (the first is the one reported): {names}")
+    elif repeatable:
         p.add_argument("--law", action="append", default=None, metavar="NAME",
                        help=f"a law to fit and compare (repeatable; default: every built-in that the runs "
                             f"can fit): {names}")
@@ -268,7 +272,16 @@ def _cmd_report(a) -> int:
     except ValueError as e:
         raise _BadInput(f"--out {a.out}: {e}") from None
     holdout = _holdout(a.backtest) if a.backtest else None
+    laws = a.law or ["chinchilla"]
+    a.law = laws[0]
     post = _calibrate(_load_posterior_or_fit(a.source, a), a)
+    comparison = None
+    if len(laws) > 1:
+        others = []
+        for name in laws[1:]:
+            print(f"fitting {name} for the 'which law' section", file=sys.stderr, flush=True)
+            others.append(_calibrate(_quiet_fit(post.runs, a, law=name), a))  # bands like the main law's
+        comparison = bs.compare([post, *others], budgets=a.budget, progress=False if a.no_progress else None)
     bt = None
     if a.backtest:
         with warnings.catch_warnings():
@@ -277,7 +290,7 @@ def _cmd_report(a) -> int:
                              chains=post.settings.chains, warmup=post.settings.warmup, draws=post.settings.draws,
                              likelihood=post.spec.likelihood, offsets=post.spec.offsets, law=post.law,
                              bend=post.spec.bend, progress=False if a.no_progress else None)
-    paths = report(post, budgets=a.budget, target_loss=a.target_loss, out=a.out, backtest=bt,
+    paths = report(post, budgets=a.budget, target_loss=a.target_loss, out=a.out, backtest=bt, comparison=comparison,
                    command=" ".join(["bayesscale", *map(shlex.quote, a.argv)]))
     print(post.check())
     print(f"\nwrote {paths.html}\n      {paths.markdown}\n      {paths.json}")
@@ -478,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backtest", metavar="HOLDOUT", default=None,
                    help="add a backtest section (largest_budget, leave_one_budget_out or a FLOPs threshold)")
     _add_data_options(p)
-    _law_option(p)
+    _law_option(p, repeatable=True, report=True)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_report)
 

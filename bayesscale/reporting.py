@@ -454,7 +454,27 @@ def _fmt_diag_value(check: str, v) -> str:
     return f"{float(v):.2f}"
 
 
+def _law_display(posterior) -> str:
+    """The law's equation for people, with the bend when the model has one."""
+    law = posterior.law
+    text = "L(N, D) = E + A / N^α + B / D^β" if law.name == "chinchilla" else f"{law.formula} ({law.name})"
+    if "kappa" in posterior.params and posterior.spec.bend_scale(posterior.runs) > 1e-5:
+        text += ", times a bend exp(κ (log10 C − m)²) in log compute"
+    return text
+
+
 def _priors(posterior) -> list[dict]:
+    """The priors as text: the Chinchilla law's formulas, or each sampled variable's distribution."""
+    spec = posterior.spec
+    if spec.law.name != "chinchilla" or spec.prior_overrides or spec.pooling is not None:
+        from .model import describe_prior
+
+        resolved = spec.resolve_priors(posterior._ctx)
+        return [{"parameter": k, "prior": describe_prior(v), "with_these_data": None} for k, v in resolved.items()]
+    return _chinchilla_priors(posterior)
+
+
+def _chinchilla_priors(posterior) -> list[dict]:
     spec = posterior.spec
     pri = spec.priors
     desc = pri.describe()
@@ -467,6 +487,8 @@ def _priors(posterior) -> list[dict]:
         if name == "tau" and spec.offsets != "budget":
             continue
         if name == "df" and spec.likelihood != "student_t":
+            continue
+        if name == "kappa" and "kappa" not in posterior.params:
             continue
         rec = {"parameter": name, "prior": text, "with_these_data": None}
         if resolved.get(name, text) != text:
@@ -690,7 +712,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
         "schema": "bayesscale.report/1",
         "title": "Compute budget report",
         "law": "L(N, D) = E + A / N^alpha + B / D^beta",
-        "law_display": "L(N, D) = E + A / N^α + B / D^β",
+        "law_display": _law_display(posterior),
         "ci": ci,
         "target_loss": target,
         "verdict": {"ok": bool(verdict.ok), "problems": list(verdict.problems), "notes": list(verdict.notes),
@@ -1077,6 +1099,14 @@ def _group_facts(grouped, reference: str, budgets, ci: float) -> dict:
             "comparisons": comps}
 
 
+def law_comparison_rows(table: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows of the "which law" section from :func:`bayesscale.compare`."""
+    keep = [c for c in table.columns if c in ("law", "n_params", "elpd_loo", "elpd_se", "elpd_diff", "diff_se",
+                                               "pareto_k_bad", "weight", "backtest_mlpd", "backtest_coverage_90",
+                                               "backtest_folds") or c.startswith("N_opt")]
+    return [{k: _plain(v) for k, v in row.items()} for row in table[keep].to_dict(orient="records")]
+
+
 def _build(facts: dict, fig_names: list[str]) -> _Doc:
     ci = facts["ci"]
     cis = f"{ci:.0%}"
@@ -1112,6 +1142,8 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
         sections.append(("backtest", "Backtest"))
     if facts.get("groups"):
         sections.append(("groups", "Variants compared"))
+    if facts.get("laws"):
+        sections.append(("laws", "Which law"))
     sections.append(("reproducibility", "Reproducibility"))
     doc.toc([(a, f"{i}. {t}" if i else t) for i, (a, t) in enumerate(sections)])
 
@@ -1372,6 +1404,57 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                         _fmt_num(x["loss_a"]), _fmt_num(x["loss_b"])] for x in comp["rows"]],
                       align=["r"] * 6)
 
+    # -- which law (several laws fitted to the same runs) -----------------------------
+    laws = facts.get("laws")
+    if laws:
+        doc.heading(2, f"{n_sec}. Which law", "laws")
+        n_sec += 1
+        rows = laws["rows"]
+        has_bt = any("backtest_mlpd" in r for r in rows)
+        doc.para(f"{len(rows)} laws fitted to the same runs (`bayesscale.compare`); this report's other sections "
+                 f"are for **{facts['law_name']}**. In sample: PSIS-LOO elpd (higher is better) with its standard "
+                 "error and the runs whose Pareto k exceeds 0.7 (where that estimate is unreliable); the stacking "
+                 "weight says how to mix the laws' predictions."
+                 + (" Beyond the data, the quantity that matters for a budget: each law refitted on rolling-origin "
+                    "folds (train below a budget, predict it), scored by the mean log predictive density of the "
+                    "held-out budgets and their 90% coverage." if has_bt else " (No backtest was run.)"))
+        header = ["Law", "elpd (LOO)", "SE", "Runs with k > 0.7", "Stacking weight"]
+        if has_bt:
+            header += ["Backtest mlpd", "Backtest 90% coverage"]
+        body = []
+        for r in rows:
+            line = [r["law"], f"{r['elpd_loo']:.1f}", f"{r['elpd_se']:.1f}", str(r["pareto_k_bad"]),
+                    f"{r['weight']:.2f}"]
+            if has_bt:
+                line += [f"{r['backtest_mlpd']:.2f}" if _finite(r.get("backtest_mlpd")) else "n/a",
+                         f"{r['backtest_coverage_90']:.2f}" if _finite(r.get("backtest_coverage_90")) else "n/a"]
+            body.append(line)
+        doc.table(header, body, align=["l"] + ["r"] * (len(header) - 1))
+        ranked = sorted(rows, key=lambda r: -r["elpd_loo"])
+        best_in = ranked[0]["law"]
+        runner = ranked[1] if len(ranked) > 1 else None
+        clear = runner is not None and abs(runner.get("elpd_diff", 0.0)) > 2 * max(runner.get("diff_se", 0.0), 1e-12)
+        in_words = (f"In sample, **{best_in}** fits best (elpd {abs(runner['elpd_diff']):.1f} above "
+                    f"{runner['law']}, more than twice the standard error of the difference)." if clear else
+                    "In sample the laws cannot be told apart: the elpd differences are within two standard errors.")
+        bt_rows = [r for r in rows if _finite(r.get("backtest_mlpd"))] if has_bt else []
+        best_out = max(bt_rows, key=lambda r: r["backtest_mlpd"])["law"] if bt_rows else None
+        out_words = (f" Beyond the data, **{best_out}** scored best on the backtest." if best_out else "")
+        if best_out is not None and clear and best_out != best_in:
+            doc.callout("caution", in_words + out_words + " The laws disagree: for a budget beyond the data, weigh "
+                                   "the backtest, or use the model-averaged allocation (`bayesscale.average`).")
+        else:
+            doc.para(in_words + out_words)
+        n_cols = sorted({k for r in rows for k in r if k.startswith("N_opt@")})
+        if n_cols:
+            doc.para("The compute-optimal N each law recommends (median and interval):")
+            budgets_txt = [c.split("@", 1)[1] for c in n_cols]
+            doc.table(["Law"] + [f"N_opt at {b} FLOPs" for b in budgets_txt],
+                      [[r["law"]] + [(f"{_fmt_count(r[c])} ({_fmt_count(r[c.replace('N_opt@', 'N_opt_lo@')])} – "
+                                      f"{_fmt_count(r[c.replace('N_opt@', 'N_opt_hi@')])})"
+                                      if _finite(r.get(c)) else "n/a") for c in n_cols] for r in rows],
+                      align=["l"] + ["r"] * len(n_cols))
+
     # -- 7. reproducibility ------------------------------------------------------------
     r = facts["reproducibility"]
     doc.heading(2, f"{n_sec}. Reproducibility", "reproducibility")
@@ -1513,7 +1596,7 @@ def _publish(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
 
 
 def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: float = 0.8, command: str | None = None,
-           data_path=None, group: str | None = None) -> ReportPaths:
+           data_path=None, group: str | None = None, comparison: pd.DataFrame | None = None) -> ReportPaths:
     """Write the budget report of a fitted posterior: HTML, Markdown and JSON.
 
     The report answers, for each compute budget, what to train (model size
@@ -1552,6 +1635,11 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
         For a grouped fit (:class:`bayesscale.GroupedPosterior`): the group
         the report is about (default: the first); a section compares every
         other group with it (the compute multiplier at each budget).
+    comparison : pandas.DataFrame, optional
+        The table of :func:`bayesscale.compare` for laws fitted to the same
+        runs (this posterior's law among them): adds a "which law" section
+        (in-sample LOO, the backtest beyond the data, stacking weights and
+        each law's N_opt).
 
     Returns
     -------
@@ -1584,6 +1672,11 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
     facts = _compute(posterior, budgets, target, ci, backtest)
     if grouped is not None:
         facts["groups"] = _group_facts(grouped, posterior.info["group"], budgets, ci)
+    if comparison is not None:
+        if not isinstance(comparison, pd.DataFrame) or not {"law", "elpd_loo", "weight"} <= set(comparison.columns):
+            raise ValueError("comparison must be the table of bayesscale.compare (columns law, elpd_loo, weight, ...)")
+        facts["laws"] = {"rows": law_comparison_rows(comparison)}
+    facts["law_name"] = posterior.law.name
     cmd = command if command is not None else default_command(
         posterior, budgets=budgets, out=out, target_loss=target, ci=ci, data_path=data_path, backtest=backtest)
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
