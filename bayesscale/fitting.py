@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -11,17 +12,31 @@ import pandas as pd
 
 from .calibration import calibrate
 from .data import DataError, Runs, as_runs, load_runs
-from .diagnostics import screen
+from .diagnostics import THRESHOLDS, screen
 from .inference import SamplerSettings, sample
 from .laws import get_law
 from .model import ModelSpec, Priors
 from .posterior import Posterior
 
-__all__ = ["fit", "fit_many", "FitWarning"]
+__all__ = ["fit", "fit_many", "FitWarning", "retry_settings"]
 
 
 class FitWarning(UserWarning):
-    """The sampler diagnostics failed: the posterior should not be trusted yet."""
+    """The sampler diagnostics failed (the posterior should not be trusted yet), or a fit was retried."""
+
+
+def retry_settings(settings: SamplerSettings) -> SamplerSettings:
+    """The safer settings of the one automatic retry of a fit that failed its checks.
+
+    Smaller steps (``target_accept`` at least 0.95), twice the warm-up, and a
+    tree depth of at least 10.
+    """
+    return dataclasses.replace(settings, target_accept=max(0.95, settings.target_accept),
+                               warmup=2 * settings.warmup, max_tree_depth=max(10, settings.max_tree_depth))
+
+
+def _describe(settings: SamplerSettings) -> str:
+    return f"target_accept={settings.target_accept:g}, warmup={settings.warmup}, max_tree_depth={settings.max_tree_depth}"
 
 
 def _versions() -> dict:
@@ -51,7 +66,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         likelihood: str = "student_t", offsets: str = "none", extrapolation: str = "calibrated",
         priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
-        progress: bool | None = None) -> Posterior:
+        progress: bool | None = None, retry: bool = True) -> Posterior:
     """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
 
     Parameters
@@ -88,6 +103,11 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         NUTS settings.
     progress : bool, optional
         Progress bar; by default shown when stderr is a terminal.
+    retry : bool
+        When the sampler checks fail, fit once more with safer settings
+        (:func:`retry_settings`: ``target_accept`` 0.95, twice the warm-up)
+        and keep that fit.  ``posterior.info["retried"]`` then records why,
+        and ``posterior.settings`` are the retry's.
 
     Returns
     -------
@@ -97,19 +117,19 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     -----
     FitWarning
         When the diagnostics fail, with the same sentences as
-        ``posterior.check().problems``.
+        ``posterior.check().problems``; and when the fit was retried.
     """
     spec = _spec(likelihood, offsets, priors, law)
     return _fit_all([as_runs(runs, spec.law)], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
-                    seed=seed, device=device, progress=progress, extrapolation=extrapolation)[0]
+                    seed=seed, device=device, progress=progress, extrapolation=extrapolation, retry=retry)[0]
 
 
 def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
              draws: int = 1000, seed: int = 0, likelihood: str = "student_t", offsets: str = "none",
              extrapolation: str = "calibrated", priors: Priors | Mapping | None = None, device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
-             target_accept: float = 0.8, progress: bool | None = None):
+             target_accept: float = 0.8, progress: bool | None = None, retry: bool = True):
     """Fit the law to many data sets in one vectorised, compiled program.
 
     Every data set gets its own posterior and its own diagnostics.  Data sets
@@ -136,7 +156,9 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
     Warns
     -----
     FitWarning
-        Naming the data sets whose diagnostics fail.
+        Naming the data sets whose diagnostics fail, and those retried
+        (each data set that fails its checks is refitted once with
+        :func:`retry_settings`, unless ``retry=False``).
     """
     labels = None
     if isinstance(datasets, pd.DataFrame):
@@ -157,17 +179,30 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),
                      seed=seed, device=device, progress=progress, batch_size=batch_size, labels=labels,
-                     extrapolation=extrapolation)
+                     extrapolation=extrapolation, retry=retry)
     return dict(zip(labels, posts)) if labels is not None else posts
 
 
 def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int, device, progress,
-             batch_size=None, labels=None, extrapolation: str = "calibrated") -> list[Posterior]:
+             batch_size=None, labels=None, extrapolation: str = "calibrated", retry: bool = True) -> list[Posterior]:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32 - 8000:
         raise ValueError(f"seed must be a non-negative integer below 2**32 - 8000, got {seed!r}")
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
+    used = [settings] * len(runs)
+    retried: dict[int, dict] = {}
+    if retry:
+        health = _screen([Posterior.from_draws(d, r, spec, settings, {}) for d, r in zip(draws, runs)])
+        bad = [k for k in range(len(runs)) if not health.ok.iloc[k]]
+        if bad:
+            safer = retry_settings(settings)
+            again = sample([runs[k] for k in bad], spec, safer, seed=seed, device=device, batch_size=batch_size,
+                           progress=progress)
+            for k, d in zip(bad, again):
+                retried[k] = {"first_settings": _describe(settings), "first_checks": _failed(health.iloc[k]),
+                              "settings": _describe(safer)}
+                draws[k], used[k] = d, safer
     # many data sets: calibrate them all now, in one batch; one: on first use (Posterior.extrapolation)
     batch = extrapolation == "calibrated" and len(runs) > 1
     extra = calibrate(runs, spec, seed=seed, device=device) if batch else [None] * len(runs)
@@ -177,19 +212,65 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
         info = {"seed": seed, "dataset_index": k, "versions": versions, "device_request": device}
         if labels is not None:
             info["label"] = str(labels[k])
-        posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation_mode=extrapolation,
+        if k in retried:
+            info["retried"] = retried[k]
+        posts.append(Posterior.from_draws(d, r, spec, used[k], info, extrapolation_mode=extrapolation,
                                           calibration=extra[k]))
     if len(posts) == 1:
         verdict = posts[0].check()
+        said = []
+        if retried:
+            r = retried[0]
+            said.append(f"The first run ({r['first_settings']}) failed its checks ({r['first_checks']}); it was "
+                        f"rerun once with {r['settings']}, and that run " + ("passes." if verdict.ok else "fails too."))
         if not verdict.ok:
-            warnings.warn("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems),
-                          FitWarning, stacklevel=3)
+            said.append("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems))
+        if said:
+            warnings.warn("\n".join(said), FitWarning, stacklevel=3)
     else:
-        health = screen([p._natural for p in posts], [p.stats for p in posts],
-                        max_tree_depth=settings.max_tree_depth)
-        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~health.ok.to_numpy())]
+        health = _screen(posts)
+        name = lambda k: labels[k] if labels is not None else k  # noqa: E731
+        said = []
+        if retried:
+            ks = list(retried)
+            shown = ", ".join(str(name(k)) for k in ks[:10]) + (f" and {len(ks) - 10} more" if len(ks) > 10 else "")
+            passed = int(sum(health.ok.iloc[k] for k in ks))
+            said.append(f"{len(ks)} of {len(posts)} data sets failed their checks and were rerun once with "
+                        f"{_describe(retry_settings(settings))} ({passed} of them pass now): {shown}. "
+                        "posterior.info['retried'] says why.")
+        bad = [name(k) for k in np.flatnonzero(~health.ok.to_numpy())]
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-            warnings.warn(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
-                          "See posterior.check() for each.", FitWarning, stacklevel=3)
+            said.append(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
+                        "See posterior.check() for each.")
+        if said:
+            warnings.warn(" ".join(said), FitWarning, stacklevel=3)
     return posts
+
+
+def _screen(posts: list[Posterior]) -> pd.DataFrame:
+    """The cheap sampler checks (:func:`bayesscale.diagnostics.screen`) of each posterior, in order."""
+    depth = np.array([p.settings.max_tree_depth for p in posts])
+    parts = []
+    for d in np.unique(depth):  # vectorised per tree-depth limit (retried fits may have another)
+        ks = np.flatnonzero(depth == d)
+        h = screen([posts[k]._natural for k in ks], [posts[k].stats for k in ks], max_tree_depth=int(d))
+        parts.append(h.set_index(ks))
+    return pd.concat(parts).sort_index()
+
+
+def _failed(row) -> str:
+    """The failed checks of one row of :func:`bayesscale.diagnostics.screen`, in words."""
+    t = THRESHOLDS
+    out = []
+    if row.divergences:
+        out.append(f"{int(row.divergences)} divergences")
+    if not row.max_r_hat <= t["r_hat"]:
+        out.append(f"max R-hat {row.max_r_hat:.3f}")
+    if not min(row.min_ess_bulk, row.min_ess_tail) >= t["ess"]:
+        out.append(f"min ESS {min(row.min_ess_bulk, row.min_ess_tail):.0f}")
+    if not row.min_bfmi >= t["bfmi"]:
+        out.append(f"E-BFMI {row.min_bfmi:.2f}")
+    if row.at_max_depth:
+        out.append(f"{int(row.at_max_depth)} draws at the maximum tree depth")
+    return ", ".join(out) or "fewer than 2 chains"

@@ -253,13 +253,15 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     import jax
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
-    from numpyro.infer import NUTS
+    from numpyro.infer import NUTS, init_to_median
 
     law, observation, offsets, prior_def = structure
     model = functools.partial(numpyro_model, law=law, observation=observation, offsets=offsets,
                               prior_def=prior_def)
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
-                  max_tree_depth=settings.max_tree_depth)
+                  max_tree_depth=settings.max_tree_depth, init_strategy=init_to_median(num_samples=15))
+    # what the draws keep: the model's sites (not a law's sampler-only coordinates such as log_L0)
+    keep = set(law.sites + observation.sites + (("tau", "z_budget") if offsets == "budget" else ()))
     chunk = settings.chunk
     treedef = {}
 
@@ -277,7 +279,7 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
 
         def step(s, _):
             s = kernel.sample(s, (data,), {})
-            out = {"z": post(s.z), "diverging": s.diverging, "num_steps": s.num_steps,
+            out = {"z": {k: v for k, v in post(s.z).items() if k in keep}, "diverging": s.diverging, "num_steps": s.num_steps,
                    "accept_prob": s.accept_prob, "step_size": s.adapt_state.step_size,
                    "energy": s.energy, "potential_energy": s.potential_energy}
             return s, out

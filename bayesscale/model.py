@@ -276,7 +276,11 @@ def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, pri
     n_leaves = prior_def.num_leaves
     priors = jax.tree.unflatten(prior_def, [data[f"prior:{i}"] for i in range(n_leaves)])
     ctx = {k[4:]: v for k, v in data.items() if k.startswith("ctx:")}
-    s = {name: numpyro.sample(name, priors[name]) for name in law.sites + observation.sites}
+    if law.sample_sites is not None:  # the law's better-conditioned coordinates, same prior
+        s = law.sample_sites({k: priors[k] for k in law.sites}, ctx)
+    else:
+        s = {name: numpyro.sample(name, priors[name]) for name in law.sites}
+    s.update({name: numpyro.sample(name, priors[name]) for name in observation.sites})
     mu = law.model_log_loss({k: s[k] for k in law.sites}, ctx, *(data[c] for c in law.covariates))
     if offsets == "budget":
         tau = numpyro.sample("tau", priors["tau"])
