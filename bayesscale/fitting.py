@@ -190,55 +190,56 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
-    used = [settings] * len(runs)
-    retried: dict[int, dict] = {}
-    if retry:
-        health = _screen([Posterior.from_draws(d, r, spec, settings, {}) for d, r in zip(draws, runs)])
-        bad = [k for k in range(len(runs)) if not health.ok.iloc[k]]
-        if bad:
-            safer = retry_settings(settings)
-            again = sample([runs[k] for k in bad], spec, safer, seed=seed, device=device, batch_size=batch_size,
-                           progress=progress)
-            for k, d in zip(bad, again):
-                retried[k] = {"first_settings": _describe(settings), "first_checks": _failed(health.iloc[k]),
-                              "settings": _describe(safer)}
-                draws[k], used[k] = d, safer
     # many data sets: calibrate them all now, in one batch; one: on first use (Posterior.extrapolation)
     batch = extrapolation == "calibrated" and len(runs) > 1
     extra = calibrate(runs, spec, seed=seed, device=device) if batch else [None] * len(runs)
     versions = _versions()
-    posts = []
-    for k, (r, d) in enumerate(zip(runs, draws)):
+
+    def posterior(k, d, used, retried=None):
         info = {"seed": seed, "dataset_index": k, "versions": versions, "device_request": device}
         if labels is not None:
             info["label"] = str(labels[k])
-        if k in retried:
-            info["retried"] = retried[k]
-        posts.append(Posterior.from_draws(d, r, spec, used[k], info, extrapolation_mode=extrapolation,
-                                          calibration=extra[k]))
+        if retried:
+            info["retried"] = retried
+        return Posterior.from_draws(d, runs[k], spec, used, info, extrapolation_mode=extrapolation,
+                                    calibration=extra[k])
+
+    posts = [posterior(k, d, settings) for k, d in enumerate(draws)]
+    # the verdict's sampler checks, vectorised and cheap; PSIS-LOO (notes only) waits for posterior.check()
+    health = _screen(posts)
+    retried = [k for k in range(len(posts)) if retry and not health.ok.iloc[k]]
+    if retried:
+        safer = retry_settings(settings)
+        again = sample([runs[k] for k in retried], spec, safer, seed=seed, device=device, batch_size=batch_size,
+                       progress=progress)
+        for k, d in zip(retried, again):
+            why = {"first_settings": _describe(settings), "first_checks": _failed(health.loc[k]),
+                   "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": _describe(safer)}
+            posts[k] = posterior(k, d, safer, why)
+        redo = _screen([posts[k] for k in retried])
+        for col in health.columns:
+            health.loc[retried, col] = redo[col].to_numpy()
+    ok = health.ok.to_numpy(dtype=bool)
     if len(posts) == 1:
-        verdict = posts[0].check()
         said = []
         if retried:
-            r = retried[0]
+            r = posts[0].info["retried"]
             said.append(f"The first run ({r['first_settings']}) failed its checks ({r['first_checks']}); it was "
-                        f"rerun once with {r['settings']}, and that run " + ("passes." if verdict.ok else "fails too."))
-        if not verdict.ok:
-            said.append("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems))
+                        f"rerun once with {r['settings']}, and that run " + ("passes." if ok[0] else "fails too."))
+        if not ok[0]:
+            said.append("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in posts[0].check().problems))
         if said:
             warnings.warn("\n".join(said), FitWarning, stacklevel=3)
     else:
-        health = _screen(posts)
         name = lambda k: labels[k] if labels is not None else k  # noqa: E731
         said = []
         if retried:
-            ks = list(retried)
-            shown = ", ".join(str(name(k)) for k in ks[:10]) + (f" and {len(ks) - 10} more" if len(ks) > 10 else "")
-            passed = int(sum(health.ok.iloc[k] for k in ks))
-            said.append(f"{len(ks)} of {len(posts)} data sets failed their checks and were rerun once with "
-                        f"{_describe(retry_settings(settings))} ({passed} of them pass now): {shown}. "
-                        "posterior.info['retried'] says why.")
-        bad = [name(k) for k in np.flatnonzero(~health.ok.to_numpy())]
+            shown = ", ".join(str(name(k)) for k in retried[:10]) + \
+                (f" and {len(retried) - 10} more" if len(retried) > 10 else "")
+            said.append(f"{len(retried)} of {len(posts)} data sets failed their checks and were rerun once with "
+                        f"{_describe(retry_settings(settings))} ({int(ok[retried].sum())} of them pass now): "
+                        f"{shown}. posterior.info['retried'] says why.")
+        bad = [name(k) for k in np.flatnonzero(~ok)]
         if bad:
             shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
             said.append(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
