@@ -439,9 +439,10 @@ def level_form(terms: tuple, level: str = "log_L0") -> Callable:
     caused divergences and R-hat failures on a third of well-specified data
     sets.  In ``log_L0`` the ridge is straight.
 
-    ``log_L0`` is drawn from a reference ``Normal(log median loss, 0.5)``
-    whose density is cancelled in the model (it sets only the starting
-    point); ``log_L0 <= log(sum of terms)`` (E <= 0) has zero density.
+    ``log_L0`` is drawn from a reference ``Normal(log(0.6 min loss + sum of
+    terms), 0.1)`` whose density is cancelled in the model: it only sets the
+    starting point (``E`` near its prior median, whatever the terms).
+    ``log_L0 <= log(sum of terms)`` (E <= 0) has zero density.
     """
     def sample_sites(priors, ctx):
         """``priors``: the law's sites' priors, in order; returns every site's value."""
@@ -450,9 +451,10 @@ def level_form(terms: tuple, level: str = "log_L0") -> Callable:
         import numpyro.distributions as dist
 
         s = {name: numpyro.sample(name, prior) for name, prior in priors.items() if name != "log_E"}
-        ref = dist.Normal(ctx["log_median_loss"], 0.5)
-        ell = numpyro.sample(level, ref)
         log_terms = _lse(*(s[t] for t in terms))
+        # centred on E = 0.6 x the smallest loss (the default prior's median) on top of the terms: always E > 0
+        ref = dist.Normal(jnp.logaddexp(log_terms, ctx["log_min_loss"] - 0.5), 0.1)
+        ell = numpyro.sample(level, ref)
         # log(L0 - sum of terms); NaN (zero density) when the terms exceed the level
         log_E = ell + jnp.log(-jnp.expm1(log_terms - ell))
         numpyro.factor(f"{level}_jacobian", priors["log_E"].log_prob(log_E) + ell - log_E - ref.log_prob(ell))

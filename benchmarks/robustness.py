@@ -118,6 +118,8 @@ def main():
         if not r["ok"] or r["retried"]:
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
                   {k: round(v, 3) for k, v in truths[r["k"]].items()}, flush=True)
+    for r in sorted(rows, key=lambda r: -r["seconds"])[:5]:
+        print("slow:", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}, flush=True)
     s = summarise(rows, args.label)
     text = table([s], list(s))
     print(text)
