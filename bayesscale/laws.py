@@ -455,9 +455,11 @@ def level_form(terms: tuple, level: str = "log_L0") -> Callable:
         # centred on E = 0.6 x the smallest loss (the default prior's median) on top of the terms: always E > 0
         ref = dist.Normal(jnp.logaddexp(log_terms, ctx["log_min_loss"] - 0.5), 0.1)
         ell = numpyro.sample(level, ref)
-        # log(L0 - sum of terms); NaN (zero density) when the terms exceed the level
-        log_E = ell + jnp.log(-jnp.expm1(log_terms - ell))
-        numpyro.factor(f"{level}_jacobian", priors["log_E"].log_prob(log_E) + ell - log_E - ref.log_prob(ell))
+        # log(L0 - sum of terms); zero density (and finite values, for gradients) when the terms exceed the level
+        valid = log_terms < ell
+        log_E = ell + jnp.log(-jnp.expm1(jnp.where(valid, log_terms - ell, -1.0)))
+        lp = priors["log_E"].log_prob(log_E) + ell - log_E - ref.log_prob(ell)
+        numpyro.factor(f"{level}_jacobian", jnp.where(valid, lp, -jnp.inf))
         s["log_E"] = numpyro.deterministic("log_E", log_E)
         return {name: s[name] for name in priors}
 
