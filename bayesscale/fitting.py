@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import warnings
 from collections.abc import Mapping, Sequence
@@ -11,17 +12,31 @@ import pandas as pd
 
 from .calibration import calibrate
 from .data import DataError, Runs, as_runs, load_runs
-from .diagnostics import screen
+from .diagnostics import THRESHOLDS, screen
 from .inference import SamplerSettings, sample
 from .laws import get_law
 from .model import ModelSpec, Priors
 from .posterior import Posterior
 
-__all__ = ["fit", "fit_many", "FitWarning"]
+__all__ = ["fit", "fit_many", "FitWarning", "retry_settings"]
 
 
 class FitWarning(UserWarning):
-    """The sampler diagnostics failed: the posterior should not be trusted yet."""
+    """The sampler diagnostics failed (the posterior should not be trusted yet), or a fit was retried."""
+
+
+def retry_settings(settings: SamplerSettings) -> SamplerSettings:
+    """The safer settings of the one automatic retry of a fit that failed its checks.
+
+    Smaller steps (``target_accept`` at least 0.95), twice the warm-up, and a
+    tree depth of at least 10.
+    """
+    return dataclasses.replace(settings, target_accept=max(0.95, settings.target_accept),
+                               warmup=2 * settings.warmup, max_tree_depth=max(10, settings.max_tree_depth))
+
+
+def _describe(settings: SamplerSettings) -> str:
+    return f"target_accept={settings.target_accept:g}, warmup={settings.warmup}, max_tree_depth={settings.max_tree_depth}"
 
 
 def _versions() -> dict:
@@ -101,7 +116,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         bend: str = "auto", priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
         progress: bool | None = None, groups: str | bool | None = None, pooling: str = "partial",
-        centering: str = "noncentred"):
+        centering: str = "noncentred", retry: bool = True):
     """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
 
     Parameters
@@ -167,6 +182,11 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     centering : {"noncentred", "centred"}
         Grouped fits with partial pooling: the parameterisation (see
         :mod:`bayesscale.hierarchy`).
+    retry : bool
+        When the sampler checks fail, fit once more with safer settings
+        (:func:`retry_settings`: ``target_accept`` 0.95, twice the warm-up)
+        and keep that fit.  ``posterior.info["retried"]`` then records why,
+        and ``posterior.settings`` are the retry's.
 
     Returns
     -------
@@ -176,7 +196,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     -----
     FitWarning
         When the diagnostics fail, with the same sentences as
-        ``posterior.check().problems``.
+        ``posterior.check().problems``; and when the fit was retried.
     """
     law = get_law(law)
     grouped = groups is not None and groups is not False
@@ -187,7 +207,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     return _fit_all([runs], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
-                    seed=seed, device=device, progress=progress, extrapolation=extrapolation)[0]
+                    seed=seed, device=device, progress=progress, extrapolation=extrapolation, retry=retry)[0]
 
 
 def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
@@ -195,7 +215,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
              extrapolation: str | None = None, bend: str = "auto", priors: Priors | Mapping | None = None,
              device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
              target_accept: float = 0.8, progress: bool | None = None, groups: str | bool | None = None,
-             pooling: str = "partial", centering: str = "noncentred"):
+             pooling: str = "partial", centering: str = "noncentred", retry: bool = True):
     """Fit the law to many data sets in one vectorised, compiled program.
 
     Every data set gets its own posterior and its own diagnostics.  Data sets
@@ -226,7 +246,9 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
     Warns
     -----
     FitWarning
-        Naming the data sets whose diagnostics fail.
+        Naming the data sets whose diagnostics fail, and those retried
+        (each data set that fails its checks is refitted once with
+        :func:`retry_settings`, unless ``retry=False``).
     """
     labels = None
     if isinstance(datasets, pd.DataFrame):
@@ -251,52 +273,112 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),
                      seed=seed, device=device, progress=progress, batch_size=batch_size, labels=labels,
-                     extrapolation=extrapolation)
+                     extrapolation=extrapolation, retry=retry)
     return dict(zip(labels, posts)) if labels is not None else posts
 
 
 def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int, device, progress,
-             batch_size=None, labels=None, extrapolation: str = "calibrated") -> list[Posterior]:
+             batch_size=None, labels=None, extrapolation: str = "calibrated", retry: bool = True) -> list:
+    """Sample, screen, retry the fits that fail once with safer settings, then calibrate: the core of fit."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32 - 8000:
         raise ValueError(f"seed must be a non-negative integer below 2**32 - 8000, got {seed!r}")
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
     draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
-    # calibration is an explicit step of the fit: all folds of all data sets in one batched call
-    if extrapolation == "calibrated":
-        full = [Posterior.from_draws(d, r, spec, settings, {}).params for r, d in zip(runs, draws)]
-        extra = calibrate(runs, spec, seed=seed, device=device, progress=progress, full_params=full)
-    else:
-        extra = [None] * len(runs)
     versions = _versions()
-    posts = []
-    for k, (r, d) in enumerate(zip(runs, draws)):
+
+    def posterior(k, d, used, retried=None):
         info = {"seed": seed, "dataset_index": k, "versions": versions, "device_request": device}
         if labels is not None:
             info["label"] = str(labels[k])
+        if retried:
+            info["retried"] = retried
         if spec.pooling is not None:
             from .groups import GroupedPosterior
 
-            posts.append(GroupedPosterior.from_draws(d, r, spec, settings, info))
-            continue
-        posts.append(Posterior.from_draws(d, r, spec, settings, info, extrapolation_mode=extrapolation,
-                                          discrepancy=extra[k]))
-    if len(posts) == 1:
-        verdict = posts[0].check()
-        if not verdict.ok:
-            warnings.warn("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in verdict.problems),
-                          FitWarning, stacklevel=3)
-    else:
-        if spec.pooling is None:
-            health = screen([p._natural for p in posts], [p.stats for p in posts],
-                            max_tree_depth=settings.max_tree_depth)
-            ok = health.ok.to_numpy()
-        else:  # grouped fits name their parameters by group, which differ between data sets
-            ok = np.array([bool(screen([p._natural], [p.stats], max_tree_depth=settings.max_tree_depth).ok.iloc[0])
-                           for p in posts])
-        bad = [labels[k] if labels is not None else k for k in np.flatnonzero(~ok)]
-        if bad:
-            shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
-            warnings.warn(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
-                          "See posterior.check() for each.", FitWarning, stacklevel=3)
+            return GroupedPosterior.from_draws(d, runs[k], spec, used, info)
+        return Posterior.from_draws(d, runs[k], spec, used, info)
+
+    posts = [posterior(k, d, settings) for k, d in enumerate(draws)]
+    # the verdict's sampler checks, vectorised and cheap; PSIS-LOO (notes only) waits for posterior.check()
+    health = _screen(posts)
+    retried = [k for k in range(len(posts)) if retry and not health.ok.iloc[k]]
+    if retried:
+        safer = retry_settings(settings)
+        again = sample([runs[k] for k in retried], spec, safer, seed=seed, device=device, batch_size=batch_size,
+                       progress=progress)
+        for k, d in zip(retried, again):
+            why = {"first_settings": _describe(settings), "first_checks": _failed(health.loc[k]),
+                   "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": _describe(safer)}
+            posts[k] = posterior(k, d, safer, why)
+        redo = _screen([posts[k] for k in retried])
+        for col in health.columns:
+            health.loc[retried, col] = redo[col].to_numpy()
+    ok = health.ok.to_numpy(dtype=bool)
+    # calibration is an explicit step of the fit: all folds of all data sets in one batched call
+    if extrapolation == "calibrated":
+        extra = calibrate(runs, spec, seed=seed, device=device, progress=progress,
+                          full_params=[p.params for p in posts])
+        posts = [dataclasses.replace(p, extrapolation_mode="calibrated", discrepancy=x) for p, x in zip(posts, extra)]
+    _warn(posts, retried, ok, settings, labels)
     return posts
+
+
+def _warn(posts, retried: list, ok: np.ndarray, settings: SamplerSettings, labels) -> None:
+    """One FitWarning naming the retried fits and those whose checks still fail."""
+    said = []
+    if len(posts) == 1:
+        if retried:
+            r = posts[0].info["retried"]
+            said.append(f"The first run ({r['first_settings']}) failed its checks ({r['first_checks']}); it was "
+                        f"rerun once with {r['settings']}, and that run " + ("passes." if ok[0] else "fails too."))
+        if not ok[0]:
+            said.append("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in posts[0].check().problems))
+        if said:
+            warnings.warn("\n".join(said), FitWarning, stacklevel=4)
+        return
+    name = lambda k: labels[k] if labels is not None else k  # noqa: E731
+    if retried:
+        shown = ", ".join(str(name(k)) for k in retried[:10]) + \
+            (f" and {len(retried) - 10} more" if len(retried) > 10 else "")
+        said.append(f"{len(retried)} of {len(posts)} data sets failed their checks and were rerun once with "
+                    f"{_describe(retry_settings(settings))} ({int(ok[retried].sum())} of them pass now): "
+                    f"{shown}. posterior.info['retried'] says why.")
+    bad = [name(k) for k in np.flatnonzero(~ok)]
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        said.append(f"{len(bad)} of {len(posts)} data sets failed their diagnostics: {shown}. "
+                    "See posterior.check() for each.")
+    if said:
+        warnings.warn(" ".join(said), FitWarning, stacklevel=4)
+
+
+def _screen(posts: list) -> pd.DataFrame:
+    """The cheap sampler checks (:func:`bayesscale.diagnostics.screen`) of each posterior, in order."""
+    depth = np.array([p.settings.max_tree_depth for p in posts])
+    # grouped fits name their parameters by group, which differ between data sets: one at a time
+    keys = depth if not any(p.spec.pooling for p in posts) else np.arange(len(posts))
+    parts = []
+    for d in np.unique(keys):  # vectorised per tree-depth limit (retried fits may have another)
+        ks = np.flatnonzero(keys == d)
+        h = screen([posts[k]._natural for k in ks], [posts[k].stats for k in ks],
+                   max_tree_depth=int(depth[ks[0]]))
+        parts.append(h.set_index(ks))
+    return pd.concat(parts).sort_index()
+
+
+def _failed(row) -> str:
+    """The failed checks of one row of :func:`bayesscale.diagnostics.screen`, in words."""
+    t = THRESHOLDS
+    out = []
+    if row.divergences:
+        out.append(f"{int(row.divergences)} divergences")
+    if not row.max_r_hat <= t["r_hat"]:
+        out.append(f"max R-hat {row.max_r_hat:.3f}")
+    if not min(row.min_ess_bulk, row.min_ess_tail) >= t["ess"]:
+        out.append(f"min ESS {min(row.min_ess_bulk, row.min_ess_tail):.0f}")
+    if not row.min_bfmi >= t["bfmi"]:
+        out.append(f"E-BFMI {row.min_bfmi:.2f}")
+    if row.at_max_depth:
+        out.append(f"{int(row.at_max_depth)} draws at the maximum tree depth")
+    return ", ".join(out) or "fewer than 2 chains"
