@@ -371,8 +371,8 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
                                   prior_def=prior_def, pooling=grouping[0], centering=grouping[1])
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth, init_strategy=init_strategy())
-    # what the draws keep: the model's sites (not a law's sampler-only coordinates such as log_L0)
-    keep = set(law.sites + observation.sites + (("tau", "z_budget") if offsets == "budget" else ()))
+    # the draws keep every site but a law's sampler-only coordinates (such as log_L0)
+    hidden = set(getattr(law.sample_sites, "hidden", ()))
     chunk = settings.chunk
     treedef = {}
 
@@ -390,7 +390,8 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
 
         def step(s, _):
             s = kernel.sample(s, (data,), {})
-            out = {"z": {k: v for k, v in post(s.z).items() if k in keep}, "diverging": s.diverging, "num_steps": s.num_steps,
+            out = {"z": {k: v for k, v in post(s.z).items() if k not in hidden}, "diverging": s.diverging,
+                   "num_steps": s.num_steps,
                    "accept_prob": s.accept_prob, "step_size": s.adapt_state.step_size,
                    "energy": s.energy, "potential_energy": s.potential_energy}
             return s, out

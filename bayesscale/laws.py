@@ -465,6 +465,7 @@ def level_form(terms: tuple, level: str = "log_L0") -> Callable:
         s["log_E"] = numpyro.deterministic("log_E", log_E)
         return {name: s[name] for name in priors}
 
+    sample_sites.hidden = (level,)  # sampler-only coordinates, not kept in the draws
     return sample_sites
 
 
