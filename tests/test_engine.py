@@ -38,7 +38,7 @@ def test_two_host_devices():
 
 
 def test_fit_many_recovers_each_sets_own_truth(four_sets):
-    posts = quiet_many(four_sets, chains=2, warmup=500, draws=500)
+    posts = quiet_many(four_sets, chains=2, warmup=500, draws=500, bend="none")  # the law alone: exponents sharp
     assert len(posts) == 4
     for i, (truth, post) in enumerate(zip(TRUTHS, posts)):
         s = post.summary()

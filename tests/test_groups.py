@@ -113,7 +113,9 @@ def test_one_group_shared_is_the_plain_model():
 
     frame = _frame({"only": CHINCHILLA_FIT}, seed=3)
     runs = bs.load_runs(frame, group="dataset")
-    plain_spec, spec = bs.ModelSpec(), bs.ModelSpec(pooling="shared")
+    # the plain law in the same coordinates as the grouped model (log_E, not the sampler's level form)
+    law = dataclasses.replace(bs.get_law("chinchilla"), sample_sites=None)
+    plain_spec, spec = bs.ModelSpec(bend="none", law=law), bs.ModelSpec(pooling="shared", bend="none")
     point = {"log_E": 0.5, "alpha": 0.33, "beta": 0.3, "t_N": -1.1, "t_D": -0.9, "sigma": 0.02}
     dens = []
     for sp, model, extra in ((plain_spec, numpyro_model, {}),

@@ -52,7 +52,7 @@ def test_initial_point_is_inside_the_prior_bulk():
     from numpyro.infer.util import initialize_model
 
     runs = bs.simulate_runs(sigma=0.01, seed=3)
-    spec = ModelSpec()
+    spec = ModelSpec(bend="none")  # the law and the noise; the bend has its own test file
     ctx, treedef, _ = prior_leaves(spec, runs)
     data = model_data(runs, spec, len(runs), 16)
     model = lambda d: numpyro_model(d, law=spec.law, observation=spec.observation, offsets="none",  # noqa: E731
