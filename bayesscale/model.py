@@ -198,7 +198,9 @@ class ModelSpec:
         the bend removes that bias (benchmarks/HELDOUT.md).  It depends on C
         only, so it moves the loss at a budget, never the compute-optimal
         split.  ``"auto"`` (default) turns it on with at least
-        :data:`BEND_MIN_BUDGETS` budget groups; ``"none"`` is the plain law.
+        :data:`BEND_MIN_BUDGETS` budget groups, for laws of N and D (not
+        for ``compute_only``, itself a curve in C); ``"none"`` is the plain
+        law.
         Beyond the data the bend continues as a straight line in log C (a
         parabola would be a strong claim), and the calibrated extrapolation
         error (:mod:`bayesscale.discrepancy`) is fitted on top.
@@ -293,7 +295,10 @@ class ModelSpec:
 
     def bend_scale(self, runs) -> float:
         """Prior sd of the bend for these runs (:data:`BEND_OFF_SCALE` when it is off)."""
-        on = self.bend == "on" or (self.bend == "auto" and runs.n_budgets >= BEND_MIN_BUDGETS)
+        # auto: on with enough budgets, for laws of N and D (a compute-only law is itself a curve in log C,
+        # and a bend on top of it is not identified apart from its exponent)
+        on = self.bend == "on" or (self.bend == "auto" and runs.n_budgets >= BEND_MIN_BUDGETS
+                                   and self.law.depends_on_size())
         return float(self.priors.bend_scale) if on else BEND_OFF_SCALE
 
     def to_dict(self) -> dict:

@@ -33,6 +33,7 @@ def test_auto_turns_the_bend_off_with_few_budgets(synthetic_runs):
     assert spec.bend_scale(few) < 1e-5
     assert ModelSpec(bend="on").bend_scale(few) == spec.priors.bend_scale
     assert "z_bend" not in ModelSpec(bend="none").sites
+    assert ModelSpec(law="compute_only").bend_scale(synthetic_runs) < 1e-5  # a curve in C already
     with pytest.raises(ValueError, match="bend must be one of"):
         ModelSpec(bend="yes")
 
