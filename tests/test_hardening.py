@@ -369,7 +369,7 @@ def test_item11_same_draws_on_two_and_four_host_devices(tmp_path):
     import subprocess
     import sys
 
-    kw = "chains=2, warmup=60, draws=40, seed=0, progress=False, extrapolation='none'"
+    kw = "chains=2, warmup=60, draws=40, seed=0, progress=False, extrapolation='none', retry=False"
     code = ("import warnings, numpy as np, bayesscale as bs; warnings.simplefilter('ignore');"
             f"p = bs.fit(bs.simulate_runs(sigma=0.01, seed=24), {kw});"
             f"np.save({str(tmp_path / 'four.npy')!r}, p.samples['alpha']); print(p.info['device'])")
