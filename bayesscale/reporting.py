@@ -393,8 +393,9 @@ def _extrapolation(dex: float, dex_below: float = 0.0) -> tuple[str, str]:
     if dex <= EXTRAPOLATION_CAUTION_DEX:
         return "near", (f"{dex:.2f} decades ({times}) beyond the largest run: a modest extrapolation.")
     if dex <= EXTRAPOLATION_WARNING_DEX:
-        return "caution", (f"CAUTION: {dex:.2f} decades ({times}) beyond the largest run. The intervals assume "
-                           "the law holds unchanged over that range and do not include the risk that it bends. "
+        return "caution", (f"CAUTION: {dex:.2f} decades ({times}) beyond the largest run. The intervals carry "
+                           "only the extrapolation error the data's own backtests show (see the extrapolation note), "
+                           "not a break in the law larger than any seen within the data. "
                            "Check the extrapolation with a backtest and, if the budget allows, add a run at an "
                            "intermediate budget before committing.")
     return "strong", (f"STRONG WARNING: {dex:.2f} decades ({times}) beyond the largest run. More than two "
