@@ -81,7 +81,8 @@ def convergence_table(draws: dict) -> pd.DataFrame:
     import arviz_stats as azs
 
     ds = _ds(draws)
-    rhat, bulk, tail = azs.rhat(ds), azs.ess(ds, method="bulk"), azs.ess(ds, method="tail")
+    with np.errstate(divide="ignore", invalid="ignore"):  # a chain stuck on one value: R-hat NaN/inf, a failed check
+        rhat, bulk, tail = azs.rhat(ds), azs.ess(ds, method="bulk"), azs.ess(ds, method="tail")
     return pd.DataFrame({"r_hat": [float(rhat[k]) for k in draws],
                          "ess_bulk": [float(bulk[k]) for k in draws],
                          "ess_tail": [float(tail[k]) for k in draws]}, index=list(draws))
@@ -258,9 +259,10 @@ def screen(draws: list[dict], stats: list[dict], *, max_tree_depth: int) -> pd.D
     t = THRESHOLDS
     names = list(draws[0])
     ds = xr.Dataset({k: (("fit", "chain", "draw"), np.stack([d[k] for d in draws]).astype(float)) for k in names})
-    rhat = azs.rhat(ds).to_array().max("variable").values
-    bulk = azs.ess(ds, method="bulk").to_array().min("variable").values
-    tail = azs.ess(ds, method="tail").to_array().min("variable").values
+    with np.errstate(divide="ignore", invalid="ignore"):  # a chain stuck on one value: R-hat NaN/inf, a failed check
+        rhat = azs.rhat(ds).to_array().max("variable", skipna=False).values
+        bulk = azs.ess(ds, method="bulk").to_array().min("variable", skipna=False).values
+        tail = azs.ess(ds, method="tail").to_array().min("variable", skipna=False).values
     energy = np.stack([s["energy"] for s in stats]).astype(float)
     bfmi = np.asarray(azs.bfmi(energy)).reshape(len(draws), -1).min(axis=1)
     div = np.array([int(np.sum(s["diverging"])) for s in stats])

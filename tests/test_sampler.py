@@ -103,3 +103,17 @@ def test_fit_many_names_the_retried_data_sets():
     text = " ".join(str(w.message) for w in caught if issubclass(w.category, bs.FitWarning))
     assert "2 of 2 data sets failed their checks and were rerun once" in text
     assert all(p.info["retried"]["settings"].startswith("target_accept=0.95") for p in posts)
+
+
+def test_a_stuck_chain_fails_the_screen_instead_of_crashing():
+    """Draws that never move (zero within-chain variance) give a failed check, not a RuntimeWarning."""
+    from bayesscale.diagnostics import screen
+
+    rng = np.random.default_rng(0)
+    good = {"a": rng.normal(size=(2, 100)), "b": rng.normal(size=(2, 100))}
+    stuck = {"a": rng.normal(size=(2, 100)), "b": np.full((2, 100), 0.3)}
+    stats = [{"energy": rng.normal(size=(2, 100)), "diverging": np.zeros((2, 100), bool),
+              "num_steps": np.full((2, 100), 7)} for _ in range(2)]
+    h = screen([good, stuck], stats, max_tree_depth=10)
+    assert not h.ok.iloc[1]
+    assert not np.isfinite(h.max_r_hat.iloc[1]) or h.max_r_hat.iloc[1] > 1.01
