@@ -25,6 +25,10 @@ class FitWarning(UserWarning):
     """The sampler diagnostics failed (the posterior should not be trusted yet), or a fit was retried."""
 
 
+#: The retry's chains start from other points: its key is derived from ``seed + RETRY_SEED_OFFSET``.
+RETRY_SEED_OFFSET = 104729
+
+
 def retry_settings(settings: SamplerSettings) -> SamplerSettings:
     """The safer settings of the one automatic retry of a fit that failed its checks.
 
@@ -305,8 +309,9 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
     retried = [k for k in range(len(posts)) if retry and not health.ok.iloc[k]]
     if retried:
         safer = retry_settings(settings)
-        again = sample([runs[k] for k in retried], spec, safer, seed=seed, device=device, batch_size=batch_size,
-                       progress=progress)
+        # fresh starting points too (another key from the same seed): a chain stuck at its start gets out
+        again = sample([runs[k] for k in retried], spec, safer, seed=(seed + RETRY_SEED_OFFSET) % (2**32 - 8000),
+                       device=device, batch_size=batch_size, progress=progress)
         for k, d in zip(retried, again):
             why = {"first_settings": _describe(settings), "first_checks": _failed(health.loc[k]),
                    "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": _describe(safer)}
