@@ -9,6 +9,10 @@ import warnings
 
 # Two CPU host devices, whatever the machine: the sharded paths run in every test session.
 os.environ.setdefault("BAYESSCALE_HOST_DEVICES", "2")
+# A program cache of the session's own: tests never read programs compiled by other runs or versions.
+import tempfile  # noqa: E402
+
+os.environ.setdefault("BAYESSCALE_CACHE_DIR", tempfile.mkdtemp(prefix="bayesscale-test-cache-"))
 
 import pytest  # noqa: E402
 
