@@ -194,6 +194,34 @@ def _score_origin(post, runs: Runs, label: str, tests, full_params, ok: bool, pr
     return rows, cov_loss, cov_nopt, pts
 
 
+def _anchors(runs: Runs, law, full_params) -> list[dict]:
+    """In-sample rows (``horizon = 0``): the full fit's N_opt against each IsoFLOP-shaped training budget's vertex.
+
+    They identify the N_opt nugget: how far the law's optimum sits from the
+    empirical one at a budget it was fitted to.
+    """
+    if full_params is None:
+        return []
+    c_max = float(runs.C.max())
+    rows = []
+    for b in np.unique(runs.budget):
+        sel = runs.budget == b
+        vx, vvar = isoflop_vertex(runs.N[sel], runs.loss[sel])
+        if not np.isfinite(vx):
+            continue
+        Cb = float(np.exp(np.log(runs.C[sel]).mean()))
+        ln = log_n_opt(law, full_params, Cb)
+        ln = ln[np.isfinite(ln)]
+        if not ln.size:
+            continue
+        rows.append({"origin": "in-sample", "budget_C": Cb, "horizon": 0, "d": float(np.log10(Cb / c_max)),
+                     "n_runs": int(sel.sum()), "ok": True, "problem": "", "loss_error": math.nan, "loss_sd": math.nan,
+                     "n_opt_error": float(vx - np.median(ln)), "n_opt_sd": float(math.sqrt(vvar + np.var(ln))),
+                     "n_opt_reference": "isoflop vertex", "n_opt_empirical": float(np.exp(vx)),
+                     "n_opt_fold_median": float(np.exp(np.median(ln)))})
+    return rows
+
+
 def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, progress: bool | None = False,
               full_params: list | None = None, min_folds: int = MIN_FOLDS) -> list[Discrepancy]:
     """A :class:`~bayesscale.discrepancy.Discrepancy` for each data set, from its rolling-origin refits.
@@ -246,7 +274,7 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
             facts[k].append(_score_origin(post, datasets[k], label, tests, fp, not problems, "; ".join(problems)))
     out = []
     for k, runs in enumerate(datasets):
-        rows, cov, pts = [], {}, []
+        rows, cov, pts = _anchors(runs, spec.law, None if full_params is None else full_params[k]), {}, []
         for r, cl, cn, p in facts[k]:
             rows.extend(r)
             cov[("loss", r[0]["origin"])] = cl

@@ -72,8 +72,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Discrepancy", "fit_discrepancy", "joint_draws", "grid_posterior", "MIN_FOLDS", "DF", "PRIOR_SCALE",
-           "QUANTITIES"]
+__all__ = ["Discrepancy", "GridPosterior", "fit_discrepancy", "joint_draws", "grid_posterior", "MIN_FOLDS", "DF",
+           "PRIOR_SCALE", "PRIOR_ZERO", "NUGGET_SCALE", "QUANTITIES"]
 
 #: Fewest usable folds (held-out budgets over all origins) to calibrate (chosen by simulation, see module doc).
 MIN_FOLDS = 4
@@ -85,6 +85,14 @@ PRIOR_SCALE = {"loss": 0.02, "n_opt": 0.15}
 QUANTITIES = ("loss", "n_opt")
 #: Grid points per scale parameter.
 GRID = 48
+#: Grid points of the nugget (log N_opt only).
+NUGGET_GRID = 24
+#: Prior probability that the law extrapolates within its fold fits' own uncertainty (no extra error).
+PRIOR_ZERO = 0.5
+#: Half-normal prior scale of the N_opt nugget (log N_opt; the law's misplacement of an optimum at any budget).
+NUGGET_SCALE = 0.15
+#: Fewest IsoFLOP-shaped training budgets to learn the N_opt nugget.
+MIN_ANCHORS = 3
 #: Posterior draws of the scales kept in the record.
 N_DRAWS = 4000
 #: Step of the random-walk grid, decades.
@@ -140,16 +148,22 @@ class Discrepancy:
         return f"{quantity}_rw" in self.draws
 
     @property
+    def held_out(self) -> pd.DataFrame:
+        """The fold rows proper (held-out budgets; without the in-sample N_opt anchors)."""
+        return self.folds[self.folds["horizon"] > 0] if len(self.folds) else self.folds
+
+    @property
     def n_folds(self) -> int:
         """Usable folds (fold fits that passed their checks)."""
-        return int(self.folds["ok"].sum()) if len(self.folds) else 0
+        return int(self.held_out["ok"].sum()) if len(self.folds) else 0
 
     @property
     def failed_folds(self) -> list[str]:
         """One sentence per fold fit that failed its checks (left out of the calibration)."""
         if not len(self.folds):
             return []
-        bad = self.folds[~self.folds["ok"].astype(bool)]
+        held = self.held_out
+        bad = held[~held["ok"].astype(bool)]
         return [f"fold {r.origin} -> {r.budget_C:.3g} FLOPs: {r.problem}" for r in bad.itertuples()]
 
     def sd(self, C, quantity: str = "loss") -> np.ndarray:
@@ -159,7 +173,8 @@ class Discrepancy:
         if not self.has_error(quantity):
             return np.zeros_like(d)
         rw, sl = self.draws[f"{quantity}_rw"], self.draws[f"{quantity}_slope"]
-        var = np.mean(rw[:, None] ** 2 * d + sl[:, None] ** 2 * d**2, axis=0) * self.df / (self.df - 2)
+        ng = self.draws.get(f"{quantity}_nugget", np.zeros_like(rw))
+        var = np.mean(rw[:, None] ** 2 * d + sl[:, None] ** 2 * d**2 + ng[:, None] ** 2, axis=0) * self.df / (self.df - 2)
         return np.sqrt(var)
 
     def variance(self, C) -> np.ndarray:
@@ -172,7 +187,11 @@ class Discrepancy:
                "status": dict(self.status), "reasons": dict(self.reasons)}
         for q in QUANTITIES:
             if self.has_error(q):
-                for part in ("rw", "slope"):
+                rw, sl = self.draws[f"{q}_rw"], self.draws[f"{q}_slope"]
+                out[f"{q}_p_zero"] = float(np.mean((rw == 0) & (sl == 0)))
+                for part in ("rw", "slope", "nugget"):
+                    if f"{q}_{part}" not in self.draws:
+                        continue
                     x = self.draws[f"{q}_{part}"]
                     out[f"{q}_{part}_median"] = float(np.median(x))
                     out[f"{q}_{part}_90"] = [float(v) for v in np.quantile(x, [0.05, 0.95])]
@@ -214,13 +233,19 @@ def json_records(df: pd.DataFrame) -> list[dict]:
 # ---------------------------------------------------------------------------
 
 
-def _grid(scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _grid(scale: float, n: int = GRID) -> tuple[np.ndarray, np.ndarray]:
     """Grid points on [0, 6 scale], quadratic spacing; their cell widths."""
-    u = np.linspace(0.0, 1.0, GRID)
+    u = np.linspace(0.0, 1.0, n)
     top = 6.0 * scale
     k = top * u**2
     w = np.gradient(k)
     return k, w
+
+
+def _log_prior(k: np.ndarray, w: np.ndarray, scale: float) -> np.ndarray:
+    """Normalised log prior mass of each grid cell under HalfNormal(scale)."""
+    lp = -0.5 * (k / scale) ** 2 + np.log(w + 1e-300)
+    return lp - np.logaddexp.reduce(lp)
 
 
 def _mvt_logpdf(e: np.ndarray, cov: np.ndarray, df: float) -> np.ndarray:
@@ -234,8 +259,53 @@ def _mvt_logpdf(e: np.ndarray, cov: np.ndarray, df: float) -> np.ndarray:
             - 0.5 * logdet - (df + k) / 2 * np.log1p(maha / df))
 
 
-def grid_posterior(paths, *, scale: float, df: float = DF):
-    """Posterior of ``(kappa_rw, kappa_slope)`` on a grid.
+@dataclass(frozen=True)
+class GridPosterior:
+    """The posterior of the error's scales on a grid (see :func:`grid_posterior`).
+
+    ``rw``, ``slope``, ``nugget`` are the grid points of each scale;
+    ``slab`` the normalised posterior mass of each cell given an error
+    beyond the fold fits' own (shape ``(rw, slope, nugget)``);
+    ``spike`` the posterior mass over ``nugget`` given none
+    (``kappa_rw = kappa_slope = 0``); ``p_zero`` the posterior probability
+    of that spike.
+    """
+
+    rw: np.ndarray
+    slope: np.ndarray
+    nugget: np.ndarray
+    slab: np.ndarray
+    spike: np.ndarray
+    p_zero: float
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict:
+        """``n`` draws of ``rw``, ``slope``, ``nugget`` (jittered within cells, in the grid's own coordinate)."""
+        zero = rng.uniform(size=n) < self.p_zero
+        idx = rng.choice(self.slab.size, size=n, p=self.slab.ravel())
+        i, j, m = np.unravel_index(idx, self.slab.shape)
+        m = np.where(zero, rng.choice(self.spike.size, size=n, p=self.spike), m)
+
+        def jitter(k, pts):
+            if pts.size == 1:
+                return np.zeros(n)
+            u = np.linspace(0.0, 1.0, pts.size)
+            v = np.clip(u[k] + rng.uniform(-0.5, 0.5, n) * (u[1] - u[0]), 0.0, 1.0)
+            return pts[-1] * v**2
+
+        return {"rw": np.where(zero, 0.0, jitter(i, self.rw)), "slope": np.where(zero, 0.0, jitter(j, self.slope)),
+                "nugget": jitter(m, self.nugget)}
+
+
+def grid_posterior(paths, *, scale: float, df: float = DF, anchors=None, nugget_scale: float | None = None,
+                   prior_zero: float = PRIOR_ZERO) -> GridPosterior:
+    """Posterior of ``(kappa_rw, kappa_slope, kappa_nugget)`` on a grid.
+
+    The prior is a spike and slab: with probability ``prior_zero`` the law
+    extrapolates as its fold fits say (``kappa_rw = kappa_slope = 0``),
+    otherwise both scales are half-normal with scale ``scale``.  The spike's
+    posterior probability is the Bayes factor at work: folds whose errors sit
+    inside their fold fit's own uncertainty leave the predictive (nearly) as
+    the plain law's, folds that miss by more turn the error on.
 
     Parameters
     ----------
@@ -243,42 +313,49 @@ def grid_posterior(paths, *, scale: float, df: float = DF):
         One entry per origin: the fold errors ``(k,)``, their distances in
         decades ``(k,)`` and the fold fit's own covariance ``(k, k)``.
     scale : float
-        Half-normal prior scale of both parameters.
-
-    Returns
-    -------
-    rw, slope : ndarray
-        Grid points of each parameter.
-    post : ndarray, shape (GRID, GRID)
-        Normalised posterior mass of each cell.
+        Half-normal prior scale of the slab.
+    anchors : (errors, variances), optional
+        In-sample errors (log N_opt only: the full fit's optimum against
+        each training budget's empirical one) that identify the nugget.
+    nugget_scale : float, optional
+        Half-normal prior scale of the nugget, an error at every budget
+        (inside the data too) independent between budgets; ``None``: no
+        nugget.
+    prior_zero : float
+        Prior probability of the spike.
     """
     rw, w_rw = _grid(scale)
     sl, w_sl = _grid(scale)
-    R, L = rw[:, None, None, None] ** 2, sl[None, :, None, None] ** 2
-    logp = (-0.5 * (rw / scale) ** 2 + np.log(w_rw + 1e-300))[:, None] \
-        + (-0.5 * (sl / scale) ** 2 + np.log(w_sl + 1e-300))[None, :]
+    if nugget_scale is None:
+        ng, lp_ng = np.zeros(1), np.zeros(1)
+    else:
+        ng, w_ng = _grid(nugget_scale, NUGGET_GRID)
+        lp_ng = _log_prior(ng, w_ng, nugget_scale)
+    R, L, G = (rw[:, None, None] ** 2)[..., None, None], (sl[None, :, None] ** 2)[..., None, None], \
+        (ng[None, None, :] ** 2)[..., None, None]
+    loglik = np.zeros((rw.size, sl.size, ng.size))
     for e, d, P in paths:
         e, d, P = np.asarray(e, float), np.asarray(d, float), np.asarray(P, float)
-        K = R * np.minimum.outer(d, d) + L * np.outer(d, d) + P
-        logp = logp + _mvt_logpdf(e, K, df)
-    logp -= logp.max()
-    post = np.exp(logp)
-    return rw, sl, post / post.sum()
+        K = R * np.minimum.outer(d, d) + L * np.outer(d, d) + G * np.eye(d.size) + P
+        loglik = loglik + _mvt_logpdf(e, K, df)
+    if anchors is not None and len(anchors[0]) and ng.size > 1:
+        e, v = (np.asarray(a, float) for a in anchors)
+        var = ng[:, None] ** 2 + v[None, :]  # (nugget, budgets): independent Student-t per budget
+        ll = (math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * np.log(df * math.pi * var)
+              - (df + 1) / 2 * np.log1p(e[None, :] ** 2 / (df * var)))
+        loglik = loglik + ll.sum(axis=1)[None, None, :]
+    log_slab = _log_prior(rw, w_rw, scale)[:, None, None] + _log_prior(sl, w_sl, scale)[None, :, None] \
+        + lp_ng[None, None, :] + loglik
+    log_spike = lp_ng + loglik[0, 0, :]
+    m_slab, m_spike = np.logaddexp.reduce(log_slab.ravel()), np.logaddexp.reduce(log_spike)
+    p_zero = 0.0 if prior_zero <= 0 else 1.0 / (1.0 + math.exp(min(700.0, math.log((1 - prior_zero) / prior_zero)
+                                                                  + m_slab - m_spike)))
+    return GridPosterior(rw=rw, slope=sl, nugget=ng, slab=np.exp(log_slab - m_slab), spike=np.exp(log_spike - m_spike),
+                         p_zero=float(p_zero))
 
 
-def _sample_grid(rw, sl, post, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draws from the grid posterior, jittered uniformly within each cell (in the grid's own coordinate)."""
-    idx = rng.choice(post.size, size=n, p=post.ravel())
-    i, j = np.unravel_index(idx, post.shape)
-    u = np.linspace(0.0, 1.0, GRID)
-    h = u[1] - u[0]
-
-    def jitter(k, grid_pts):
-        top = grid_pts[-1]
-        v = np.clip(u[k] + rng.uniform(-0.5, 0.5, n) * h, 0.0, 1.0)
-        return top * v**2
-
-    return jitter(i, rw), jitter(j, sl)
+def _in_sample(folds: pd.DataFrame) -> pd.DataFrame:
+    return folds[folds["horizon"] == 0] if len(folds) else folds
 
 
 def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, seed: int = 0,
@@ -288,7 +365,10 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
     Parameters
     ----------
     folds : pandas.DataFrame
-        One row per fold, the columns of :attr:`Discrepancy.folds`.
+        One row per fold, the columns of :attr:`Discrepancy.folds`; rows
+        with ``horizon == 0`` are in-sample anchors of the N_opt nugget
+        (the full fit's optimum at a training budget against its empirical
+        one; ``n_opt_error`` and ``n_opt_sd`` only).
     covariances : dict
         ``(quantity, origin) -> (k, k)`` covariance of that origin's fold
         errors under the fold fit (rows in the order of ``folds``).
@@ -301,34 +381,52 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
     """
     draws, status, reasons = {}, {}, {}
     rng = np.random.default_rng([seed, 41])
-    n_failed = int((~folds["ok"].astype(bool)).sum()) if len(folds) else 0
+    anchors = _in_sample(folds)
+    folds_out = folds[folds["horizon"] > 0] if len(folds) else folds
+    n_failed = int((~folds_out["ok"].astype(bool)).sum()) if len(folds_out) else 0
     failed = f"; {n_failed} fold fit(s) failed their checks and were left out" if n_failed else ""
     for q in QUANTITIES:
-        use = folds[folds["ok"].astype(bool) & np.isfinite(folds[f"{q}_error"].astype(float))] if len(folds) else folds
-        n = len(use)
-        if n < min_folds:
-            status[q] = "prior"
+        ok = folds_out[folds_out["ok"].astype(bool) & np.isfinite(folds_out[f"{q}_error"].astype(float))] \
+            if len(folds_out) else folds_out
+        anc = None
+        nugget = None
+        if q == "n_opt" and len(anchors):
+            a = anchors[np.isfinite(anchors["n_opt_error"].astype(float))]
+            if len(a) >= MIN_ANCHORS:
+                anc, nugget = (a["n_opt_error"].to_numpy(float), a["n_opt_sd"].to_numpy(float) ** 2), NUGGET_SCALE
+        n = len(ok)
+        paths = []
+        if n >= min_folds:
+            for origin, g in ok.groupby("origin", sort=False):
+                P = covariances[(q, origin)]
+                pos = [list(folds_out.index[folds_out["origin"] == origin]).index(i) for i in g.index]
+                paths.append((g[f"{q}_error"].to_numpy(float), g["d"].to_numpy(float), P[np.ix_(pos, pos)]))
+        gp = grid_posterior(paths, scale=PRIOR_SCALE[q], anchors=anc, nugget_scale=nugget,
+                            prior_zero=PRIOR_ZERO if paths else 0.0)
+        x = gp.sample(N_DRAWS, rng)
+        if not paths:  # refused: the slab prior beyond the data (the nugget still learns from the anchors)
             s = PRIOR_SCALE[q]
-            draws[f"{q}_rw"] = np.abs(rng.normal(0.0, s, N_DRAWS))
-            draws[f"{q}_slope"] = np.abs(rng.normal(0.0, s, N_DRAWS))
+            x["rw"], x["slope"] = np.abs(rng.normal(0.0, s, N_DRAWS)), np.abs(rng.normal(0.0, s, N_DRAWS))
+        draws[f"{q}_rw"], draws[f"{q}_slope"] = x["rw"], x["slope"]
+        if nugget is not None:
+            draws[f"{q}_nugget"] = x["nugget"]
+        nug = (f"; a nugget of {np.median(x['nugget']):.3g} (median) at every budget, inside the data too, from "
+               f"{len(anc[0])} IsoFLOP-shaped training budgets whose empirical optimum the law misplaces"
+               if nugget is not None else "")
+        if not paths:
+            status[q] = "prior"
             reasons[q] = (f"not calibrated: {n} usable fold(s), fewer than the {min_folds} needed (rolling-origin "
                           f"refits holding out 1-3 budgets ahead{failed}); the error beyond the data is drawn from "
-                          f"its prior (half-normal scales {s:g} per decade); add runs at more budgets to calibrate it")
+                          f"its prior (half-normal scales {PRIOR_SCALE[q]:g} per decade){nug}; add runs at more "
+                          f"budgets to calibrate it")
             continue
-        paths = []
-        for origin, g in use.groupby("origin", sort=False):
-            P = covariances[(q, origin)]
-            pos = [list(folds.index[folds["origin"] == origin]).index(i) for i in g.index]
-            paths.append((g[f"{q}_error"].to_numpy(float), g["d"].to_numpy(float), P[np.ix_(pos, pos)]))
-        rw, sl, post = grid_posterior(paths, scale=PRIOR_SCALE[q])
-        a, b = _sample_grid(rw, sl, post, N_DRAWS, rng)
-        draws[f"{q}_rw"], draws[f"{q}_slope"] = a, b
         status[q] = "calibrated"
-        span = f"{use['d'].min():.2f}-{use['d'].max():.2f}"
-        reasons[q] = (f"calibrated on {n} held-out budgets in {use['origin'].nunique()} rolling-origin refits "
-                      f"(1-3 budgets ahead, {span} decades beyond each fold's data{failed})")
-    return Discrepancy(c_max=float(c_max), draws=draws, status=status, reasons=reasons, folds=folds.reset_index(drop=True),
-                       run_points=run_points)
+        span = f"{ok['d'].min():.2f}-{ok['d'].max():.2f}"
+        reasons[q] = (f"calibrated on {n} held-out budgets in {ok['origin'].nunique()} rolling-origin refits "
+                      f"(1-3 budgets ahead, {span} decades beyond each fold's data{failed}); posterior probability "
+                      f"{gp.p_zero:.2f} that the law extrapolates within its own uncertainty{nug}")
+    return Discrepancy(c_max=float(c_max), draws=draws, status=status, reasons=reasons,
+                       folds=folds.reset_index(drop=True), run_points=run_points)
 
 
 # ---------------------------------------------------------------------------
@@ -393,5 +491,12 @@ def joint_draws(disc: Discrepancy | None, C, S: int, *, seed: int = 0, quantity:
     z = rng.standard_normal(S)
     w = disc.df / rng.chisquare(disc.df, S)
     W = _walk(d, S, seed, tag)
-    return np.sqrt(w)[:, None] * (rw[pick][:, None] * W + sl[pick][:, None] * z[:, None] * d[None, :])
+    out = rw[pick][:, None] * W + sl[pick][:, None] * z[:, None] * d[None, :]
+    if f"{quantity}_nugget" in disc.draws:  # one independent error per distinct compute, seeded by its value
+        ng = disc.draws[f"{quantity}_nugget"][pick]
+        key = np.round(np.log10(C), 6)
+        for c in np.unique(key):
+            eps = np.random.default_rng([seed, 37, tag, int(round((c + 100) * 1e6))]).standard_normal(S)
+            out[:, key == c] += (ng * eps)[:, None]
+    return np.sqrt(w)[:, None] * out
 

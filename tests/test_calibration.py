@@ -44,8 +44,37 @@ def test_discrepancy_posterior_recovers_the_scale_and_is_fast():
     assert disc.calibrated("loss") and disc.calibrated("n_opt")
     sd1 = disc.sd(1e22)[0]  # truth: sqrt(0.02^2 * 1) * sqrt(df/(df-2)) averaged over the mixture
     assert 0.012 < sd1 < 0.045, sd1
-    rw, sl, post = grid_posterior([(np.zeros(1), np.ones(1), np.eye(1) * 1e-6)], scale=0.05)
-    assert post.shape == (rw.size, sl.size) and abs(post.sum() - 1) < 1e-9
+    gp = grid_posterior([(np.zeros(1), np.ones(1), np.eye(1) * 1e-6)], scale=0.05)
+    assert gp.slab.shape == (gp.rw.size, gp.slope.size, 1) and abs(gp.slab.sum() - 1) < 1e-9
+
+
+def test_spike_and_slab_folds_inside_their_own_uncertainty_add_almost_nothing():
+    """Well-specified folds (errors within the fold fits' sds) leave the law's predictive nearly alone;
+    folds that miss by several sds turn the error on."""
+    rng = np.random.default_rng(7)
+    calm, cov = _facts(4, rng, rw=0.0, slope=0.0, sd=0.005)
+    wild, cov_w = _facts(4, rng, rw=0.03, slope=0.0, sd=0.005)
+    d_calm, d_wild = fit_discrepancy(calm, cov, 1e21), fit_discrepancy(wild, cov_w, 1e21)
+    assert d_calm.to_dict()["loss_p_zero"] > 0.6 and d_wild.to_dict()["loss_p_zero"] < 0.05
+    assert d_calm.sd(1e22)[0] < 0.5 * d_wild.sd(1e22)[0]
+    assert "posterior probability" in d_calm.reasons["loss"]
+
+
+def test_n_opt_nugget_learned_from_in_sample_budgets_applies_inside_the_data():
+    rng = np.random.default_rng(8)
+    folds, cov = _facts(3, rng)
+    anchors = pd.DataFrame({"origin": "in-sample", "budget_C": 10.0 ** np.arange(15, 21), "horizon": 0, "d": 0.0,
+                            "n_runs": 9, "ok": True, "problem": "", "loss_error": np.nan, "loss_sd": np.nan,
+                            "n_opt_error": rng.normal(0, 0.1, 6), "n_opt_sd": 0.02, "n_opt_reference": "isoflop vertex"})
+    disc = fit_discrepancy(pd.concat([anchors, folds], ignore_index=True), cov, 1e21)
+    assert disc.n_folds == len(folds)  # anchors are not folds
+    assert 0.03 < np.median(disc.draws["n_opt_nugget"]) < 0.3 and "nugget" in disc.reasons["n_opt"]
+    inside = joint_draws(disc, [1e19, 1e20, 1e20], 4000, quantity="n_opt")
+    assert inside[:, 0].std() > 0.03 and np.all(inside[:, 1] == inside[:, 2])
+    assert abs(np.corrcoef(inside[:, 0], inside[:, 1])[0, 1]) < 0.1  # independent between budgets
+    np.testing.assert_array_equal(joint_draws(disc, [1e20], 4000, quantity="n_opt")[:, 0], inside[:, 1])
+    assert np.all(joint_draws(disc, [1e19], 100, quantity="loss") == 0)  # the loss has no nugget
+    assert Discrepancy.from_json(disc.to_json()) == disc
 
 
 def test_too_few_folds_refuses_falls_back_to_the_prior_and_the_verdict_says_so(synthetic_post):
@@ -128,7 +157,11 @@ def test_allocation_bands_carry_the_n_opt_error(synthetic_post):
     assert far_c.N_opt_hi / far_c.N_opt_lo > far_p.N_opt_hi / far_p.N_opt_lo
     assert far_c.tokens_per_param_hi / far_c.tokens_per_param_lo > far_p.tokens_per_param_hi / far_p.tokens_per_param_lo
     inside_c, inside_p = post.allocate([1e20]).iloc[0], plain.allocate([1e20]).iloc[0]
-    assert inside_c.N_opt_lo == inside_p.N_opt_lo and inside_c.N_opt_hi == inside_p.N_opt_hi
+    if "n_opt_nugget" in post.extrapolation.draws:  # IsoFLOP-shaped budgets: the law's misplacement of an optimum
+        assert inside_c.N_opt_hi / inside_c.N_opt_lo >= inside_p.N_opt_hi / inside_p.N_opt_lo
+    else:
+        assert inside_c.N_opt_lo == inside_p.N_opt_lo and inside_c.N_opt_hi == inside_p.N_opt_hi
+    assert inside_c.loss_lo == inside_p.loss_lo and inside_c.loss_hi == inside_p.loss_hi
     a = post.allocate([1e22, 1e24]).iloc[1]
     assert a.N_opt_lo == far_c.N_opt_lo and a.loss_hi == far_c.loss_hi
 
