@@ -38,7 +38,7 @@ import pandas as pd
 from .data import Runs
 from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
-from .model import ModelSpec
+from .model import BEND_OFF_SCALE, ModelSpec
 
 __all__ = ["calibrate", "calibrate_extrapolation", "horizon_folds", "estimate_kappa", "isoflop_vertex",
            "FOLD_SETTINGS", "MAX_ORIGINS", "HORIZONS", "MIN_TRAIN", "FOLD_RHAT", "FOLD_DIVERGENT"]
@@ -144,7 +144,7 @@ def estimate_kappa(errors, scales, distances) -> tuple[float, float]:
     return float(grid[i]), float(grid[j])
 
 
-def _score_origin(post, runs: Runs, label: str, tests, full_params, ok: bool, problem: str):
+def _score_origin(post, runs: Runs, label: str, tests, full, ok: bool, problem: str):
     """Fold rows and covariances of one origin."""
     spec = post.spec
     p = post.params
@@ -158,7 +158,7 @@ def _score_origin(post, runs: Runs, label: str, tests, full_params, ok: bool, pr
     for h, mask in tests:
         te = runs.subset(mask)
         Cb = float(np.exp(np.log(te.C).mean()))
-        mu = post.law_log_loss(te.N, te.D, U=te.U)  # (S, n)
+        mu = post.law_log_loss(te.N, te.D, U=te.U) + post.bend(te.C)  # (S, n): the fold model's mean, bend included
         err_runs = np.log(te.loss) - np.median(mu, axis=0)
         m_loss.append(mu.mean(axis=1))
         extra_loss.append(tau2 + noise_f * sigma2 / len(te))
@@ -167,8 +167,8 @@ def _score_origin(post, runs: Runs, label: str, tests, full_params, ok: bool, pr
         vx, vvar = isoflop_vertex(te.N, te.loss)
         if np.isfinite(vx):
             ref, ref_var, source = vx, vvar, "isoflop vertex"
-        elif full_params is not None:
-            fl = log_n_opt(post.law, full_params, Cb)
+        elif full is not None:
+            fl = log_n_opt(post.law, full.law_params, Cb)
             fl = fl[np.isfinite(fl)]
             ref, ref_var, source = float(np.median(fl)), float(np.var(fl)), "full-data fit"
         else:
@@ -194,36 +194,49 @@ def _score_origin(post, runs: Runs, label: str, tests, full_params, ok: bool, pr
     return rows, cov_loss, cov_nopt, pts
 
 
-def _anchors(runs: Runs, law, full_params) -> list[dict]:
-    """In-sample rows (``horizon = 0``): the full fit's N_opt against each IsoFLOP-shaped training budget's vertex.
+def _fold_spec(spec: ModelSpec) -> ModelSpec:
+    """The model of a fold fit whose full fit has its bend on: the bend stays on with fewer budgets."""
+    return dataclasses.replace(spec, bend="on") if spec.bend == "auto" else spec
 
-    They identify the N_opt nugget: how far the law's optimum sits from the
-    empirical one at a budget it was fitted to.
+
+def _anchors(full) -> list[dict]:
+    """In-sample rows (``horizon = 0``) of the full fit ``full``, one per training budget.
+
+    ``loss_error``: the median residual of the budget's runs in log loss
+    (what a per-budget offset looks like in the data); ``n_opt_error``: the
+    full fit's N_opt against the budget's empirical optimum (IsoFLOP-shaped
+    budgets only).  They identify the nuggets: errors that a new budget
+    carries however close it is to the data.
     """
-    if full_params is None:
+    if full is None:
         return []
+    runs, obs = full.runs, full.spec.observation
     c_max = float(runs.C.max())
+    noise_f = _median_noise_factor(full.spec.likelihood, full.spec.priors.df)
+    sigma2 = float(np.median(obs.noise_scale(full.params)) ** 2)
+    mu = full.law_log_loss(runs.N, runs.D, U=runs.U) + full.bend(runs.C)
     rows = []
     for b in np.unique(runs.budget):
         sel = runs.budget == b
-        vx, vvar = isoflop_vertex(runs.N[sel], runs.loss[sel])
-        if not np.isfinite(vx):
-            continue
         Cb = float(np.exp(np.log(runs.C[sel]).mean()))
-        ln = log_n_opt(law, full_params, Cb)
+        resid = np.log(runs.loss[sel]) - np.median(mu[:, sel], axis=0)
+        loss_sd = math.sqrt(float(np.var(mu[:, sel].mean(axis=1))) + noise_f * sigma2 / int(sel.sum()))
+        vx, vvar = isoflop_vertex(runs.N[sel], runs.loss[sel])
+        ln = log_n_opt(full.law, full.law_params, Cb) if np.isfinite(vx) else np.array([])
         ln = ln[np.isfinite(ln)]
-        if not ln.size:
-            continue
         rows.append({"origin": "in-sample", "budget_C": Cb, "horizon": 0, "d": float(np.log10(Cb / c_max)),
-                     "n_runs": int(sel.sum()), "ok": True, "problem": "", "loss_error": math.nan, "loss_sd": math.nan,
-                     "n_opt_error": float(vx - np.median(ln)), "n_opt_sd": float(math.sqrt(vvar + np.var(ln))),
-                     "n_opt_reference": "isoflop vertex", "n_opt_empirical": float(np.exp(vx)),
-                     "n_opt_fold_median": float(np.exp(np.median(ln)))})
+                     "n_runs": int(sel.sum()), "ok": True, "problem": "", "loss_error": float(np.median(resid)),
+                     "loss_sd": loss_sd,
+                     "n_opt_error": float(vx - np.median(ln)) if ln.size else math.nan,
+                     "n_opt_sd": float(math.sqrt(vvar + np.var(ln))) if ln.size else math.nan,
+                     "n_opt_reference": "isoflop vertex" if ln.size else "none",
+                     "n_opt_empirical": float(np.exp(vx)) if ln.size else math.nan,
+                     "n_opt_fold_median": float(np.exp(np.median(ln))) if ln.size else math.nan})
     return rows
 
 
 def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, progress: bool | None = False,
-              full_params: list | None = None, min_folds: int = MIN_FOLDS) -> list[Discrepancy]:
+              full: list | None = None, min_folds: int = MIN_FOLDS) -> list[Discrepancy]:
     """A :class:`~bayesscale.discrepancy.Discrepancy` for each data set, from its rolling-origin refits.
 
     All origins of all data sets run as one batched
@@ -237,9 +250,10 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
     device : str, optional
     progress : bool, optional
         Progress bar and "calibrating: fold k of n" on stderr.
-    full_params : list of dict, optional
-        Per data set, the full fit's parameter draws: the reference for
-        N_opt at held-out budgets that are not IsoFLOP-shaped.
+    full : list of Posterior, optional
+        Per data set, the full fit: the reference for N_opt at held-out
+        budgets that are not IsoFLOP-shaped, and the in-sample anchors of
+        the nuggets (see :func:`_anchors`).
     min_folds : int
         Fewest usable folds to calibrate.
     """
@@ -253,11 +267,21 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
     facts: dict[int, list] = {k: [] for k in range(len(datasets))}
     if jobs:
         n = len(jobs)
-        draws = sample([tr for _, _, tr, _ in jobs], spec, FOLD_SETTINGS, seed=seed + 7919, device=device,
-                       progress=progress, pad_like=datasets,
-                       batch_size=MAX_ORIGINS if len(datasets) == 1 else None,
-                       desc=f"calibrating: {n} fold refit{'s' * (n > 1)}")
-        posts = [Posterior.from_draws(d, tr, spec, FOLD_SETTINGS, {"seed": seed}) for (_, _, tr, _), d in zip(jobs, draws)]
+        # the folds refit the model of the full fit: where its bend is on, theirs is too (fewer budgets
+        # would switch ``bend="auto"`` off, and the folds would then measure a model the fit does not use)
+        bent = _fold_spec(spec)
+        specs = [bent if spec.bend_scale(datasets[k]) > BEND_OFF_SCALE else spec for k, _, _, _ in jobs]
+        draws = [None] * n
+        for s in {id(x): x for x in specs}.values():
+            idx = [j for j in range(n) if specs[j] is s]
+            part = sample([jobs[j][2] for j in idx], s, FOLD_SETTINGS, seed=seed + 7919, device=device,
+                          progress=progress, pad_like=datasets,
+                          batch_size=MAX_ORIGINS if len(datasets) == 1 else None,
+                          desc=f"calibrating: {len(idx)} fold refit{'s' * (len(idx) > 1)}")
+            for j, d in zip(idx, part):
+                draws[j] = d
+        posts = [Posterior.from_draws(d, tr, s, FOLD_SETTINGS, {"seed": seed})
+                 for (_, _, tr, _), d, s in zip(jobs, draws, specs)]
         health = screen([q._natural for q in posts], [q.stats for q in posts], max_tree_depth=FOLD_SETTINGS.max_tree_depth)
         n_draws = FOLD_SETTINGS.chains * FOLD_SETTINGS.draws
         show = progress if progress is not None else sys.stderr.isatty()
@@ -270,11 +294,11 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
                 problems.append(f"R-hat {h.max_r_hat:.3g} > {FOLD_RHAT}")
             if h.divergences > FOLD_DIVERGENT * n_draws:
                 problems.append(f"{int(h.divergences)} divergent transitions")
-            fp = None if full_params is None else full_params[k]
+            fp = None if full is None else full[k]
             facts[k].append(_score_origin(post, datasets[k], label, tests, fp, not problems, "; ".join(problems)))
     out = []
     for k, runs in enumerate(datasets):
-        rows, cov, pts = _anchors(runs, spec.law, None if full_params is None else full_params[k]), {}, []
+        rows, cov, pts = _anchors(None if full is None else full[k]), {}, []
         for r, cl, cn, p in facts[k]:
             rows.extend(r)
             cov[("loss", r[0]["origin"])] = cl
@@ -307,5 +331,5 @@ def calibrate_extrapolation(posterior, *, progress: bool | None = None, device=N
     """
     disc = calibrate([posterior.runs], posterior.spec, seed=int(posterior.info.get("seed", 0)),
                      device=device if device is not None else posterior.info.get("device_request"),
-                     progress=progress, full_params=[posterior.params])[0]
+                     progress=progress, full=[posterior])[0]
     return dataclasses.replace(posterior, extrapolation_mode="calibrated", discrepancy=disc)

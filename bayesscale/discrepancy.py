@@ -36,6 +36,23 @@ the fit's parameter uncertainty is not counted twice.  Folds from different
 origins are treated as independent (they share training runs; this makes
 the posterior a little too confident, never too wide).
 
+Spike and slab.  With prior probability :data:`PRIOR_ZERO` (one half) the
+law extrapolates as its fold fits say (``kappa_rw = kappa_slope = 0``);
+the posterior probability of that spike is a Bayes factor, so folds whose
+errors sit inside their fold fits' own uncertainty leave the predictive
+almost as the plain law's (measured: the well-specified control loses 0.04
+mlpd instead of 0.25), and folds that miss turn the error on.
+
+Nuggets.  Errors that do not grow with distance: for log loss a per-budget
+offset, learned from the full fit's median residual at each training
+budget and from the folds, rising from zero at ``c_max`` to full size one
+budget spacing beyond it (so predictions stay continuous); for log N_opt
+the law's misplacement of the empirical optimum, learned from the full
+fit's N_opt against each IsoFLOP-shaped training budget's vertex, which
+applies at every budget, inside the data too (the law misplaces the
+vertices of real sweeps by about 10% in-sample).  Both need
+:data:`MIN_ANCHORS` training budgets.
+
 Priors and posterior.  ``kappa_rw, kappa_slope ~ HalfNormal(s)`` with
 ``s = 0.02`` (log loss; 2% per decade) and ``s = 0.15`` (log N_opt).  (A
 first choice of 0.05 and 0.3 let the poorly identified slope term, fed by
@@ -89,10 +106,13 @@ GRID = 48
 NUGGET_GRID = 24
 #: Prior probability that the law extrapolates within its fold fits' own uncertainty (no extra error).
 PRIOR_ZERO = 0.5
-#: Half-normal prior scale of the N_opt nugget (log N_opt; the law's misplacement of an optimum at any budget).
-NUGGET_SCALE = 0.15
-#: Fewest IsoFLOP-shaped training budgets to learn the N_opt nugget.
+#: Half-normal prior scales of the nuggets: a per-budget offset of log loss at a new budget, and the law's
+#: misplacement of the loss-optimal log N at any budget.
+NUGGET_SCALE = {"loss": 0.02, "n_opt": 0.15}
+#: Fewest training budgets (IsoFLOP-shaped ones for N_opt) to learn a nugget.
 MIN_ANCHORS = 3
+#: Ramp of the loss nugget (decades) when the budgets' spacing is unknown.
+RAMP_DEFAULT = 0.5
 #: Posterior draws of the scales kept in the record.
 N_DRAWS = 4000
 #: Step of the random-walk grid, decades.
@@ -138,6 +158,7 @@ class Discrepancy:
     folds: pd.DataFrame = field(default_factory=pd.DataFrame)
     df: float = DF
     run_points: pd.DataFrame | None = field(default=None, repr=False)
+    ramp: float = 0.5
 
     def calibrated(self, quantity: str = "loss") -> bool:
         """Whether ``quantity`` carries an extrapolation error calibrated on folds."""
@@ -173,8 +194,8 @@ class Discrepancy:
         if not self.has_error(quantity):
             return np.zeros_like(d)
         rw, sl = self.draws[f"{quantity}_rw"], self.draws[f"{quantity}_slope"]
-        ng = self.draws.get(f"{quantity}_nugget", np.zeros_like(rw))
-        var = np.mean(rw[:, None] ** 2 * d + sl[:, None] ** 2 * d**2 + ng[:, None] ** 2, axis=0) * self.df / (self.df - 2)
+        ng = self.draws.get(f"{quantity}_nugget", np.zeros_like(rw))[:, None] * _ramp(quantity, d, self.ramp)[None, :]
+        var = np.mean(rw[:, None] ** 2 * d + sl[:, None] ** 2 * d**2 + ng**2, axis=0) * self.df / (self.df - 2)
         return np.sqrt(var)
 
     def variance(self, C) -> np.ndarray:
@@ -200,7 +221,7 @@ class Discrepancy:
 
     def to_json(self) -> dict:
         """Everything needed to rebuild the record (see :meth:`from_json`)."""
-        return {"c_max": self.c_max, "df": self.df, "status": self.status, "reasons": self.reasons,
+        return {"c_max": self.c_max, "df": self.df, "ramp": self.ramp, "status": self.status, "reasons": self.reasons,
                 "draws": {k: np.asarray(v, dtype=float).tolist() for k, v in self.draws.items()},
                 "folds": json_records(self.folds)}
 
@@ -215,7 +236,8 @@ class Discrepancy:
 
     @classmethod
     def from_json(cls, d: dict) -> "Discrepancy":
-        return cls(c_max=float(d["c_max"]), df=float(d["df"]), status=dict(d["status"]), reasons=dict(d["reasons"]),
+        return cls(c_max=float(d["c_max"]), df=float(d["df"]), ramp=float(d.get("ramp", RAMP_DEFAULT)),
+                   status=dict(d["status"]), reasons=dict(d["reasons"]),
                    draws={k: np.asarray(v, dtype=float) for k, v in d["draws"].items()},
                    folds=pd.DataFrame(d["folds"]))
 
@@ -309,9 +331,10 @@ def grid_posterior(paths, *, scale: float, df: float = DF, anchors=None, nugget_
 
     Parameters
     ----------
-    paths : list of (errors, distances, covariance)
+    paths : list of (errors, distances, covariance[, ramp])
         One entry per origin: the fold errors ``(k,)``, their distances in
-        decades ``(k,)`` and the fold fit's own covariance ``(k, k)``.
+        decades ``(k,)``, the fold fit's own covariance ``(k, k)`` and
+        optionally the share of the nugget's sd at each distance ``(k,)``.
     scale : float
         Half-normal prior scale of the slab.
     anchors : (errors, variances), optional
@@ -334,9 +357,10 @@ def grid_posterior(paths, *, scale: float, df: float = DF, anchors=None, nugget_
     R, L, G = (rw[:, None, None] ** 2)[..., None, None], (sl[None, :, None] ** 2)[..., None, None], \
         (ng[None, None, :] ** 2)[..., None, None]
     loglik = np.zeros((rw.size, sl.size, ng.size))
-    for e, d, P in paths:
+    for e, d, P, *r in paths:
         e, d, P = np.asarray(e, float), np.asarray(d, float), np.asarray(P, float)
-        K = R * np.minimum.outer(d, d) + L * np.outer(d, d) + G * np.eye(d.size) + P
+        r = np.asarray(r[0], float) if r else np.ones_like(d)
+        K = R * np.minimum.outer(d, d) + L * np.outer(d, d) + G * np.diag(r**2) + P
         loglik = loglik + _mvt_logpdf(e, K, df)
     if anchors is not None and len(anchors[0]) and ng.size > 1:
         e, v = (np.asarray(a, float) for a in anchors)
@@ -382,6 +406,7 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
     draws, status, reasons = {}, {}, {}
     rng = np.random.default_rng([seed, 41])
     anchors = _in_sample(folds)
+    ramp = budget_spacing(anchors["budget_C"].to_numpy(float)) if len(anchors) else RAMP_DEFAULT
     folds_out = folds[folds["horizon"] > 0] if len(folds) else folds
     n_failed = int((~folds_out["ok"].astype(bool)).sum()) if len(folds_out) else 0
     failed = f"; {n_failed} fold fit(s) failed their checks and were left out" if n_failed else ""
@@ -390,17 +415,18 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
             if len(folds_out) else folds_out
         anc = None
         nugget = None
-        if q == "n_opt" and len(anchors):
-            a = anchors[np.isfinite(anchors["n_opt_error"].astype(float))]
+        if len(anchors):
+            a = anchors[np.isfinite(anchors[f"{q}_error"].astype(float))]
             if len(a) >= MIN_ANCHORS:
-                anc, nugget = (a["n_opt_error"].to_numpy(float), a["n_opt_sd"].to_numpy(float) ** 2), NUGGET_SCALE
+                anc, nugget = (a[f"{q}_error"].to_numpy(float), a[f"{q}_sd"].to_numpy(float) ** 2), NUGGET_SCALE[q]
         n = len(ok)
         paths = []
         if n >= min_folds:
             for origin, g in ok.groupby("origin", sort=False):
                 P = covariances[(q, origin)]
                 pos = [list(folds_out.index[folds_out["origin"] == origin]).index(i) for i in g.index]
-                paths.append((g[f"{q}_error"].to_numpy(float), g["d"].to_numpy(float), P[np.ix_(pos, pos)]))
+                d = g["d"].to_numpy(float)
+                paths.append((g[f"{q}_error"].to_numpy(float), d, P[np.ix_(pos, pos)], _ramp(q, d, ramp)))
         gp = grid_posterior(paths, scale=PRIOR_SCALE[q], anchors=anc, nugget_scale=nugget,
                             prior_zero=PRIOR_ZERO if paths else 0.0)
         x = gp.sample(N_DRAWS, rng)
@@ -410,9 +436,12 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
         draws[f"{q}_rw"], draws[f"{q}_slope"] = x["rw"], x["slope"]
         if nugget is not None:
             draws[f"{q}_nugget"] = x["nugget"]
-        nug = (f"; a nugget of {np.median(x['nugget']):.3g} (median) at every budget, inside the data too, from "
-               f"{len(anc[0])} IsoFLOP-shaped training budgets whose empirical optimum the law misplaces"
-               if nugget is not None else "")
+        nug = "" if nugget is None else (
+            f"; a nugget of {np.median(x['nugget']):.3g} (median) at every budget, inside the data too, from "
+            f"{len(anc[0])} IsoFLOP-shaped training budgets whose empirical optimum the law misplaces" if q == "n_opt"
+            else f"; a per-budget offset of {np.median(x['nugget']):.3g} (median) at a new budget, rising from zero at "
+                 f"the largest run to full size {ramp:.2g} decades beyond it, from the offsets of {len(anc[0])} "
+                 "training budgets")
         if not paths:
             status[q] = "prior"
             reasons[q] = (f"not calibrated: {n} usable fold(s), fewer than the {min_folds} needed (rolling-origin "
@@ -426,7 +455,21 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
                       f"(1-3 budgets ahead, {span} decades beyond each fold's data{failed}); posterior probability "
                       f"{gp.p_zero:.2f} that the law extrapolates within its own uncertainty{nug}")
     return Discrepancy(c_max=float(c_max), draws=draws, status=status, reasons=reasons,
-                       folds=folds.reset_index(drop=True), run_points=run_points)
+                       folds=folds.reset_index(drop=True), run_points=run_points, ramp=ramp)
+
+
+def budget_spacing(C) -> float:
+    """Median gap between consecutive budgets in decades: the distance over which a loss offset ramps up."""
+    x = np.unique(np.round(np.log10(np.asarray(C, float)), 3))
+    return float(np.median(np.diff(x))) if x.size > 1 else RAMP_DEFAULT
+
+
+def _ramp(quantity: str, d, ramp: float) -> np.ndarray:
+    """How much of the nugget applies at distance ``d``: all of it for N_opt; for loss, ``min(1, d / ramp)`` beyond the data."""
+    d = np.asarray(d, float)
+    if quantity == "n_opt":
+        return np.ones_like(d)
+    return np.clip(d / ramp, 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------
@@ -495,8 +538,12 @@ def joint_draws(disc: Discrepancy | None, C, S: int, *, seed: int = 0, quantity:
     if f"{quantity}_nugget" in disc.draws:  # one independent error per distinct compute, seeded by its value
         ng = disc.draws[f"{quantity}_nugget"][pick]
         key = np.round(np.log10(C), 6)
+        share = _ramp(quantity, d, disc.ramp)
         for c in np.unique(key):
+            at = key == c
+            if share[at][0] == 0:
+                continue
             eps = np.random.default_rng([seed, 37, tag, int(round((c + 100) * 1e6))]).standard_normal(S)
-            out[:, key == c] += (ng * eps)[:, None]
+            out[:, at] += (ng * eps * share[at][0])[:, None]
     return np.sqrt(w)[:, None] * out
 

@@ -323,7 +323,7 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
     # calibration is an explicit step of the fit: all folds of all data sets in one batched call
     if extrapolation == "calibrated":
         extra = calibrate(runs, spec, seed=seed, device=device, progress=progress,
-                          full_params=[p.params for p in posts])
+                          full=posts)
         posts = [dataclasses.replace(p, extrapolation_mode="calibrated", discrepancy=x) for p, x in zip(posts, extra)]
     _warn(posts, retried, ok, settings, labels)
     return posts

@@ -356,12 +356,15 @@ class Posterior:
         * ``loss``: posterior predictive (law's parameters, noise, in the
           budget-offset model a new budget's offset, and beyond the data the
           calibrated extrapolation error of log loss);
-        * ``N_opt``, ``D_opt``, ``tokens_per_param``: parameter uncertainty
-          and, beyond the data, the calibrated extrapolation error of log
+        * ``N_opt``, ``D_opt``, ``tokens_per_param``: parameter uncertainty;
+          at every budget, when the data have at least three IsoFLOP-shaped
+          budgets, a nugget for the law's misplacement of the empirical
+          optimum (learned from the full fit's N_opt against those budgets'
+          vertices); and beyond the data the extrapolation error of log
           N_opt (fitted on the same rolling-origin folds: the fold fit's
-          N_opt against the held-out budget's empirical optimum); with
-          ``extrapolation="none"`` or a refused calibration, parameter
-          uncertainty only.
+          N_opt against the held-out budget's empirical optimum; drawn from
+          its prior when the calibration was refused).  With
+          ``extrapolation="none"``, parameter uncertainty only.
 
         Parameters
         ----------

@@ -541,12 +541,15 @@ def _extrapolation_words(xm: dict | None) -> str:
                 "and noise uncertainty only.")
     if "loss_sd_at_1_decade" in xm:
         n_opt = ("; the N_opt, D_opt and tokens-per-parameter bands carry the extrapolation error of log N_opt "
-                 f"({reasons.get('n_opt', '')}; sd {_fmt_num(xm['n_opt_sd_at_1_decade'], 3)} at one decade)"
+                 f"({reasons.get('n_opt', '')}; sd {_fmt_num(xm['n_opt_sd_at_1_decade'], 3)} at one decade"
+                 + (f", of which a nugget of {_fmt_num(xm['n_opt_nugget_median'], 3)} applies at every budget, "
+                    "inside the data too" if "n_opt_nugget_median" in xm else "") + ")"
                  if "n_opt_sd_at_1_decade" in xm else
                  f"; the N_opt bands are parameter uncertainty only ({reasons.get('n_opt', 'not calibrated')})")
         return ("beyond the largest run every loss prediction carries an extrapolation error on log loss drawn from "
                 "its own posterior (a random walk plus a random slope in log compute, zero at the largest run, "
-                f"Student-t; sd {_fmt_num(xm['loss_sd_at_1_decade'], 3)} at one decade), "
+                "Student-t, with a prior that gives even odds to no error beyond the fold fits' own; "
+                f"sd {_fmt_num(xm['loss_sd_at_1_decade'], 3)} at one decade), "
                 f"{reasons.get('loss', '')}{n_opt}.")
     if {"kappa0", "kappa1"} <= set(xm):
         where = (f", calibrated on {int(xm['n_points'])} held-out runs in {int(xm['n_folds'])} rolling-origin "
