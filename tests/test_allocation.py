@@ -370,7 +370,7 @@ def test_efficient_size_range():
     assert 0.4 < rng_.k_lo < 0.75 and 1.8 < rng_.k_hi < 2.8  # Kaplan et al.: about 0.6x to 2.2x
     assert "20% more compute" in rng_.sentence and f"{rng_.k_lo:.2f}x" in rng_.sentence
     t = rng_.table
-    assert t.loc["k_lo", "lo"] <= t.loc["k_lo", "median"] <= t.loc["k_lo", "hi"]
+    assert t.loc["k_lo", "lo80"] <= t.loc["k_lo", "median"] <= t.loc["k_lo", "hi80"]
     # at each draw's endpoints the excess compute is exactly the threshold
     for name in ("k_lo", "k_hi"):
         kd = rng_.draws[name]
