@@ -67,7 +67,7 @@ def _ci_option(p: argparse.ArgumentParser):
 
     p.add_argument("--ci", type=_probability, default=DEFAULT_CI, metavar="P",
                    help=f"probability mass of every interval, in (0, 1) (default: {DEFAULT_CI:g}, i.e. "
-                        f"{DEFAULT_CI:.0%} intervals; the level is in every column name and header)")
+                        f"{100 * DEFAULT_CI:g}%% intervals; the level is in every column name and header)")
 
 
 def _add_data_options(p: argparse.ArgumentParser):

@@ -111,3 +111,21 @@ def test_a_bad_level_on_the_command_line_exits_2(capsys):
         main(["fit", "runs.csv", "--ci", "80"])
     assert e.value.code == 2
     assert "'80' must be a probability in (0, 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", ["fit", "demo", "report", "compare"])
+def test_every_command_documents_its_ci_option(cmd, capsys):
+    from bayesscale.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--ci P" in out and f"{100 * DEFAULT_CI:g}% intervals" in out
+
+
+def test_the_report_command_line_carries_a_non_default_level(small_post):
+    from bayesscale.reporting import default_command
+
+    assert "--ci" not in default_command(small_post, budgets=[1e22], out="r")
+    assert "--ci 0.9 " in default_command(small_post, budgets=[1e22], out="r", ci=0.9)
