@@ -42,13 +42,15 @@ _LAZY = {
     "LAWS": ".laws", "Law": ".laws", "get_law": ".laws", "Observation": ".observation",
     "Approach1Result": ".curves", "Curves": ".curves", "approach1": ".curves", "envelope": ".curves",
     "load_curves": ".curves", "simulate_curves": ".curves", "GroupedPosterior": ".groups",
+    "DEFAULT_CI": ".intervals",
 }
 _MODULES = {"datasets", "plots", "laws", "allocation", "calibration", "data", "diagnostics", "fitting",
             "inference", "isoflop", "model", "posterior", "reporting", "sbc", "simulate", "backtest", "kaplan",
             "curves", "frontier", "discrepancy", "observation", "steps_analysis", "plots_steps", "hierarchy",
-            "groups", "compare"}
+            "groups", "compare", "intervals"}
 
 __all__ = [
+    "DEFAULT_CI",
     "BacktestResult", "DataError", "DataWarning", "Discrepancy", "FitWarning", "GroupedPosterior", "LAWS", "Law", "ModelSpec",
     "Observation", "Posterior", "Priors", "Runs", "SamplerSettings", "Verdict", "average", "backtest",
     "calibrate_extrapolation", "compare", "compare_approaches", "configure_cache", "datasets", "fit", "fit_many",

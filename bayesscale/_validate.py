@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .intervals import resolve_ci
+
 __all__ = ["check_ci", "positive"]
 
 
-def check_ci(ci) -> float:
-    """``ci`` as a float in (0, 1), or a clear ValueError."""
-    try:
-        c = float(ci)
-    except (TypeError, ValueError):
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r}") from None
-    if not 0 < c < 1:
-        raise ValueError(f"ci must be a probability in (0, 1), got {ci!r} (e.g. ci=0.8 for an 80% interval)")
-    return c
+def check_ci(ci=None, name: str = "ci") -> float:
+    """``ci`` as a float in (0, 1) (``None``: :data:`bayesscale.intervals.DEFAULT_CI`), or a clear ValueError."""
+    return resolve_ci(ci, name)
 
 
 def positive(x, name: str, *, unit: str = "") -> np.ndarray:

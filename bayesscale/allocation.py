@@ -18,9 +18,11 @@ quantities it comes wrapped in a :class:`DrawTable` (or its subclass
 :class:`Allocation`): a frozen dataclass with the summary ``.table`` and the
 underlying ``.draws`` (a dict of read-only ``(S, n)`` arrays, one column per
 table row), so any other summary (a mean, a different interval, a
-histogram) is one NumPy call away.  Intervals are equal-tailed: ``*_lo`` and
-``*_hi`` are the ``(1 - ci) / 2`` and ``(1 + ci) / 2`` quantiles over draws,
-the plain column is the median.
+histogram) is one NumPy call away.  Intervals are equal-tailed: ``x_lo80``
+and ``x_hi80`` (at ``ci=0.8``; the level is always in the name, see
+:mod:`bayesscale.intervals`) are the ``(1 - ci) / 2`` and ``(1 + ci) / 2``
+quantiles over draws, the plain column ``x`` is the median.  ``ci``
+defaults to :data:`bayesscale.DEFAULT_CI` everywhere.
 
 The law and its closed-form frontier live in :mod:`bayesscale.laws`; this
 module only evaluates them over draws, inverts them and solves the cases
@@ -45,6 +47,7 @@ import pandas as pd
 
 from . import laws
 from ._validate import check_ci as _check_ci
+from .intervals import DEFAULT_CI, band_names
 from ._validate import positive as _positive
 
 __all__ = [
@@ -89,17 +92,19 @@ class DrawTable:
     ----------
     table : pandas.DataFrame
         One row per input value (budget, model size, target, ...): medians
-        and equal-tailed ``ci`` intervals (columns ``x, x_lo, x_hi``).
+        and equal-tailed ``ci`` intervals (columns ``x, x_lo80, x_hi80`` at
+        ``ci=0.8``: the level is part of the name, see :mod:`bayesscale.intervals`).
     draws : dict of str to numpy.ndarray
         Read-only ``(S, n)`` arrays of per-draw values; column ``j`` belongs
         to row ``j`` of :attr:`table`.
-    ci : float
+    ci : float, optional
         Probability mass of the intervals in :attr:`table`.
+        Default :data:`bayesscale.DEFAULT_CI`.
     """
 
     table: pd.DataFrame
     draws: dict = field(repr=False)
-    ci: float = 0.8
+    ci: float = DEFAULT_CI
 
     def __post_init__(self):
         object.__setattr__(self, "draws", _freeze(self.draws))
@@ -143,12 +148,14 @@ class SizeRange:
         The compute budget.
     threshold : float
         Largest accepted excess compute (0.2 = 20% more compute).
-    ci : float
+    ci : float, optional
         Probability mass of the endpoint bands.
+        Default :data:`bayesscale.DEFAULT_CI`.
     table : pandas.DataFrame
         Index ``k_lo, k_hi`` (the smallest and largest acceptable size as a
-        multiple of ``N_opt``); columns ``median, lo, hi``, and ``N``,
-        ``N_lo``, ``N_hi``: the same in parameters (per draw ``k * N_opt``).
+        multiple of ``N_opt``); columns ``median, lo80, hi80`` (at
+        ``ci=0.8``), and ``N``, ``N_lo80``, ``N_hi80``: the same in
+        parameters (per draw ``k * N_opt``).
     draws : dict of str to numpy.ndarray
         ``k_lo`` and ``k_hi``, one value per draw.
     """
@@ -176,14 +183,15 @@ class SizeRange:
     def sentence(self) -> str:
         """The result in one sentence, for a report."""
         t = self.table
+        lo, hi = band_names("", self.ci)
         if np.isnan(self.k_lo) or np.isnan(self.k_hi):
             return (f"At C = {self.C:.3g} FLOPs the law does not define a compute-optimal model size, so no "
                     "range of efficient sizes can be given.")
         return (f"At C = {self.C:.3g} FLOPs, model sizes between {self.k_lo:.2f}x and {self.k_hi:.2f}x the "
                 f"compute-optimal size cost at most {self.threshold:.0%} more compute to reach the optimum's "
                 f"loss (posterior medians; {self.ci:.0%} intervals of the bounds: "
-                f"{t.loc['k_lo', 'lo']:.2f}x to {t.loc['k_lo', 'hi']:.2f}x and "
-                f"{t.loc['k_hi', 'lo']:.2f}x to {t.loc['k_hi', 'hi']:.2f}x).")
+                f"{t.loc['k_lo', lo]:.2f}x to {t.loc['k_lo', hi]:.2f}x and "
+                f"{t.loc['k_hi', lo]:.2f}x to {t.loc['k_hi', hi]:.2f}x).")
 
     def __str__(self) -> str:
         return self.sentence
@@ -307,13 +315,15 @@ def _bands_by_rank(key: np.ndarray, arrays: Mapping, ci: float) -> dict:
             v0 = np.take_along_axis(x, at[r0], axis=0)[0]
             v1 = np.take_along_axis(x, at[r1], axis=0)[0]
             out.append(v0 * (v1 / v0) ** t)
-        cols.update({name: out[0], f"{name}_lo": out[1], f"{name}_hi": out[2]})
+        lo, hi = band_names(name, ci)
+        cols.update({name: out[0], lo: out[1], hi: out[2]})
     return cols
 
 
 def _summary(name: str, x: np.ndarray, ci: float) -> dict:
     med, lo, hi = _band(x, ci)
-    return {name: med, f"{name}_lo": lo, f"{name}_hi": hi}
+    lo_name, hi_name = band_names(name, ci)
+    return {name: med, lo_name: lo, hi_name: hi}
 
 
 # ---------------------------------------------------------------------------
@@ -428,7 +438,7 @@ def _solve_cost(P: Mapping, log_C: np.ndarray, cost: Callable, *, xtol: float = 
 # ---------------------------------------------------------------------------
 
 
-def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None = None,
+def allocate(params: Mapping, budgets, *, ci: float | None = None, cost: Callable | None = None,
              log_noise=None, log_N_error=None, law=None, U=None) -> Allocation:
     """Compute-optimal model size, tokens and loss at each budget, per draw.
 
@@ -438,8 +448,9 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
         Posterior draws ``E, A, B, alpha, beta`` (flat arrays of length S).
     budgets : array_like
         Training compute budgets C in FLOPs (positive, finite).
-    ci : float
+    ci : float, optional
         Probability mass of the equal-tailed intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     cost : callable, optional
         Another cost model: ``cost(N)`` returns training FLOPs per token for
         model size ``N`` (vectorised over a NumPy array), so that
@@ -475,10 +486,11 @@ def allocate(params: Mapping, budgets, *, ci: float = 0.8, cost: Callable | None
     Returns
     -------
     Allocation
-        ``table``: one row per budget with columns ``C, N_opt, N_opt_lo,
-        N_opt_hi, D_opt, D_opt_lo, D_opt_hi, tokens_per_param,
-        tokens_per_param_lo, tokens_per_param_hi, loss, loss_lo, loss_hi``
-        (medians over draws and equal-tailed ``ci`` intervals);
+        ``table``: one row per budget with columns ``C, N_opt, N_opt_lo80,
+        N_opt_hi80, D_opt, D_opt_lo80, D_opt_hi80, tokens_per_param,
+        tokens_per_param_lo80, tokens_per_param_hi80, loss, loss_lo80,
+        loss_hi80`` (medians over draws and equal-tailed ``ci`` intervals;
+        the suffix is the level, ``_lo95`` at ``ci=0.95``);
         ``draws``: ``N_opt, D_opt, tokens_per_param, loss``, each
         ``(S, n_budgets)``.
 
@@ -678,7 +690,7 @@ def _allocation_table(first: dict, draws: dict, ci: float) -> Allocation:
     return Allocation(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8, law=None, U=None) -> Allocation:
+def best_D_for_N(params: Mapping, N, *, C=None, ci: float | None = None, law=None, U=None) -> Allocation:
     """Training tokens for a model of fixed size ``N``.
 
     Without a compute constraint the loss falls with every extra token, so
@@ -702,8 +714,9 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8, law=None, U=Non
         Model sizes (parameters).
     C : array_like, optional
         Compute budgets, broadcast against ``N``.
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     law : Law or str, optional
         The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
         Chinchilla law: the closed forms.  Any other law: the numeric path
@@ -717,7 +730,7 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8, law=None, U=Non
     Returns
     -------
     Allocation
-        ``C=None``: columns ``N``, then median/``_lo``/``_hi`` of ``C``,
+        ``C=None``: columns ``N``, then median/``_lo80``/``_hi80`` (at ``ci=0.8``) of ``C``,
         ``D``, ``tokens_per_param`` and ``loss`` (the law at ``(N, D)``).
         ``C`` given: columns ``N, C, D, tokens_per_param`` (fixed) and
         bands of ``loss``, ``loss_opt`` (optimal allocation of ``C``) and
@@ -741,7 +754,7 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float = 0.8, law=None, U=Non
     return _forced(P, Nv, None, C, ci)
 
 
-def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8, law=None, U=None) -> Allocation:
+def best_N_for_D(params: Mapping, D, *, C=None, ci: float | None = None, law=None, U=None) -> Allocation:
     """Model size for a fixed number of training tokens ``D``.
 
     The mirror image of :func:`best_D_for_N`:
@@ -762,8 +775,9 @@ def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8, law=None, U=Non
         Training tokens.
     C : array_like, optional
         Compute budgets, broadcast against ``D``.
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     law : Law or str, optional
         The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
         Chinchilla law: the closed forms.  Any other law: the numeric path
@@ -775,7 +789,7 @@ def best_N_for_D(params: Mapping, D, *, C=None, ci: float = 0.8, law=None, U=Non
     Returns
     -------
     Allocation
-        ``C=None``: columns ``D``, then median/``_lo``/``_hi`` of ``C``,
+        ``C=None``: columns ``D``, then median/``_lo80``/``_hi80`` (at ``ci=0.8``) of ``C``,
         ``N``, ``tokens_per_param`` and ``loss``.  ``C`` given: columns
         ``N, C, D, tokens_per_param`` and bands of ``loss``, ``loss_opt``
         and ``loss_penalty``.
@@ -814,7 +828,7 @@ def _forced(P: Mapping, N, D, C, ci: float) -> Allocation:
     return _allocation_table({"N": N, "C": C, "D": D, "tokens_per_param": D / N}, draws, ci)
 
 
-def compute_for_loss(params: Mapping, target, *, ci: float = 0.8, law=None, U=None) -> Allocation:
+def compute_for_loss(params: Mapping, target, *, ci: float | None = None, law=None, U=None) -> Allocation:
     """Least compute that reaches a target loss, with its optimal N and D.
 
     Along the compute-optimal frontier (C = 6 N D) the two power-law terms
@@ -834,8 +848,9 @@ def compute_for_loss(params: Mapping, target, *, ci: float = 0.8, law=None, U=No
         Posterior draws ``E, A, B, alpha, beta``.
     target : array_like
         Target losses (law value, no observation noise).
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     law : Law or str, optional
         The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
         Chinchilla law: the closed forms.  Any other law: the numeric path
@@ -853,7 +868,7 @@ def compute_for_loss(params: Mapping, target, *, ci: float = 0.8, law=None, U=No
     -------
     Allocation
         ``table``: columns ``target, reachable`` (share of draws with
-        ``E < target``), then median/``_lo``/``_hi`` of ``C``, ``N_opt``
+        ``E < target``), then median/``_lo80``/``_hi80`` (at ``ci=0.8``) of ``C``, ``N_opt``
         and ``D_opt``; ``draws``: ``C, N_opt, D_opt``, each
         ``(S, n_targets)``.
     """
@@ -880,7 +895,7 @@ def compute_for_loss(params: Mapping, target, *, ci: float = 0.8, law=None, U=No
     return _allocation_table({"target": T, "reachable": reach.mean(axis=0)}, draws, ci)
 
 
-def frontier_exponents(params: Mapping, *, ci: float = 0.95, law=None, budgets=None, U=None) -> pd.DataFrame:
+def frontier_exponents(params: Mapping, *, ci: float | None = None, law=None, budgets=None, U=None) -> pd.DataFrame:
     """Posterior of the frontier's exponents and coefficient (Chinchilla Table 2).
 
     ``N_opt = G (C/6)^a`` and ``D_opt = G^-1 (C/6)^b`` with
@@ -891,8 +906,9 @@ def frontier_exponents(params: Mapping, *, ci: float = 0.95, law=None, budgets=N
     ----------
     params : mapping
         Posterior draws ``E, A, B, alpha, beta``.
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     law : Law or str, optional
         The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
         Chinchilla law: the closed forms.  Any other law: the numeric path
@@ -913,7 +929,8 @@ def frontier_exponents(params: Mapping, *, ci: float = 0.95, law=None, budgets=N
     -------
     pandas.DataFrame
         Without ``budgets`` (Chinchilla law): index ``a, b, G``; columns
-        ``median, lo, hi, mean, sd``.  The draws are
+        ``median, lo80, hi80, mean, sd`` (the level in the name: ``lo95,
+        hi95`` at ``ci=0.95``).  The draws are
         :func:`bayesscale.laws.frontier_coefficients` of ``params``.
         With ``budgets``: rows ``a, b, G`` for each budget (the index
         repeats; ``df.loc["a"]`` gives one row per budget) and a column
@@ -934,10 +951,11 @@ def frontier_exponents(params: Mapping, *, ci: float = 0.95, law=None, budgets=N
         df.attrs["note"] = "closed form: a = beta / (alpha + beta), b = alpha / (alpha + beta), the same at every C"
         return df
     rows = {}
+    lo_name, hi_name = band_names("", ci)
     for k in ("a", "b", "G"):
         x = np.asarray(f[k], dtype=np.float64)
         med, lo, hi = _band(x, ci)
-        rows[k] = {"median": float(med), "lo": float(lo), "hi": float(hi), "mean": float(x.mean()),
+        rows[k] = {"median": float(med), lo_name: float(lo), hi_name: float(hi), "mean": float(x.mean()),
                    "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0}
     return pd.DataFrame.from_dict(rows, orient="index")
 
@@ -975,7 +993,7 @@ def _check_threshold(threshold) -> float:
     return thr
 
 
-def excess_compute(params: Mapping, C, k, *, ci: float = 0.8, law=None, U=None) -> DrawTable:
+def excess_compute(params: Mapping, C, k, *, ci: float | None = None, law=None, U=None) -> DrawTable:
     """Extra compute and tokens needed at a non-optimal model size (Kaplan et al. 2020, Fig. 12).
 
     For a model of size ``N = k N_opt(C)`` the loss ``L_opt`` of the optimal
@@ -999,8 +1017,9 @@ def excess_compute(params: Mapping, C, k, *, ci: float = 0.8, law=None, U=None) 
     k : array_like
         Model sizes as multiples of ``N_opt``, e.g.
         ``np.geomspace(0.2, 5, 61)``.
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     law : Law or str, optional
         The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
         Chinchilla law: the closed forms.  Any other law: the numeric path
@@ -1016,7 +1035,7 @@ def excess_compute(params: Mapping, C, k, *, ci: float = 0.8, law=None, U=None) 
     -------
     DrawTable
         ``table``: columns ``k, reachable`` (share of draws that reach
-        ``L_opt`` at that size), then median/``_lo``/``_hi`` of
+        ``L_opt`` at that size), then median/``_lo80``/``_hi80`` (at ``ci=0.8``) of
         ``excess_compute`` (``C' / C``) and ``excess_tokens``
         (``D' / D_opt``); ``draws``: those two, ``(S, n_k)``.
     """
@@ -1040,7 +1059,7 @@ def excess_compute(params: Mapping, C, k, *, ci: float = 0.8, law=None, U=None) 
     return DrawTable(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: float = 0.8, law=None,
+def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: float | None = None, law=None,
                          U=None) -> SizeRange:
     """The range of model sizes whose excess compute stays within ``threshold``.
 
@@ -1058,8 +1077,9 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
         The compute budget.
     threshold : float
         Largest accepted excess compute, as a fraction (0.2 = 20% more).
-    ci : float
+    ci : float, optional
         Probability mass of the endpoints' intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     law : Law or str, optional
         The fitted law (:attr:`bayesscale.Posterior.law`).  ``None`` or the
         Chinchilla law: the closed forms.  Any other law: the numeric path
@@ -1111,11 +1131,13 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
     k_lo = np.exp(bisect(v_min, np.zeros_like(r)))
     k_hi = np.exp(bisect(v_max, np.zeros_like(r)))
     rows = {}
+    lo_name, hi_name = band_names("", ci)
+    N_lo, N_hi = band_names("N", ci)
     for name, kd in (("k_lo", k_lo), ("k_hi", k_hi)):
         med, lo, hi = _band(kd, ci)
         nmed, nlo, nhi = _band(kd * N_opt, ci)
-        rows[name] = {"median": float(med), "lo": float(lo), "hi": float(hi),
-                      "N": float(nmed), "N_lo": float(nlo), "N_hi": float(nhi)}
+        rows[name] = {"median": float(med), lo_name: float(lo), hi_name: float(hi),
+                      "N": float(nmed), N_lo: float(nlo), N_hi: float(nhi)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     return SizeRange(C=C, threshold=thr, ci=ci, table=table, draws={"k_lo": k_lo, "k_hi": k_hi})
 
@@ -1336,7 +1358,8 @@ def _nan_bands(x: np.ndarray, ci: float):
 def _summary_any(name: str, x: np.ndarray, ci: float) -> dict:
     if np.isnan(x).any():
         med, lo, hi = _nan_bands(x, ci)
-        return {name: med, f"{name}_lo": lo, f"{name}_hi": hi}
+        lo_name, hi_name = band_names(name, ci)
+        return {name: med, lo_name: lo, hi_name: hi}
     return _summary(name, x, ci)
 
 
@@ -1551,7 +1574,8 @@ def _frontier_exponents_law(law, params, budgets, *, ci, U) -> pd.DataFrame:
 
 
 def _exponent_table(f: Mapping, C: np.ndarray, ci: float, law=None) -> pd.DataFrame:
-    """Rows ``a, b, G`` per budget (index repeated; column ``C``) with ``median, lo, hi, mean, sd``."""
+    """Rows ``a, b, G`` per budget (index repeated; column ``C``) with ``median, lo80, hi80, mean, sd``."""
+    lo_name, hi_name = band_names("", ci)
     rows, index = [], []
     for j, c in enumerate(C):
         for k in ("a", "b", "G"):
@@ -1559,10 +1583,10 @@ def _exponent_table(f: Mapping, C: np.ndarray, ci: float, law=None) -> pd.DataFr
             x = x[~np.isnan(x)]
             if x.size:
                 med, lo, hi = _band(x, ci)
-                row = {"C": c, "median": float(med), "lo": float(lo), "hi": float(hi), "mean": float(x.mean()),
+                row = {"C": c, "median": float(med), lo_name: float(lo), hi_name: float(hi), "mean": float(x.mean()),
                        "sd": float(x.std(ddof=1)) if x.size > 1 else 0.0}
             else:
-                row = {"C": c, "median": np.nan, "lo": np.nan, "hi": np.nan, "mean": np.nan, "sd": np.nan}
+                row = {"C": c, "median": np.nan, lo_name: np.nan, hi_name: np.nan, "mean": np.nan, "sd": np.nan}
             rows.append(row)
             index.append(k)
     df = pd.DataFrame(rows, index=pd.Index(index, name="quantity"))
@@ -1666,12 +1690,14 @@ def _efficient_size_range_law(law, params, C, *, threshold, ci, U) -> SizeRange:
 
 def _size_range(C, thr, ci, k_lo, k_hi, N_opt) -> SizeRange:
     rows = {}
+    lo_name, hi_name = band_names("", ci)
+    N_lo, N_hi = band_names("N", ci)
     for name, kd in (("k_lo", k_lo), ("k_hi", k_hi)):
         med, lo, hi = (float(x[0]) for x in _nan_bands(kd[:, None], ci)) if np.isnan(kd).any() else _band(kd, ci)
         with np.errstate(invalid="ignore"):
             nd = kd * N_opt
         nmed, nlo, nhi = (float(x[0]) for x in _nan_bands(nd[:, None], ci)) if np.isnan(nd).any() else _band(nd, ci)
-        rows[name] = {"median": float(med), "lo": float(lo), "hi": float(hi),
-                      "N": float(nmed), "N_lo": float(nlo), "N_hi": float(nhi)}
+        rows[name] = {"median": float(med), lo_name: float(lo), hi_name: float(hi),
+                      "N": float(nmed), N_lo: float(nlo), N_hi: float(nhi)}
     table = pd.DataFrame.from_dict(rows, orient="index")
     return SizeRange(C=C, threshold=thr, ci=ci, table=table, draws={"k_lo": k_lo, "k_hi": k_hi})

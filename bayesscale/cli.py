@@ -52,6 +52,24 @@ def _add_fit_options(p: argparse.ArgumentParser, *, draws_default: int = 1000):
     g.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
+def _probability(text: str) -> float:
+    from .intervals import resolve_ci
+
+    try:
+        return resolve_ci(float(text), "--ci")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a probability in (0, 1), e.g. 0.9 for 90% "
+                                         "intervals") from None
+
+
+def _ci_option(p: argparse.ArgumentParser):
+    from .intervals import DEFAULT_CI
+
+    p.add_argument("--ci", type=_probability, default=DEFAULT_CI, metavar="P",
+                   help=f"probability mass of every interval, in (0, 1) (default: {DEFAULT_CI:g}, i.e. "
+                        f"{100 * DEFAULT_CI:g}%% intervals; the level is in every column name and header)")
+
+
 def _add_data_options(p: argparse.ArgumentParser):
     p.add_argument("--column", action="append", default=[], metavar="NAME=YOURS",
                    help="map a column, e.g. --column N=params --column loss=eval_loss (repeatable)")
@@ -171,17 +189,20 @@ def _fit_kwargs(a, *, calibrate_now: bool = True) -> dict:
                 progress=False if a.no_progress else None, law=getattr(a, "law", "chinchilla") or "chinchilla")
 
 
-def _print_fit(post, out=None):
+def _print_fit(post, out=None, ci=None):
     import pandas as pd
 
+    from .intervals import band_names
+
     out = out or sys.stdout
-    s = post.summary()
+    s = post.summary(ci=ci)
     ci = s.attrs["ci"]
+    lo, hi = band_names("", ci)
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
         print(f"Posterior of {post.law.formula} (law {post.law.name}) from {len(post.runs)} runs "
-              f"({post.settings.chains} chains x {post.settings.draws} draws); lo/hi = {ci:.0%} interval",
+              f"({post.settings.chains} chains x {post.settings.draws} draws); {lo} .. {hi} = {ci:.0%} interval",
               file=out)
-        print(s[["median", "lo", "hi", "r_hat", "ess_bulk", "ess_tail"]].to_string(), file=out)
+        print(s[["median", lo, hi, "r_hat", "ess_bulk", "ess_tail"]].to_string(), file=out)
     print(file=out)
     print(post.check(), file=out)
 
@@ -232,7 +253,7 @@ def _calibrate(post, a):
 
 def _fit_and_report(runs, a) -> int:
     post = _quiet_fit(runs, a)
-    _print_fit(post)
+    _print_fit(post, ci=getattr(a, "ci", None))
     if getattr(a, "out", None):
         post = _calibrate(post, a)
         path = post.to_netcdf(a.out)
@@ -281,7 +302,8 @@ def _cmd_report(a) -> int:
         for name in laws[1:]:
             print(f"fitting {name} for the 'which law' section", file=sys.stderr, flush=True)
             others.append(_calibrate(_quiet_fit(post.runs, a, law=name), a))  # bands like the main law's
-        comparison = bs.compare([post, *others], budgets=a.budget, progress=False if a.no_progress else None)
+        comparison = bs.compare([post, *others], budgets=a.budget, ci=a.ci,
+                                progress=False if a.no_progress else None)
     bt = None
     if a.backtest:
         with warnings.catch_warnings():
@@ -291,7 +313,7 @@ def _cmd_report(a) -> int:
                              likelihood=post.spec.likelihood, offsets=post.spec.offsets, law=post.law,
                              bend=post.spec.bend, progress=False if a.no_progress else None)
     paths = report(post, budgets=a.budget, target_loss=a.target_loss, out=a.out, backtest=bt, comparison=comparison,
-                   command=" ".join(["bayesscale", *map(shlex.quote, a.argv)]))
+                   ci=a.ci, command=" ".join(["bayesscale", *map(shlex.quote, a.argv)]))
     print(post.check())
     print(f"\nwrote {paths.html}\n      {paths.markdown}\n      {paths.json}")
     return 0 if post.check().ok else 1
@@ -411,6 +433,7 @@ def _cmd_compare(a) -> int:
     import pandas as pd
 
     import bayesscale as bs
+    from bayesscale.intervals import band_names
     from bayesscale.posterior import atomic_write
 
     _check_out_file(a.out)
@@ -423,7 +446,7 @@ def _cmd_compare(a) -> int:
     for law in laws:
         print(f"fitting {law.name}: {law.formula}", file=sys.stderr, flush=True)
         posts.append(_quiet_fit(runs, a, law=law, extrapolation="none"))
-    table = bs.compare(posts, budgets=a.budget or None, backtest=not a.no_backtest,
+    table = bs.compare(posts, budgets=a.budget or None, backtest=not a.no_backtest, ci=a.ci,
                        progress=False if a.no_progress else None)
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 200):
         print("Which law to believe: in-sample PSIS-LOO (elpd, higher is better; pareto_k_bad = runs where the "
@@ -432,11 +455,11 @@ def _cmd_compare(a) -> int:
         print(table.to_string(index=False))
         if a.budget:
             size_laws = [p for p in posts if p.law.depends_on_size()]
-            avg = bs.average(size_laws, budgets=a.budget)
+            avg = bs.average(size_laws, budgets=a.budget, ci=a.ci)
             print(f"\nModel-averaged allocation (stacking weights {avg.attrs['weights']}; bands "
                   f"{avg.attrs['ci']:.0%}):")
-            print(avg[["C", "N_opt", "N_opt_lo", "N_opt_hi", "tokens_per_param", "loss", "loss_lo", "loss_hi"]]
-                  .to_string(index=False))
+            cols = ["C", "N_opt", *band_names("N_opt", a.ci), "tokens_per_param", "loss", *band_names("loss", a.ci)]
+            print(avg[cols].to_string(index=False))
     bad = [p.law.name for p in posts if not p.check().ok]
     if bad:
         print(f"\nThe diagnostics of {', '.join(bad)} failed: do not trust their rows.")
@@ -465,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the posterior to this netCDF file (read it with load_posterior)")
     _add_data_options(p)
     _law_option(p)
+    _ci_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_fit)
 
@@ -473,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "2024) and print the parameters and the verdict.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", help="write the posterior to this netCDF file")
+    _ci_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_demo)
 
@@ -492,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add a backtest section (largest_budget, leave_one_budget_out or a FLOPs threshold)")
     _add_data_options(p)
     _law_option(p, repeatable=True, report=True)
+    _ci_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_report)
 
@@ -523,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="also write the comparison table to this CSV file")
     _add_data_options(p)
     _law_option(p, repeatable=True)
+    _ci_option(p)
     _add_fit_options(p)
     p.set_defaults(func=_cmd_compare)
     return parser

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ._validate import check_ci
+from .intervals import band_names, quantiles
 
 __all__ = ["compare", "average", "law_labels"]
 
@@ -56,7 +57,7 @@ def _check(posteriors) -> list:
     return posteriors
 
 
-def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float = 0.8, seed: int = 0,
+def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float | None = None, seed: int = 0,
             backtest_settings: dict | None = None, progress: bool | None = None) -> pd.DataFrame:
     """Compare laws fitted to the same runs: in-sample LOO, out-of-sample backtest, allocations.
 
@@ -71,8 +72,9 @@ def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float = 0.8,
         Refit each law on rolling-origin folds and score its predictions
         beyond the data (``leave_one_budget_out``; short chains, one batched
         program per law).  This costs about one fit per law.
-    ci : float
+    ci : float, optional
         Mass of the allocation bands.
+        Default :data:`bayesscale.DEFAULT_CI`.
     seed : int
         Seed of the backtest refits.
     backtest_settings : dict, optional
@@ -89,7 +91,8 @@ def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float = 0.8,
         ``pareto_k_bad`` (runs with k > 0.7), ``weight`` (stacking), and
         with ``backtest``: ``backtest_mlpd``, ``backtest_coverage_90``,
         ``backtest_folds``; with ``budgets``: ``N_opt@C``,
-        ``N_opt_lo@C``, ``N_opt_hi@C`` per budget (``ci`` band).
+        ``N_opt_lo80@C``, ``N_opt_hi80@C`` per budget (``ci`` band; the
+        level is in the name, ``N_opt_lo95@C`` at ``ci=0.95``).
         ``df.attrs["ci"]`` holds ``ci``.
     """
     import arviz_stats as azs
@@ -120,10 +123,11 @@ def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float = 0.8,
         C = np.atleast_1d(np.asarray(budgets, dtype=float))
         for row, p in zip(rows, posteriors):
             alloc = p.allocate(C, ci=ci)
+            lo, hi = band_names("N_opt", ci)
             for c, (_, a) in zip(C, alloc.iterrows()):
                 row[f"N_opt@{c:.3g}"] = a["N_opt"]
-                row[f"N_opt_lo@{c:.3g}"] = a["N_opt_lo"]
-                row[f"N_opt_hi@{c:.3g}"] = a["N_opt_hi"]
+                row[f"{lo}@{c:.3g}"] = a[lo]
+                row[f"{hi}@{c:.3g}"] = a[hi]
     out = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False, ignore_index=True)
     cols = ["law", "n_params", "elpd_loo", "elpd_se", "elpd_diff", "diff_se", "p_loo", "pareto_k_bad", "weight"]
     out = out[cols + [c for c in out.columns if c not in cols]]
@@ -151,7 +155,7 @@ def _backtest_score(post, *, seed, settings, progress) -> dict:
             "backtest_folds": int(len(res.table) - 1)}
 
 
-def average(posteriors, weights=None, budgets=None, *, ci: float = 0.8, seed: int = 0) -> pd.DataFrame:
+def average(posteriors, weights=None, budgets=None, *, ci: float | None = None, seed: int = 0) -> pd.DataFrame:
     """A model-averaged compute-optimal allocation across laws.
 
     Each law contributes draws of its allocation (``Posterior.allocate``) in
@@ -168,15 +172,17 @@ def average(posteriors, weights=None, budgets=None, *, ci: float = 0.8, seed: in
         its backtest).
     budgets : array_like
         Compute budgets in FLOPs.
-    ci : float
+    ci : float, optional
         Mass of the equal-tailed bands.
+        Default :data:`bayesscale.DEFAULT_CI`.
     seed : int
         Seed of the subsampling of each law's draws.
 
     Returns
     -------
     pandas.DataFrame
-        One row per budget: ``C``, ``N_opt``, ``N_opt_lo``, ``N_opt_hi``,
+        One row per budget: ``C``, ``N_opt``, ``N_opt_lo80``,
+        ``N_opt_hi80`` (at ``ci=0.8``; the suffix is the level),
         ``D_opt``..., ``tokens_per_param``..., ``loss``... (medians and
         bands of the mixture); ``df.attrs["weights"]`` maps each law to its
         weight and ``df.attrs["draws"]`` holds the mixture's draws.
@@ -207,13 +213,10 @@ def average(posteriors, weights=None, budgets=None, *, ci: float = 0.8, seed: in
         for k, v in d.items():
             parts.setdefault(k, []).append(np.asarray(v)[idx])
     draws = {k: np.concatenate(v, axis=0) for k, v in parts.items()}
-    lo_q, hi_q = (1 - ci) / 2, (1 + ci) / 2
     cols = {"C": C}
     for k in ("N_opt", "D_opt", "tokens_per_param", "loss"):
-        x = draws[k]
-        cols[k] = np.nanmedian(x, axis=0)
-        cols[f"{k}_lo"] = np.nanquantile(x, lo_q, axis=0)
-        cols[f"{k}_hi"] = np.nanquantile(x, hi_q, axis=0)
+        lo, hi = band_names(k, ci)
+        cols[k], cols[lo], cols[hi] = quantiles(draws[k], ci)
     out = pd.DataFrame(cols)
     out.attrs.update(weights=dict(zip(labels, w.tolist())), draws=draws, ci=ci)
     return out

@@ -45,6 +45,7 @@ import pandas as pd
 
 from . import kaplan
 from ._validate import check_ci as _check_ci
+from .intervals import DEFAULT_CI, band_names
 from ._validate import positive as _positive
 from .data import DataError, DataWarning, _hash_frame
 from .laws import FLOPS_PER_PARAM_TOKEN
@@ -851,11 +852,12 @@ class Approach1Result:
     exponent : pandas.DataFrame
         Index ``a, b, log_k_N, log_k_D`` for ``N_opt = k_N C^a`` and
         ``D_opt = k_D C^b`` (natural logs; C in FLOPs); columns ``median,
-        lo, hi, mean, sd``.
+        lo80, hi80, mean, sd`` (the suffix is the level ``ci``).
     draws : dict of str to numpy.ndarray
         ``a, b, log_k_N, log_k_D, sigma_N, sigma_D``, each ``(S,)``.
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     convention : str
         Parameter count used for ``C = 6 N tokens``.
     """
@@ -864,7 +866,7 @@ class Approach1Result:
     points: pd.DataFrame
     exponent: pd.DataFrame
     draws: dict = field(repr=False)
-    ci: float = 0.8
+    ci: float = DEFAULT_CI
     convention: str = "total"
 
     def __post_init__(self):
@@ -900,31 +902,33 @@ class Approach1Result:
         Returns
         -------
         pandas.DataFrame
-            Columns ``quantity, C, approach1, approach1_lo, approach1_hi``,
-            to merge on ``quantity, C`` with the other approaches' columns.
+            Columns ``quantity, C, approach1, approach1_lo80, approach1_hi80``
+            (the suffix is the level ``ci``), to merge on ``quantity, C`` with the other approaches' columns.
         """
         ci = self.ci if ci is None else _check_ci(ci)
         C = self.points.loc[self.points["used"], "C"].to_numpy() if C is None else np.atleast_1d(C).astype(float)
         qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
+        a_lo, a_hi = band_names("approach1", ci)
         rows = []
         for name in ("a", "b"):
             m, lo, hi = np.quantile(self.draws[name], qs)
-            rows.append({"quantity": name, "C": np.nan, "approach1": m, "approach1_lo": lo, "approach1_hi": hi})
+            rows.append({"quantity": name, "C": np.nan, "approach1": m, a_lo: lo, a_hi: hi})
         n = self.predict(C)["N_opt"]
         for j, cj in enumerate(C):
             m, lo, hi = np.quantile(n[:, j], qs)
-            rows.append({"quantity": "N_opt", "C": cj, "approach1": m, "approach1_lo": lo, "approach1_hi": hi})
+            rows.append({"quantity": "N_opt", "C": cj, "approach1": m, a_lo: lo, a_hi: hi})
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
         e = self.exponent
+        lo, hi = band_names("", self.ci)
         return (f"Approach1Result({int(self.points['used'].sum())} envelope segments fitted of {len(self.points)}; "
-                f"a = {e.loc['a', 'median']:.3f} [{e.loc['a', 'lo']:.3f}, {e.loc['a', 'hi']:.3f}], "
-                f"b = {e.loc['b', 'median']:.3f} [{e.loc['b', 'lo']:.3f}, {e.loc['b', 'hi']:.3f}] at ci={self.ci:g})")
+                f"a = {e.loc['a', 'median']:.3f} [{e.loc['a', lo]:.3f}, {e.loc['a', hi]:.3f}], "
+                f"b = {e.loc['b', 'median']:.3f} [{e.loc['b', lo]:.3f}, {e.loc['b', hi]:.3f}] at ci={self.ci:g})")
 
 
 def approach1(curves, *, n_bins: int = 60, convention: str = "total", cost=None, min_runs: int = 2,
-              exclude_edges: bool = True, draws: int = 4000, ci: float = 0.8, seed: int = 0) -> Approach1Result:
+              exclude_edges: bool = True, draws: int = 4000, ci: float | None = None, seed: int = 0) -> Approach1Result:
     """Chinchilla's Approach 1 from curves: power laws ``N_opt ∝ C^a``, ``D_opt ∝ C^b`` on the envelope.
 
     The envelope (:func:`envelope`) is a staircase: ``N_opt`` only takes the
@@ -953,8 +957,9 @@ def approach1(curves, *, n_bins: int = 60, convention: str = "total", cost=None,
         Leave out censored segments (see above).
     draws : int
         Posterior draws.
-    ci : float
+    ci : float, optional
         Interval mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     seed : int
         Random seed.
 
@@ -1007,11 +1012,12 @@ def approach1(curves, *, n_bins: int = 60, convention: str = "total", cost=None,
         out["a" if q == "N" else "b"] = coef[:, 1]
         out[f"sigma_{q}"] = sig
     qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
+    lo_name, hi_name = band_names("", ci)
     tab = {}
     for k in ("a", "b", "log_k_N", "log_k_D"):
         d = out[k]
         m, lo, hi = np.quantile(d, qs)
-        tab[k] = {"median": m, "lo": lo, "hi": hi, "mean": d.mean(), "sd": d.std(ddof=1)}
+        tab[k] = {"median": m, lo_name: lo, hi_name: hi, "mean": d.mean(), "sd": d.std(ddof=1)}
     env = env.copy()
     env["used"] = env["segment"].isin(used["segment"])
     return Approach1Result(envelope=env, points=points, exponent=pd.DataFrame.from_dict(tab, orient="index"),

@@ -46,6 +46,7 @@ import pandas as pd
 
 from . import hierarchy, laws
 from ._validate import check_ci
+from .intervals import band_names
 from .data import Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings, covariate_arrays
@@ -223,7 +224,8 @@ class GroupedPosterior:
 
     # -- the comparison --------------------------------------------------------
 
-    def compare_groups(self, a, b, budgets=None, *, losses=None, N=None, D=None, ci: float = 0.9) -> pd.DataFrame:
+    def compare_groups(self, a, b, budgets=None, *, losses=None, N=None, D=None,
+                       ci: float | None = None) -> pd.DataFrame:
         """The compute multiplier of group ``b`` over group ``a`` (see the module docstring).
 
         Parameters
@@ -241,23 +243,26 @@ class GroupedPosterior:
             Also report the loss difference ``L_B(N, D) - L_A(N, D)`` (the
             law, no noise) at fixed model size and tokens: give both, or
             one of them and the other is ``C / (6 x)`` at each budget.
-        ci : float
+        ci : float, optional
             Probability mass of the equal-tailed intervals.
+            Default :data:`bayesscale.DEFAULT_CI`.
 
         Returns
         -------
         pandas.DataFrame
             One row per budget (or target loss): ``C`` (or ``loss``),
-            ``multiplier`` (posterior median), ``multiplier_lo``,
-            ``multiplier_hi``, ``prob_better`` (P(multiplier > 1)),
+            ``multiplier`` (posterior median), ``multiplier_lo80``,
+            ``multiplier_hi80`` (at ``ci=0.8``; the suffix is the level),
+            ``prob_better`` (P(multiplier > 1)),
             ``loss_a``, ``loss_b`` (medians of each group's compute-optimal
             loss at ``C``; with ``losses``: ``C_a``, ``C_b``, the medians of
             each group's least compute) and with ``N``/``D`` the columns
-            ``N``, ``D``, ``loss_diff``, ``loss_diff_lo``, ``loss_diff_hi``,
+            ``N``, ``D``, ``loss_diff``, ``loss_diff_lo80``, ``loss_diff_hi80``,
             ``prob_lower`` (P(L_B < L_A) at that N, D).
             ``df.attrs["draws"]`` holds the ``(S, n)`` multiplier draws.
         """
         ci = check_ci(ci)
+        m_lo, m_hi = band_names("multiplier", ci)
         a, b = self.groups[self.runs.group_index(a)], self.groups[self.runs.group_index(b)]
         if a == b:
             raise ValueError(f"compare_groups needs two different groups, got {a!r} twice")
@@ -273,7 +278,7 @@ class GroupedPosterior:
             with np.errstate(invalid="ignore", divide="ignore"):
                 m = np.where(np.isinf(ca) & np.isinf(cb), np.nan, ca / cb)
             med, lo, hi = _band(np.nan_to_num(m, nan=1.0, posinf=np.inf), ci)
-            df = pd.DataFrame({"loss": L, "multiplier": med, "multiplier_lo": lo, "multiplier_hi": hi,
+            df = pd.DataFrame({"loss": L, "multiplier": med, m_lo: lo, m_hi: hi,
                                "prob_better": (m > 1).mean(axis=0), "C_a": np.median(ca, axis=0),
                                "C_b": np.median(cb, axis=0)})
         else:
@@ -282,7 +287,7 @@ class GroupedPosterior:
                 raise ValueError("budgets must be positive, finite numbers of FLOPs")
             m = compute_multiplier(pa, pb, C)
             med, lo, hi = _band(m, ci)
-            df = pd.DataFrame({"C": C, "multiplier": med, "multiplier_lo": lo, "multiplier_hi": hi,
+            df = pd.DataFrame({"C": C, "multiplier": med, m_lo: lo, m_hi: hi,
                                "prob_better": (m > 1).mean(axis=0),
                                "loss_a": np.median(frontier_loss(pa, C), axis=0),
                                "loss_b": np.median(frontier_loss(pb, C), axis=0)})
@@ -296,7 +301,8 @@ class GroupedPosterior:
                 lb = laws.loss({k: pb[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
                 dmed, dlo, dhi = _band(lb - la, ci)
                 df["N"], df["D"] = Nx, Dx
-                df["loss_diff"], df["loss_diff_lo"], df["loss_diff_hi"] = dmed, dlo, dhi
+                d_lo, d_hi = band_names("loss_diff", ci)
+                df["loss_diff"], df[d_lo], df[d_hi] = dmed, dlo, dhi
                 df["prob_lower"] = (lb < la).mean(axis=0)
         df.attrs.update(draws=m, a=a, b=b, ci=ci)
         return df
@@ -327,12 +333,13 @@ class GroupedPosterior:
         obs = self.spec.observation
         return obs.log_prob(np.log(r.loss), mu, {k: self.samples[k][..., None] for k in obs.sites})
 
-    def summary(self, *, ci: float = 0.9) -> pd.DataFrame:
+    def summary(self, *, ci: float | None = None) -> pd.DataFrame:
         """Posterior summary per group (rows ``(group, parameter)``), then the shared variables (group ``"*"``).
 
         Columns as :meth:`bayesscale.Posterior.summary`.
         """
         ci = check_ci(ci)
+        lo_name, hi_name = band_names("", ci)
         nat = self._natural
         conv = convergence_table(nat)
         rows = []
@@ -341,7 +348,7 @@ class GroupedPosterior:
             lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
             group, param = (key[key.index("[") + 1:-1], key[: key.index("[")]) if "[" in key else ("*", key)
             rows.append({"group": group, "parameter": param, "median": med, "mean": x.mean(),
-                         "sd": x.std(ddof=1), "lo": lo, "hi": hi, **conv.loc[key].to_dict()})
+                         "sd": x.std(ddof=1), lo_name: lo, hi_name: hi, **conv.loc[key].to_dict()})
         df = pd.DataFrame(rows).set_index(["group", "parameter"])
         df.attrs["ci"] = ci
         return df

@@ -36,6 +36,7 @@ import pandas as pd
 
 from . import laws
 from ._validate import check_ci as _check_ci
+from .intervals import DEFAULT_CI, band_names
 from .allocation import _params
 from .data import as_runs, budget_groups
 
@@ -59,9 +60,10 @@ class IsoFLOPResult:
         group's number in ``runs.budget``, or in the ``tol_dex``
         regrouping), ``C`` (geometric-mean compute of its runs),
         ``n_runs``, ``N_min``/``N_max`` (sizes sampled), ``x_centre`` (the ``xbar`` of
-        the quadratic, mean log N), ``N_opt``/``N_opt_lo``/``N_opt_hi``,
-        ``D_opt``/``D_opt_lo``/``D_opt_hi`` (``C / (6 N_opt)``),
-        ``loss_min``/``loss_min_lo``/``loss_min_hi``, ``sigma`` (posterior
+        the quadratic, mean log N), ``N_opt``/``N_opt_lo80``/``N_opt_hi80``,
+        ``D_opt``/``D_opt_lo80``/``D_opt_hi80`` (``C / (6 N_opt)``),
+        ``loss_min``/``loss_min_lo80``/``loss_min_hi80`` (the suffix is the
+        level ``ci``: ``_lo95`` at 0.95), ``sigma`` (posterior
         median noise scale), ``frac_no_minimum`` (share of draws with
         ``c2 <= 0``: no minimum) and ``frac_outside`` (share of draws with a
         minimum whose ``N_opt`` lies outside the sampled sizes, i.e. is an
@@ -73,15 +75,17 @@ class IsoFLOPResult:
     exponent : pandas.DataFrame
         Index ``a, b, log_k`` for ``N_opt = k C^a`` and ``D_opt = C^b / (6 k)``
         with ``b = 1 - a`` (``log_k`` is a natural log, with N in
-        parameters and C in FLOPs); columns ``median, lo, hi, mean, sd``.
+        parameters and C in FLOPs); columns ``median, lo80, hi80, mean, sd``
+        (at ``ci=0.8``).
     draws : dict of str to numpy.ndarray
         ``log_N_opt`` and ``loss_min`` ``(S, n_budgets)`` (NaN where
         ``c2 <= 0``); ``coef`` ``(S, n_budgets, 3)``, the coefficients
         ``c0, c1, c2`` in loss units around ``x_centre``; ``sigma``
         ``(S, n_budgets)``; ``a`` and ``log_k`` ``(S,)`` (NaN where fewer
         than two budgets had a minimum in that draw).
-    ci : float
+    ci : float, optional
         Probability mass of the intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     frac_exponent_draws : float
         Share of draws from which the exponent could be fitted.
     """
@@ -90,7 +94,7 @@ class IsoFLOPResult:
     skipped: pd.DataFrame
     exponent: pd.DataFrame
     draws: dict = field(repr=False)
-    ci: float = 0.8
+    ci: float = DEFAULT_CI
     frac_exponent_draws: float = 1.0
 
     def __post_init__(self):
@@ -126,8 +130,9 @@ class IsoFLOPResult:
 
     def __repr__(self) -> str:
         e = self.exponent
+        lo, hi = band_names("", self.ci)
         return (f"IsoFLOPResult({len(self.profiles)} budgets used, {len(self.skipped)} skipped; "
-                f"a = {e.loc['a', 'median']:.3f} [{e.loc['a', 'lo']:.3f}, {e.loc['a', 'hi']:.3f}] at ci={self.ci:g})")
+                f"a = {e.loc['a', 'median']:.3f} [{e.loc['a', lo]:.3f}, {e.loc['a', hi]:.3f}] at ci={self.ci:g})")
 
 
 def _nanband(x: np.ndarray, ci: float):
@@ -176,19 +181,20 @@ def _quadratic_posterior(x: np.ndarray, y: np.ndarray, S: int, rng: np.random.Ge
 
 def _exponent_table(a: np.ndarray, log_k: np.ndarray, ci: float) -> pd.DataFrame:
     rows = {}
+    lo_name, hi_name = band_names("", ci)
     for name, d in (("a", a), ("b", 1.0 - a), ("log_k", log_k)):
         d = d[np.isfinite(d)]
         if d.size == 0:
-            rows[name] = dict.fromkeys(("median", "lo", "hi", "mean", "sd"), np.nan)
+            rows[name] = dict.fromkeys(("median", lo_name, hi_name, "mean", "sd"), np.nan)
             continue
         med, lo, hi = np.quantile(d, [0.5, (1 - ci) / 2, (1 + ci) / 2])
-        rows[name] = {"median": med, "lo": lo, "hi": hi, "mean": d.mean(),
+        rows[name] = {"median": med, lo_name: lo, hi_name: hi, "mean": d.mean(),
                       "sd": d.std(ddof=1) if d.size > 1 else 0.0}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def isoflop_analysis(runs, *, tol_dex: float | None = None, min_runs: int = 5, max_outside: float | None = 0.5,
-                     draws: int = 4000, ci: float = 0.8, seed: int = 0) -> IsoFLOPResult:
+                     draws: int = 4000, ci: float | None = None, seed: int = 0) -> IsoFLOPResult:
     """Chinchilla Approach 2: fit each isoFLOP profile, then N_opt against C.
 
     Parameters
@@ -212,8 +218,9 @@ def isoflop_analysis(runs, *, tol_dex: float | None = None, min_runs: int = 5, m
         budget can drag the exponent far off.  ``None`` keeps every budget.
     draws : int
         Posterior draws per profile.
-    ci : float
+    ci : float, optional
         Probability mass of the reported intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     seed : int
         Random seed; each budget's draws come from ``(seed, budget)``.
 
@@ -310,12 +317,13 @@ def isoflop_analysis(runs, *, tol_dex: float | None = None, min_runs: int = 5, m
         N_sel = r.N[f["sel"]]
         row = {"budget": f["budget"], "C": f["C"], "n_runs": int(f["sel"].sum()), "N_min": N_sel.min(),
                "N_max": N_sel.max(), "x_centre": f["centre"]}
+        (n_lo, n_hi), (d_lo, d_hi), (l_lo, l_hi) = (band_names(k, ci) for k in ("N_opt", "D_opt", "loss_min"))
         med, lo, hi = _nanband(f["x_opt"][:, None], ci)
-        row.update({"N_opt": np.exp(med[0]), "N_opt_lo": np.exp(lo[0]), "N_opt_hi": np.exp(hi[0])})
+        row.update({"N_opt": np.exp(med[0]), n_lo: np.exp(lo[0]), n_hi: np.exp(hi[0])})
         D6 = f["C"] / laws.FLOPS_PER_PARAM_TOKEN
-        row.update({"D_opt": D6 / row["N_opt"], "D_opt_lo": D6 / row["N_opt_hi"], "D_opt_hi": D6 / row["N_opt_lo"]})
+        row.update({"D_opt": D6 / row["N_opt"], d_lo: D6 / row[n_hi], d_hi: D6 / row[n_lo]})
         med, lo, hi = _nanband(f["loss_min"][:, None], ci)
-        row.update({"loss_min": med[0], "loss_min_lo": lo[0], "loss_min_hi": hi[0]})
+        row.update({"loss_min": med[0], l_lo: lo[0], l_hi: hi[0]})
         row["sigma"] = float(np.median(f["sigma"]))
         n_min = int(f["has_min"].sum())
         row["frac_no_minimum"] = 1.0 - n_min / S
@@ -338,7 +346,7 @@ def isoflop_analysis(runs, *, tol_dex: float | None = None, min_runs: int = 5, m
     )
 
 
-def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float = 0.9,
+def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float | None = None,
                        approach1=None) -> pd.DataFrame:
     """Approach 2 (isoFLOP profiles) against Approach 3 (the parametric law), and Approach 1 from curves.
 
@@ -348,13 +356,14 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
         From :func:`isoflop_analysis`.
     params : mapping
         Posterior draws ``E, A, B, alpha, beta`` of the fitted law.
-    ci : float
+    ci : float, optional
         Probability mass of the approaches' intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     approach1 : Approach1Result or Curves, optional
         Chinchilla's Approach 1 from training curves
         (:func:`bayesscale.approach1`; given curves, it is computed with its
         defaults and this ``ci``).  Adds the columns ``approach1,
-        approach1_lo, approach1_hi`` (its ``N_opt`` at the isoFLOP budgets,
+        approach1_lo80, approach1_hi80`` (its ``N_opt`` at the isoFLOP budgets,
         from its power law) and ``overlap_1_3`` (whether its interval
         overlaps Approach 3's).  Its ``b`` is fitted to the envelope's
         tokens, not ``1 - a``.
@@ -364,10 +373,10 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
     pandas.DataFrame
         Rows ``a`` and ``b`` (exponents of ``N_opt`` and ``D_opt`` in
         ``C``), then one ``N_opt`` row per isoFLOP budget (column ``C``).
-        Columns ``quantity, C, isoflop, isoflop_lo, isoflop_hi, parametric,
-        parametric_lo, parametric_hi, overlap`` (whether the two intervals
-        overlap), and with ``approach1`` the columns above.  Approach 3
-        uses C = 6 N D.
+        Columns ``quantity, C, isoflop, isoflop_lo80, isoflop_hi80,
+        parametric, parametric_lo80, parametric_hi80, overlap`` (whether
+        the two intervals overlap; the suffix is the level ``ci``), and
+        with ``approach1`` the columns above.  Approach 3 uses C = 6 N D.
     """
     if not isinstance(iso_result, IsoFLOPResult):
         raise ValueError(f"iso_result must be an IsoFLOPResult from isoflop_analysis, got "
@@ -383,11 +392,12 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
         n2 = np.exp(iso_result.draws["log_N_opt"])
     entries += [("N_opt", C[j], n2[:, j], N3[:, j]) for j in range(C.size)]
     rows = []
+    (i_lo, i_hi), (p_lo, p_hi) = band_names("isoflop", ci), band_names("parametric", ci)
     for name, c, d2, d3 in entries:
         m2, l2, h2 = _nanband(d2[:, None], ci)
         m3, l3, h3 = _nanband(np.asarray(d3, dtype=float)[:, None], ci)
-        rows.append({"quantity": name, "C": c, "isoflop": m2[0], "isoflop_lo": l2[0], "isoflop_hi": h2[0],
-                     "parametric": m3[0], "parametric_lo": l3[0], "parametric_hi": h3[0],
+        rows.append({"quantity": name, "C": c, "isoflop": m2[0], i_lo: l2[0], i_hi: h2[0],
+                     "parametric": m3[0], p_lo: l3[0], p_hi: h3[0],
                      "overlap": bool(max(l2[0], l3[0]) <= min(h2[0], h3[0]))})
     table = pd.DataFrame(rows)
     if approach1 is None:
@@ -401,8 +411,8 @@ def compare_approaches(iso_result: IsoFLOPResult, params: Mapping, *, ci: float 
         raise ValueError(f"approach1 must be an Approach1Result from bayesscale.approach1 or Curves, got "
                          f"{type(approach1).__name__}")
     a1 = approach1.table(C, ci=ci)
-    for col in ("approach1", "approach1_lo", "approach1_hi"):
+    a_lo, a_hi = band_names("approach1", ci)
+    for col in ("approach1", a_lo, a_hi):
         table[col] = a1[col].to_numpy()
-    table["overlap_1_3"] = [bool(max(r.approach1_lo, r.parametric_lo) <= min(r.approach1_hi, r.parametric_hi))
-                            for r in table.itertuples()]
+    table["overlap_1_3"] = [bool(max(r[a_lo], r[p_lo]) <= min(r[a_hi], r[p_hi])) for _, r in table.iterrows()]
     return table

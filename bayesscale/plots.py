@@ -23,10 +23,16 @@ and :func:`save_figure` writes a figure to disk atomically.
 
 Conventions
 -----------
-* Bands are equal-tailed posterior intervals (``ci=0.8`` by default) around
-  a median line.  Work is vectorised over posterior draws; long chains are
-  thinned to at most :data:`MAX_DRAWS` evenly spaced draws, which changes
-  the bands by far less than their width.
+* Bands are equal-tailed posterior intervals (``ci`` defaults to
+  :data:`bayesscale.DEFAULT_CI`, 0.8) around a median line, and every
+  legend says their level.  Work is vectorised over posterior draws; long
+  chains are thinned to at most :data:`MAX_DRAWS` evenly spaced draws, which
+  changes the bands by far less than their width.  The exception is what a
+  table also reports: the compute-optimal ``N_opt`` and ``D_opt`` (curves,
+  bands, diamonds and stars of :func:`isoflop_profiles`,
+  :func:`optimal_frontier`, :func:`isoloss_contours` and the ``N_opt`` of
+  :func:`excess_compute`) come from :meth:`bayesscale.Posterior.allocate`
+  itself, all draws, so a figure's median is the table's median.
 * Compute is given in FLOPs everywhere (``budgets``, ``named``, ``C``).
   ``compute_unit="pfdays"`` only changes how compute is *shown*: axes and
   labels in PF-days (1 PF-day = 8.64e19 FLOPs).  The unit is part of every
@@ -54,12 +60,13 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter, NullLocator
 
 from . import allocation as _alloc
 from . import laws
 from ._validate import check_ci as _check_ci
 from ._validate import positive as _positive
+from .intervals import band_names, quantiles
 from .posterior import atomic_write
 
 __all__ = [
@@ -119,13 +126,8 @@ def _check_posterior(post):
 
 
 def _quantiles(x: np.ndarray, ci: float, axis: int = 0):
-    """Median, lower and upper equal-tailed bounds; NaN draws are ignored."""
-    q = [0.5, (1 - ci) / 2, (1 + ci) / 2]
-    if np.isnan(x).any():
-        med, lo, hi = np.nanquantile(x, q, axis=axis)
-    else:
-        med, lo, hi = np.quantile(x, q, axis=axis)
-    return med, lo, hi
+    """Median, lower and upper equal-tailed bounds; NaN draws are ignored (:func:`bayesscale.intervals.quantiles`)."""
+    return quantiles(x, ci, axis=axis)
 
 
 def _thin_index(S: int, max_draws: int = MAX_DRAWS) -> np.ndarray:
@@ -209,6 +211,59 @@ def _ratio_axis(axis):
     axis.set_minor_formatter(NullFormatter())
 
 
+_NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
+
+
+def _nice_ticks(lo: float, hi: float, min_ticks: int = 5, max_ticks: int = 9) -> np.ndarray:
+    """Round values (steps 1, 2, 2.5 or 5 times a power of ten) inside ``[lo, hi]``: 5 to 9 of them."""
+    span = hi - lo
+    best = None
+    for e in range(int(np.floor(np.log10(span))) - 2, int(np.floor(np.log10(span))) + 2):
+        for m in _NICE_STEPS:
+            step = m * 10.0**e
+            ticks = np.arange(np.ceil(lo / step - 1e-9), np.floor(hi / step + 1e-9) + 1) * step
+            if min_ticks <= ticks.size <= max_ticks and (best is None or ticks.size > best.size):
+                best = ticks
+    if best is None:  # no step gives 5 to 9: the one closest to 5
+        best = np.linspace(lo, hi, min_ticks)
+    return np.round(best, 12)
+
+
+class _LossLocator(Locator):
+    """Ticks of a log loss axis: at least 5 round values when the view spans less than a decade.
+
+    Over less than a decade matplotlib's log ticks label only the integers
+    (on a loss range of 2.6 to 5.5: just 3, 4 and 5); this locator gives
+    evenly spaced round numbers instead (2.5, 3, 3.5, ...).  Over a decade
+    or more it defers to the usual log ticks.
+    """
+
+    def __init__(self):
+        self._log = LogLocator(base=10)
+
+    def set_axis(self, axis):
+        super().set_axis(axis)
+        self._log.set_axis(axis)
+
+    def __call__(self):
+        lo, hi = sorted(self.axis.get_view_interval())
+        return self.tick_values(lo, hi)
+
+    def tick_values(self, vmin, vmax):
+        lo, hi = sorted((float(vmin), float(vmax)))
+        if not (lo > 0 and np.isfinite(hi)) or hi / lo >= 10:
+            return self._log.tick_values(vmin, vmax)
+        return _nice_ticks(lo, hi)
+
+
+def _loss_axis(axis):
+    """Plain-number labels on a log axis of losses, at least 5 of them (see :class:`_LossLocator`)."""
+    axis.set_major_locator(_LossLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
 # ---------------------------------------------------------------------------
 # 1. IsoFLOP profiles
 # ---------------------------------------------------------------------------
@@ -237,7 +292,7 @@ def _match_groups(runs, C: np.ndarray) -> np.ndarray:
     return np.where(ok, nearest, -1)
 
 
-def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_unit: str = "flops",
+def isoflop_profiles(post, budgets=None, *, ci: float | None = None, ax=None, compute_unit: str = "flops",
                      n_points: int = 80) -> Figure:
     """Loss against model size at fixed compute budgets (Chinchilla Fig. 3, left).
 
@@ -257,8 +312,9 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
         hold at least 3 runs (at most 9 of them, evenly spread), at their
         geometric-mean compute.  Runs whose budget group lies within
         0.075 decades of a given budget are drawn on its curve.
-    ci : float
+    ci : float, optional
         Probability mass of the bands and error bars, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; a new figure is made when omitted.
     compute_unit : {"flops", "pfdays"}
@@ -288,12 +344,13 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
     fig, ax = _single_axes(ax, (7.0, 5.0))
 
     idx, p = _thin_params(post)
-    alloc = _alloc.allocate(p, C, ci=ci, law=post.law)
-    t = alloc.table
+    # the diamonds are the posterior's own allocation: the numbers of Posterior.allocate and the report
+    t = post.allocate(C, ci=ci)
+    n_lo, n_hi = band_names("N_opt", ci)
 
     # N range of each curve: the runs of its budget and the optimum's interval, with margins
-    log_lo = np.log(t["N_opt_lo"].to_numpy() / 3.0)
-    log_hi = np.log(t["N_opt_hi"].to_numpy() * 3.0)
+    log_lo = np.log(t[n_lo].to_numpy() / 3.0)
+    log_hi = np.log(t[n_hi].to_numpy() * 3.0)
     for j, g in enumerate(groups):
         if g >= 0:
             Ng = runs.N[runs.budget == g]
@@ -323,7 +380,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
             ax.scatter(runs.N[sel], runs.loss[sel], s=22, color=col, edgecolor="white", linewidth=0.6, zorder=4)
             y_top.append(runs.loss[sel].max())
         ax.errorbar(t["N_opt"].iloc[j], t["loss"].iloc[j],
-                    xerr=[[t["N_opt"].iloc[j] - t["N_opt_lo"].iloc[j]], [t["N_opt_hi"].iloc[j] - t["N_opt"].iloc[j]]],
+                    xerr=[[t["N_opt"].iloc[j] - t[n_lo].iloc[j]], [t[n_hi].iloc[j] - t["N_opt"].iloc[j]]],
                     fmt="D", color=col, markeredgecolor="black", markeredgewidth=0.8, markersize=6,
                     ecolor="black", elinewidth=1.1, capsize=3, zorder=5)
     ax.set_xscale("log")
@@ -331,8 +388,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
     y_min = min(lo.min(), runs.loss.min() if runs.N.size else lo.min())
     y_max = max([med[:, [0, -1]].min(axis=1).max()] + y_top)
     ax.set_ylim(y_min / 1.02, y_max * 1.05)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    _loss_axis(ax.yaxis)
     ax.set_xlabel("Model parameters $N$")
     ax.set_ylabel("Loss")
     ax.set_title("IsoFLOP profiles")
@@ -355,7 +411,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float = 0.8, ax=None, compute_un
 _DEFAULT_NAMED = {"Gopher (5.76e23)": 5.76e23}
 
 
-def optimal_frontier(post, *, budgets=None, named: Mapping | None = None, ci: float = 0.8, fig=None,
+def optimal_frontier(post, *, budgets=None, named: Mapping | None = None, ci: float | None = None, fig=None,
                      compute_unit: str = "flops") -> Figure:
     """Compute-optimal model size and tokens against compute (Chinchilla Fig. 3, middle and right).
 
@@ -376,8 +432,9 @@ def optimal_frontier(post, *, budgets=None, named: Mapping | None = None, ci: fl
     named : dict of str to float, optional
         Labelled budgets in FLOPs to project, e.g. ``{"Gopher": 5.76e23}``.
         Default ``{"Gopher (5.76e23)": 5.76e23}``; pass ``{}`` for none.
-    ci : float
+    ci : float, optional
         Probability mass of the bands, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
     fig : matplotlib.figure.Figure or SubFigure, optional
         Figure to draw the two panels into; a new one is made when omitted.
     compute_unit : {"flops", "pfdays"}
@@ -405,12 +462,14 @@ def optimal_frontier(post, *, budgets=None, named: Mapping | None = None, ci: fl
     else:
         grid = np.sort(_positive(budgets, "budgets"))
     _, p = _thin_params(post)
-    alloc = _alloc.allocate(p, grid, ci=ci, law=post.law)
-    t = alloc.table
+    # the curve, its band and the stars are the posterior's own allocation (all draws, and beyond the
+    # data its calibrated extrapolation error): the numbers of Posterior.allocate and the report's tables
+    t = post.allocate(grid, ci=ci)
     # a law without the closed form: its local exponents at the middle of the grid
     mid = None if post.law is laws.LAWS["chinchilla"] else [float(np.exp(np.log(grid).mean()))]
     fe = _alloc.frontier_exponents(p, ci=ci, law=post.law, budgets=mid)
-    nt = _alloc.allocate(p, named_C, ci=ci, law=post.law).table if named_C.size else None
+    e_lo, e_hi = band_names("", ci)
+    nt = post.allocate(named_C, ci=ci) if named_C.size else None
 
     fig = _panel_figure(fig, (11.0, 4.6))
     axes = fig.subplots(1, 2)
@@ -419,27 +478,31 @@ def optimal_frontier(post, *, budgets=None, named: Mapping | None = None, ci: fl
     panels = (("N_opt", runs.N, r"Optimal parameters $N_\mathrm{opt}$", "a", "N", ""),
               ("D_opt", runs.D, r"Optimal tokens $D_\mathrm{opt}$", "b", "D", " tokens"))
     for ax, (key, run_vals, ylabel, expo, sym, suffix) in zip(axes, panels):
+        k_lo, k_hi = band_names(key, ci)
         ax.scatter(runs.C / scale, run_vals, s=9, color=_RUN_GREY, alpha=0.3, linewidth=0, label="training runs",
                    zorder=1)
-        ax.fill_between(x, t[f"{key}_lo"], t[f"{key}_hi"], color=color, alpha=_BAND_ALPHA, linewidth=0,
+        ax.fill_between(x, t[k_lo], t[k_hi], color=color, alpha=_BAND_ALPHA, linewidth=0,
                         label=f"{ci:.0%} interval", zorder=2)
         e = fe.loc[expo]
         ax.plot(x, t[key], color=color, linewidth=2,
                 label=rf"median, ${sym}_\mathrm{{opt}} \propto C^{{{e['median']:.3f}}}$ "
-                      f"({e['lo']:.3f}–{e['hi']:.3f})", zorder=3)
+                      f"({ci:.0%}: {e[e_lo]:.3f}–{e[e_hi]:.3f})", zorder=3)
         if budgets is not None and grid.size <= 12:
-            ax.errorbar(x, t[key], yerr=[t[key] - t[f"{key}_lo"], t[f"{key}_hi"] - t[key]], fmt="o",
+            ax.errorbar(x, t[key], yerr=[t[key] - t[k_lo], t[k_hi] - t[key]], fmt="o",
                         color=color, markersize=4, capsize=2, zorder=3)
         if nt is not None:
+            slot = np.argsort(np.argsort(-named_C, kind="stable"))  # the largest budget's label on top
             for i, (label, c) in enumerate(zip(named, named_C)):
-                m, lo_, hi_ = nt[key].iloc[i], nt[f"{key}_lo"].iloc[i], nt[f"{key}_hi"].iloc[i]
+                m, lo_, hi_ = nt[key].iloc[i], nt[k_lo].iloc[i], nt[k_hi].iloc[i]
                 ax.errorbar(c / scale, m, yerr=[[m - lo_], [hi_ - m]], fmt="*", color="#c0392b", markersize=11,
                             markeredgecolor="black", markeredgewidth=0.5, ecolor="#c0392b", elinewidth=1.4,
                             capsize=3, zorder=5)
+                # the labels stack down the empty upper left of the panel (the frontier rises to the right),
+                # inside the axes: never over the panel's title, whatever the number of budgets
                 ax.annotate(f"{label}\n" + rf"${sym}_\mathrm{{opt}}$ = {_count(m)}{suffix}"
-                            f"\n({_count(lo_)}–{_count(hi_)})",
-                            xy=(c / scale, m), xytext=(-14, 10 + 34 * i), textcoords="offset points",
-                            ha="right", va="bottom", fontsize=8.5, color="#7b241c",
+                            f"\n({ci:.0%}: {_count(lo_)}–{_count(hi_)})",
+                            xy=(c / scale, m), xytext=(0.03, 0.97 - 0.16 * slot[i]), textcoords="axes fraction",
+                            ha="left", va="top", fontsize=8, color="#7b241c",
                             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8", alpha=0.9),
                             arrowprops=dict(arrowstyle="-", color="0.5", linewidth=0.8), zorder=6)
         ax.set_xscale("log")
@@ -464,7 +527,7 @@ def _nice_levels(lo: float, hi: float, n: int = 12) -> np.ndarray:
     return levels
 
 
-def isoloss_contours(post, *, ci: float = 0.8, ax=None, compute_unit: str = "flops", levels=None,
+def isoloss_contours(post, *, ci: float | None = None, ax=None, compute_unit: str = "flops", levels=None,
                      n_grid: int = 120) -> Figure:
     """Loss contours over compute and model size with the efficient frontier (Chinchilla Fig. 4).
 
@@ -478,8 +541,9 @@ def isoloss_contours(post, *, ci: float = 0.8, ax=None, compute_unit: str = "flo
     ----------
     post : Posterior
         A fitted posterior.
-    ci : float
+    ci : float, optional
         Probability mass of the frontier band, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; a new figure is made when omitted.
     compute_unit : {"flops", "pfdays"}
@@ -521,8 +585,8 @@ def isoloss_contours(post, *, ci: float = 0.8, ax=None, compute_unit: str = "flo
 
     fig, ax = _single_axes(ax, (7.0, 5.2))
     ax.contour(CC / scale, NN, L, levels=levels, cmap=cmap, norm=norm, linewidths=1.1)
-    alloc = _alloc.allocate(p, Cg, ci=ci, law=post.law).table
-    ax.fill_between(Cg / scale, alloc["N_opt_lo"], alloc["N_opt_hi"], color="#c0392b", alpha=0.2, linewidth=0,
+    alloc = post.allocate(Cg, ci=ci)  # the posterior's own allocation, as in the report's tables
+    ax.fill_between(Cg / scale, *(alloc[c] for c in band_names("N_opt", ci)), color="#c0392b", alpha=0.2, linewidth=0,
                     label=rf"$N_\mathrm{{opt}}$ {ci:.0%} interval")
     ax.plot(Cg / scale, alloc["N_opt"], color="#c0392b", linewidth=2, label="efficient frontier (median)")
     sc = ax.scatter(runs.C / scale, runs.N, c=runs.loss, cmap=cmap, norm=norm, s=16, edgecolor="black",
@@ -549,7 +613,7 @@ def isoloss_contours(post, *, ci: float = 0.8, ax=None, compute_unit: str = "flo
 # ---------------------------------------------------------------------------
 
 
-def excess_compute(post, C, *, k=None, ci: float = 0.8, fig=None, threshold: float = 0.2) -> Figure:
+def excess_compute(post, C, *, k=None, ci: float | None = None, fig=None, threshold: float = 0.2) -> Figure:
     """Extra compute and tokens at a non-optimal model size (Kaplan et al. 2020, Fig. 12).
 
     For a model of ``k`` times the compute-optimal size at budget ``C``,
@@ -569,8 +633,9 @@ def excess_compute(post, C, *, k=None, ci: float = 0.8, fig=None, threshold: flo
         Compute budget in FLOPs.
     k : array_like, optional
         Model sizes as multiples of ``N_opt``; default 0.2 to 5.
-    ci : float
+    ci : float, optional
         Probability mass of the bands, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
     fig : matplotlib.figure.Figure or SubFigure, optional
         Figure to draw the two panels into; a new one is made when omitted.
     threshold : float
@@ -597,7 +662,7 @@ def excess_compute(post, C, *, k=None, ci: float = 0.8, fig=None, threshold: flo
     t = _alloc.excess_compute(p, C, k, ci=ci, law=post.law).table
     rng = _alloc.efficient_size_range(p, C, threshold=threshold, ci=ci, law=post.law)
     rt = rng.table
-    n_opt = float(_alloc.allocate(p, C, ci=ci, law=post.law).table["N_opt"].iloc[0])
+    n_opt = float(post.allocate([C], ci=ci)["N_opt"].iloc[0])  # the median of the report's table
 
     fig = _panel_figure(fig, (11.0, 4.4))
     axes = fig.subplots(1, 2, sharex=True)
@@ -605,7 +670,7 @@ def excess_compute(post, C, *, k=None, ci: float = 0.8, fig=None, threshold: flo
     span_label = (f"≤{threshold:.0%} extra compute: {rng.k_lo:.2f}×–{rng.k_hi:.2f}× " + r"$N_\mathrm{opt}$")
     for ax, key, ylabel in ((axes[0], "excess_compute", r"Excess compute $C' / C$"),
                             (axes[1], "excess_tokens", r"Excess tokens $D' / D_\mathrm{opt}$")):
-        med, lo, hi = (t[c].to_numpy(dtype=float) for c in (key, f"{key}_lo", f"{key}_hi"))
+        med, lo, hi = (t[c].to_numpy(dtype=float) for c in (key, *band_names(key, ci)))
         med, lo, hi = (np.where(np.isfinite(v), v, np.nan) for v in (med, lo, hi))
         ax.axvspan(rng.k_lo, rng.k_hi, color="#f0b429", alpha=0.18, linewidth=0, label=span_label)
         ax.fill_between(k, lo, hi, color=color, alpha=_BAND_ALPHA, linewidth=0, label=f"{ci:.0%} interval")
@@ -620,10 +685,11 @@ def excess_compute(post, C, *, k=None, ci: float = 0.8, fig=None, threshold: flo
     ax0, ax1 = axes
     ax0.axhline(1 + threshold, color="#b7791f", linewidth=0.9, linestyle="-.")
     ends = rt.loc[["k_lo", "k_hi"]]
+    e_lo, e_hi = band_names("", ci)
     ax0.errorbar(ends["median"], np.full(2, 1 + threshold),
-                 xerr=[ends["median"] - ends["lo"], ends["hi"] - ends["median"]], fmt="o", color="#b7791f",
+                 xerr=[ends["median"] - ends[e_lo], ends[e_hi] - ends["median"]], fmt="o", color="#b7791f",
                  markersize=4, capsize=3, zorder=5)
-    finite_hi = t["excess_compute_hi"].to_numpy(dtype=float)
+    finite_hi = t[band_names("excess_compute", ci)[1]].to_numpy(dtype=float)
     finite_hi = finite_hi[np.isfinite(finite_hi)]
     top = min(3.0, max(1.6, np.nanmax(finite_hi) if finite_hi.size else 1.6))
     ax0.set_ylim(0.95, top)
@@ -656,7 +722,7 @@ def _compute_colorbar(ax, runs, scale, unit, sc):
     return cb
 
 
-def predicted_vs_observed(post, *, ci: float = 0.9, ax=None, compute_unit: str = "flops") -> Figure:
+def predicted_vs_observed(post, *, ci: float | None = None, ax=None, compute_unit: str = "flops") -> Figure:
     """Observed loss against the posterior predictive loss of each run.
 
     Each run is a point at (observed loss, predictive median) with a
@@ -669,8 +735,9 @@ def predicted_vs_observed(post, *, ci: float = 0.9, ax=None, compute_unit: str =
     ----------
     post : Posterior
         A fitted posterior.
-    ci : float
+    ci : float, optional
         Probability mass of the predictive intervals, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; a new figure is made when omitted.
     compute_unit : {"flops", "pfdays"}
@@ -713,7 +780,7 @@ _AGAINST = {"C": "Training compute $C$", "N": "Model parameters $N$", "D": "Trai
 _KINDS = {"log": "log", "standardized": "standardized", "standardised": "standardized"}
 
 
-def residuals(post, *, ax=None, against: str = "C", kind: str = "log", ci: float = 0.8,
+def residuals(post, *, ax=None, against: str = "C", kind: str = "log", ci: float | None = None,
               compute_unit: str = "flops", n_bins: int = 20) -> Figure:
     """Residuals of the runs' log loss against compute, model size or tokens.
 
@@ -735,8 +802,9 @@ def residuals(post, *, ax=None, against: str = "C", kind: str = "log", ci: float
         The x axis.
     kind : {"log", "standardized"}
         Residual scale ("standardised" is accepted too).
-    ci : float
+    ci : float, optional
         Probability mass of the band, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
     compute_unit : {"flops", "pfdays"}
         Unit of the x axis when ``against="C"``.
     n_bins : int
@@ -848,7 +916,7 @@ def _ecdf_rows(samples: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return (pos - np.arange(R)[:, None] * n) / n
 
 
-def ppc(post, *, ax=None, kind: str = "ecdf", n_replicates: int = 60, ci: float = 0.9) -> Figure:
+def ppc(post, *, ax=None, kind: str = "ecdf", n_replicates: int = 60, ci: float | None = None) -> Figure:
     """Posterior predictive check: observed log loss against replicated data sets.
 
     ``kind="ecdf"`` (default) or ``"kde"`` draws the distribution of the
@@ -876,8 +944,9 @@ def ppc(post, *, ax=None, kind: str = "ecdf", n_replicates: int = 60, ci: float 
         Distribution display.
     n_replicates : int
         Replicated data sets drawn as lines.
-    ci : float
+    ci : float, optional
         Probability mass of the pointwise band, in (0, 1).
+        Default :data:`bayesscale.DEFAULT_CI`.
 
     Returns
     -------
@@ -1256,7 +1325,7 @@ def sbc_ranks(result, *, bins: int = 10, fig=None) -> Figure:
 # ---------------------------------------------------------------------------
 
 
-def compute_multiplier(post, a, b, budgets=None, *, ci: float = 0.9, ax=None, compute_unit: str = "flops",
+def compute_multiplier(post, a, b, budgets=None, *, ci: float | None = None, ax=None, compute_unit: str = "flops",
                        n_budgets: int = 40) -> Figure:
     """The compute multiplier of group ``b`` over group ``a`` against compute, with its band.
 
@@ -1271,8 +1340,9 @@ def compute_multiplier(post, a, b, budgets=None, *, ci: float = 0.9, ax=None, co
         Compute range in FLOPs: its smallest and largest values span the x
         axis (``n_budgets`` points, log-spaced).  By default from the
         smallest run's compute to 100 times the largest.
-    ci : float
+    ci : float, optional
         Mass of the equal-tailed band.
+        Default :data:`bayesscale.DEFAULT_CI`.
     ax : matplotlib Axes, optional
         Draw into these axes.
     compute_unit : {"flops", "pfdays"}
@@ -1301,7 +1371,7 @@ def compute_multiplier(post, a, b, budgets=None, *, ci: float = 0.9, ax=None, co
     df = post.compare_groups(a, b, budgets=C, ci=ci)
     fig, ax = _single_axes(ax, (6.0, 4.0))
     x = C / scale
-    ax.fill_between(x, df["multiplier_lo"], df["multiplier_hi"], color="C0", alpha=0.25, linewidth=0,
+    ax.fill_between(x, *(df[c] for c in band_names("multiplier", ci)), color="C0", alpha=0.25, linewidth=0,
                     label=f"{ci:.0%} interval")
     ax.plot(x, df["multiplier"], color="C0", linewidth=2,
             label=f"median (P({df.attrs['b']} better) = {df.prob_better.iloc[0]:.2f} .. {df.prob_better.iloc[-1]:.2f})")

@@ -35,15 +35,15 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
 
 from . import kaplan
 from . import steps_analysis as _sa
 from ._validate import check_ci as _check_ci
 from ._validate import positive as _positive
+from .intervals import band_names
 from .laws import FLOPS_PER_PARAM_TOKEN
-from .plots import (_BAND_ALPHA, MAX_DRAWS, _budget_cmap, _count, _panel_figure, _quantiles, _ratio_axis,
-                    _root_figure, _style, _thin_index, _unit)
+from .plots import (_BAND_ALPHA, MAX_DRAWS, _budget_cmap, _count, _loss_axis, _panel_figure, _quantiles,
+                    _ratio_axis, _root_figure, _style, _thin_index, _unit)
 
 __all__ = ["compute_efficient_frontier", "loss_vs_size", "excess_compute_steps", "approach1_envelope"]
 
@@ -129,14 +129,9 @@ def _band(ax, x, draws, ci, color, label=None, *, linestyle="-", zorder=2):
     return med
 
 
-def _fmt_band(row, digits: int = 3) -> str:
-    return f"{row['median']:.{digits}f} [{row['lo']:.{digits}f}, {row['hi']:.{digits}f}]"
-
-
 def _plain_log_ticks(axis):
-    """Plain numbers (3, 4, 5) on a log axis of losses, which spans less than a decade."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    """Plain numbers on a log axis of losses: at least 5 round values over less than a decade."""
+    _loss_axis(axis)
 
 
 def _log_colorbar(fig, ax, values, label):
@@ -153,7 +148,7 @@ def _log_colorbar(fig, ax, values, label):
 # ---------------------------------------------------------------------------
 
 
-def compute_efficient_frontier(post, curves=None, *, ci: float = 0.8, batch=None, budgets=None,
+def compute_efficient_frontier(post, curves=None, *, ci: float | None = None, batch=None, budgets=None,
                                compute_unit: str = "pfdays", fig=None) -> Figure:
     """Model size and steps against compute: critical batch against fixed batch (Kaplan Fig. 14).
 
@@ -176,8 +171,9 @@ def compute_efficient_frontier(post, curves=None, *, ci: float = 0.8, batch=None
         A ``kaplan_steps`` posterior.
     curves : Curves, DataFrame or path, optional
         Curves for the observed points; default the fitted checkpoints.
-    ci : float
+    ci : float, optional
         Band mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     batch : float, optional
         The fixed batch in tokens; default
         :func:`bayesscale.steps_analysis.reference_batch`.
@@ -230,9 +226,10 @@ def compute_efficient_frontier(post, curves=None, *, ci: float = 0.8, batch=None
     if env_fb is not None and env_fb["cost"].size:
         ax.scatter(env_fb["cost"] / scale, [N_run[int(r)] for r in env_fb["run"]], s=18, facecolor="none",
                    edgecolor=_ORANGE, linewidth=1.0, zorder=5, label=f"envelope of the runs at batch {_count(B)}")
+    e_lo, e_hi = band_names("", ci)
     ax.text(0.03, 0.97, rf"$N \propto C_\mathrm{{min}}^{{{eN['median']:.3f}}}$ "
-                        f"[{eN['lo']:.3f}, {eN['hi']:.3f}]\n"
-                        rf"$N \propto C^{{{eF['median']:.3f}}}$ [{eF['lo']:.3f}, {eF['hi']:.3f}] at fixed batch"
+                        f"[{eN[e_lo]:.3f}, {eN[e_hi]:.3f}]\n"
+                        rf"$N \propto C^{{{eF['median']:.3f}}}$ [{eF[e_lo]:.3f}, {eF[e_hi]:.3f}] at fixed batch"
                         f"\n(Kaplan: 0.73 and 0.88; {ci:.0%} intervals)",
             transform=ax.transAxes, va="top", ha="left", fontsize=8.5,
             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8"))
@@ -248,7 +245,7 @@ def compute_efficient_frontier(post, curves=None, *, ci: float = 0.8, batch=None
         ax.scatter(env_fb["cost"] / scale, env_fb["steps"], s=18, facecolor="none", edgecolor=_ORANGE,
                    linewidth=1.0, zorder=5, label="envelope at fixed batch: steps $S$")
     ax.text(0.03, 0.97, rf"$S_\mathrm{{min}} \propto C_\mathrm{{min}}^{{{eS['median']:.3f}}}$ "
-                        f"[{eS['lo']:.3f}, {eS['hi']:.3f}]\n(Kaplan: 0.03; {ci:.0%} intervals)",
+                        f"[{eS[e_lo]:.3f}, {eS[e_hi]:.3f}]\n(Kaplan: 0.03; {ci:.0%} intervals)",
             transform=ax.transAxes, va="top", ha="left", fontsize=8.5,
             bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8"))
     ax.set_ylabel("Steps")
@@ -282,7 +279,7 @@ def _interp_at(ck: dict, key: np.ndarray, targets: np.ndarray) -> list:
     return out
 
 
-def loss_vs_size(post, curves=None, *, budgets=None, steps=None, ci: float = 0.8, compute_unit: str = "pfdays",
+def loss_vs_size(post, curves=None, *, budgets=None, steps=None, ci: float | None = None, compute_unit: str = "pfdays",
                  n_points: int = 80, fig=None) -> Figure:
     """Loss against model size at fixed compute (U-shaped) and at fixed steps (monotone).
 
@@ -307,8 +304,9 @@ def loss_vs_size(post, curves=None, *, budgets=None, steps=None, ci: float = 0.8
         checkpoints' ``C_min``.
     steps : array_like, optional
         Step counts ``S_min``; default 5 log-spaced over the checkpoints'.
-    ci : float
+    ci : float, optional
         Band mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     compute_unit : {"flops", "pfdays"}
         Unit in which budgets are shown.
     n_points : int
@@ -394,7 +392,7 @@ def loss_vs_size(post, curves=None, *, budgets=None, steps=None, ci: float = 0.8
 # ---------------------------------------------------------------------------
 
 
-def excess_compute_steps(post, *, r=None, ci: float = 0.8, threshold: float = 0.2, fig=None) -> Figure:
+def excess_compute_steps(post, *, r=None, ci: float | None = None, threshold: float = 0.2, fig=None) -> Figure:
     """Excess compute and excess steps of a non-efficient model size (Kaplan et al. Fig. 12).
 
     Left: ``C / C_eff`` against ``N / N_eff`` (the compute to reach the loss
@@ -410,8 +408,9 @@ def excess_compute_steps(post, *, r=None, ci: float = 0.8, threshold: float = 0.
         A ``kaplan_steps`` posterior.
     r : array_like, optional
         Sizes relative to ``N_eff``; default 0.3 to 10.
-    ci : float
+    ci : float, optional
         Band mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     threshold : float
         Extra compute of the shaded range (0.2: 20%).
     fig : Figure or SubFigure, optional
@@ -432,7 +431,7 @@ def excess_compute_steps(post, *, r=None, ci: float = 0.8, threshold: float = 0.
     for ax, key, ylabel in ((axes[0], "excess_compute", r"Excess compute $C / C_\mathrm{eff}$"),
                             (axes[1], "excess_steps", r"Excess steps $S / S_\mathrm{eff}$")):
         med, lo, hi = (np.where(np.isfinite(v), v, np.nan) for v in
-                       (t[c].to_numpy(dtype=float) for c in (key, f"{key}_lo", f"{key}_hi")))
+                       (t[c].to_numpy(dtype=float) for c in (key, *band_names(key, ci))))
         ax.axvspan(k_lo, k_hi, color="#f0b429", alpha=0.18, linewidth=0,
                    label=f"≤{threshold:.0%} extra compute: {k_lo:.2f}×–{k_hi:.2f}× " + r"$N_\mathrm{eff}$")
         ax.fill_between(x, lo, hi, color=_BLUE, alpha=_BAND_ALPHA, linewidth=0, label=f"{ci:.0%} interval")
@@ -446,9 +445,11 @@ def excess_compute_steps(post, *, r=None, ci: float = 0.8, threshold: float = 0.
         _style(ax)
     ax0, ax1 = axes
     ax0.axhline(1 + threshold, color="#b7791f", linewidth=0.9, linestyle="-.")
-    ax0.errorbar(sr["median"], np.full(2, 1 + threshold), xerr=[sr["median"] - sr["lo"], sr["hi"] - sr["median"]],
+    r_lo, r_hi = band_names("", ci)
+    ax0.errorbar(sr["median"], np.full(2, 1 + threshold), xerr=[sr["median"] - sr[r_lo], sr[r_hi] - sr["median"]],
                  fmt="o", color="#b7791f", markersize=4, capsize=3, zorder=5)
-    finite = t["excess_compute_hi"].to_numpy(dtype=float)
+    s_lo, s_hi = band_names("excess_steps", ci)
+    finite = t[band_names("excess_compute", ci)[1]].to_numpy(dtype=float)
     finite = finite[np.isfinite(finite)]
     ax0.set_ylim(0.95, min(3.0, max(1.6, finite.max() if finite.size else 1.6)))
     sentence = sr.attrs["sentence"]
@@ -460,15 +461,15 @@ def excess_compute_steps(post, *, r=None, ci: float = 0.8, threshold: float = 0.
     ax1.set_yscale("log")
     fin = t["excess_steps"].to_numpy(dtype=float)
     fin = fin[np.isfinite(fin)]
-    ax1.set_ylim(0.8 * float(t["excess_steps_lo"].min()), min(20.0, 1.25 * float(fin.max())) if fin.size else 20.0)
+    ax1.set_ylim(0.8 * float(t[s_lo].min()), min(20.0, 1.25 * float(fin.max())) if fin.size else 20.0)
     _ratio_axis(ax1.yaxis)
     i_half = int(np.argmin(np.abs(np.log(x) - np.log(0.5))))
     i_two = int(np.argmin(np.abs(np.log(x) - np.log(2.0))))
     ax1.text(0.03, 0.03, f"Smaller models need more steps:\nat {x[i_half]:.2g}× the efficient size, "
                          f"{t['excess_steps'].iloc[i_half]:.2g}× the steps "
-                         f"[{t['excess_steps_lo'].iloc[i_half]:.2g}, {t['excess_steps_hi'].iloc[i_half]:.2g}];\n"
+                         f"[{t[s_lo].iloc[i_half]:.2g}, {t[s_hi].iloc[i_half]:.2g}];\n"
                          f"at {x[i_two]:.2g}×, {t['excess_steps'].iloc[i_two]:.2g}× "
-                         f"[{t['excess_steps_lo'].iloc[i_two]:.2g}, {t['excess_steps_hi'].iloc[i_two]:.2g}]",
+                         f"[{t[s_lo].iloc[i_two]:.2g}, {t[s_hi].iloc[i_two]:.2g}]",
              transform=ax1.transAxes, ha="left", va="bottom", fontsize=8,
              bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor="0.8"))
     fig.suptitle("Cost of a non-efficient model size (critical batch; independent of the budget)", fontsize=11)

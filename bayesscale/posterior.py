@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import allocation, laws
 from ._validate import check_ci, positive
+from .intervals import band_names, quantiles
 from .data import BUDGET_TOL_DEX, Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings
@@ -80,9 +81,7 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
 
 
 def _quantiles(x: np.ndarray, ci: float, axis=0):
-    ci = check_ci(ci)
-    lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=axis)
-    return med, lo, hi
+    return quantiles(x, check_ci(ci), axis=axis)
 
 
 @dataclass(frozen=True, eq=False)
@@ -306,27 +305,34 @@ class Posterior:
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float)))
         return np.exp(mu + self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * N * D, N=N))
 
-    def predict(self, N, D, *, ci: float = 0.9) -> pd.DataFrame:
+    def predict(self, N, D, *, ci: float | None = None) -> pd.DataFrame:
         """Posterior predictive loss for new runs.
 
         Parameters
         ----------
         N, D : array_like
             Model parameters and training tokens (broadcast together).
-        ci : float
+        ci : float, optional
             Probability mass of the equal-tailed interval.
+            Default :data:`bayesscale.DEFAULT_CI`.
 
         Returns
         -------
         pandas.DataFrame
-            Columns ``N, D, C, loss`` (predictive median), ``loss_lo``,
-            ``loss_hi`` and ``loss_mean``.
+            Columns ``N, D, C, loss`` (predictive median), ``loss_lo80``,
+            ``loss_hi80`` (at ``ci=0.8``; the suffix is the level, e.g.
+            ``loss_lo95`` at ``ci=0.95``) and ``loss_mean``;
+            ``df.attrs["ci"]`` holds the level.
         """
+        ci = check_ci(ci)
         draws = self.predict_draws(N, D)
         med, lo, hi = _quantiles(draws, ci)
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
-        return pd.DataFrame({"N": N, "D": D, "C": laws.FLOPS_PER_PARAM_TOKEN * N * D, "loss": med,
-                             "loss_lo": lo, "loss_hi": hi, "loss_mean": draws.mean(axis=0)})
+        lo_name, hi_name = band_names("loss", ci)
+        df = pd.DataFrame({"N": N, "D": D, "C": laws.FLOPS_PER_PARAM_TOKEN * N * D, "loss": med,
+                           lo_name: lo, hi_name: hi, "loss_mean": draws.mean(axis=0)})
+        df.attrs["ci"] = ci
+        return df
 
     @cached_property
     def _fitted(self) -> dict:
@@ -347,7 +353,7 @@ class Posterior:
 
     # -- compute-optimal allocation (see bayesscale.allocation) ---------------
 
-    def allocate(self, budgets, *, ci: float = 0.8, cost=None) -> pd.DataFrame:
+    def allocate(self, budgets, *, ci: float | None = None, cost=None) -> pd.DataFrame:
         """Compute-optimal N, D, tokens per parameter and loss at each budget.
 
         Evaluated for every posterior draw (closed form under ``C = 6 N D``,
@@ -370,19 +376,23 @@ class Posterior:
         ----------
         budgets : array_like
             Training compute in FLOPs.
-        ci : float
+        ci : float, optional
             Probability mass of the equal-tailed intervals.
+            Default :data:`bayesscale.DEFAULT_CI`.
         cost : callable, optional
             ``flops_per_token(N)`` for another cost model ``C = cost(N) N D``.
 
         Returns
         -------
         pandas.DataFrame
-            One row per budget: ``C``, ``N_opt``, ``N_opt_lo``, ``N_opt_hi``,
-            ``D_opt``..., ``tokens_per_param``..., ``loss``, ``loss_lo``,
-            ``loss_hi``.  ``df.attrs["draws"]`` holds the ``(S, n_budgets)``
-            draws behind it (``N_opt, D_opt, tokens_per_param, loss``).
+            One row per budget: ``C``, ``N_opt``, ``N_opt_lo80``,
+            ``N_opt_hi80``, ``D_opt``..., ``tokens_per_param``..., ``loss``,
+            ``loss_lo80``, ``loss_hi80`` (at ``ci=0.8``; the suffix is the
+            level).  ``df.attrs["ci"]`` holds the level and
+            ``df.attrs["draws"]`` the ``(S, n_budgets)`` draws behind it
+            (``N_opt, D_opt, tokens_per_param, loss``).
         """
+        ci = check_ci(ci)
         budgets = positive(budgets, "budgets", unit=" of FLOPs")
         noise = self._budget_noise(budgets)
         shift = joint_draws(self.extrapolation, budgets, self.n_draws, seed=int(self.info.get("seed", 0)),
@@ -413,19 +423,19 @@ class Posterior:
             (self.n_draws,) + N.shape)
         return allocation.prob_below(self.law_params, N, D, target, log_noise=noise, law=self.law)
 
-    def best_D_for_N(self, N, *, C=None, ci: float = 0.8) -> pd.DataFrame:
+    def best_D_for_N(self, N, *, C=None, ci: float | None = None) -> pd.DataFrame:
         """Tokens for a fixed model size (see :func:`bayesscale.allocation.best_D_for_N`)."""
         return allocation.best_D_for_N(self.law_params, N, C=C, ci=ci, law=self.law).table
 
-    def best_N_for_D(self, D, *, C=None, ci: float = 0.8) -> pd.DataFrame:
+    def best_N_for_D(self, D, *, C=None, ci: float | None = None) -> pd.DataFrame:
         """Model size for a fixed token count (see :func:`bayesscale.allocation.best_N_for_D`)."""
         return allocation.best_N_for_D(self.law_params, D, C=C, ci=ci, law=self.law).table
 
-    def compute_for_loss(self, target, *, ci: float = 0.8) -> pd.DataFrame:
+    def compute_for_loss(self, target, *, ci: float | None = None) -> pd.DataFrame:
         """The least compute that reaches a target loss on the frontier, with its band."""
         return allocation.compute_for_loss(self.law_params, target, ci=ci, law=self.law).table
 
-    def frontier_exponents(self, *, ci: float = 0.95, budgets=None) -> pd.DataFrame:
+    def frontier_exponents(self, *, ci: float | None = None, budgets=None) -> pd.DataFrame:
         """``a``, ``b`` and ``G`` of ``N_opt = G (C/6)^a``, ``D_opt = (C/6)^b / G`` with intervals.
 
         The analogue of Table 2 of Hoffmann et al. (2022).  A law without the
@@ -444,12 +454,12 @@ class Posterior:
             budgets = self.runs.C.max() * np.array([1.0, 10.0, 100.0])
         return allocation.frontier_exponents(self.law_params, ci=ci, law=self.law, budgets=budgets)
 
-    def excess_compute(self, C, k=None, *, ci: float = 0.8) -> pd.DataFrame:
+    def excess_compute(self, C, k=None, *, ci: float | None = None) -> pd.DataFrame:
         """Excess compute and tokens for model sizes ``k * N_opt(C)`` (Kaplan et al. 2020, Fig. 12)."""
         k = np.geomspace(0.25, 4, 49) if k is None else k
         return allocation.excess_compute(self.law_params, C, k, ci=ci, law=self.law).table
 
-    def efficient_size_range(self, C, *, threshold: float = 0.2, ci: float = 0.8):
+    def efficient_size_range(self, C, *, threshold: float = 0.2, ci: float | None = None):
         """Range of ``k = N / N_opt`` whose extra compute stays under ``threshold``.
 
         Returns a :class:`bayesscale.allocation.SizeRange`; ``.sentence``
@@ -460,27 +470,32 @@ class Posterior:
 
     # -- summaries and checks ----------------------------------------------
 
-    def summary(self, *, ci: float = 0.9) -> pd.DataFrame:
+    def summary(self, *, ci: float | None = None) -> pd.DataFrame:
         """Posterior summary of the law's parameters.
 
         Parameters
         ----------
-        ci : float
-            Probability mass of the equal-tailed interval ``lo .. hi``.
+        ci : float, optional
+            Probability mass of the equal-tailed interval; default
+            :data:`bayesscale.DEFAULT_CI` (0.8).
 
         Returns
         -------
         pandas.DataFrame
-            Indexed by parameter, with columns ``median, mean, sd, lo, hi,
-            r_hat, ess_bulk, ess_tail``; ``df.attrs["ci"]`` holds ``ci``.
+            Indexed by parameter, with columns ``median, mean, sd, lo80,
+            hi80, r_hat, ess_bulk, ess_tail`` (at ``ci=0.8``; the interval
+            columns carry the level, ``lo95, hi95`` at ``ci=0.95``);
+            ``df.attrs["ci"]`` holds ``ci``.
         """
+        ci = check_ci(ci)
+        lo_name, hi_name = band_names("", ci)
         nat = self._natural
         conv = convergence_table(nat)
         rows = {}
         for k in self.reported:
             x = nat[k].reshape(-1)
             med, lo, hi = _quantiles(x, ci)
-            rows[k] = {"median": med, "mean": x.mean(), "sd": x.std(ddof=1), "lo": lo, "hi": hi,
+            rows[k] = {"median": med, "mean": x.mean(), "sd": x.std(ddof=1), lo_name: lo, hi_name: hi,
                        **conv.loc[k].to_dict()}
         df = pd.DataFrame.from_dict(rows, orient="index")
         df.index.name = "parameter"

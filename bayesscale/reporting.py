@@ -52,6 +52,7 @@ import pandas as pd
 
 from . import plots as _plots  # figure functions are looked up at call time
 from ._validate import check_ci as _check_ci
+from .intervals import DEFAULT_CI, band_names
 from .diagnostics import THRESHOLDS
 from .posterior import _umask
 
@@ -97,8 +98,8 @@ _FIGURES = (
      "The distribution of the observed log losses (black) against data sets replicated from the fitted "
      "model (blue). The black line should run inside the blue band; p-values near 0 or 1 flag a misfit.", False),
     ("predicted_vs_observed", "Predicted against observed",
-     "Each run's observed loss against its posterior predictive median and 90% interval, coloured by "
-     "compute. Points should scatter around the diagonal, with about 90% of the intervals crossing it.", False),
+     "Each run's observed loss against its posterior predictive median and {ci} interval, coloured by "
+     "compute. Points should scatter around the diagonal, with about {ci} of the intervals crossing it.", False),
     ("backtest_coverage", "Backtest calibration",
      "How often the held-out runs fell inside their central predictive intervals (y) against how often they "
      "should have (x), per fold and overall. Below the diagonal the intervals were too narrow when "
@@ -356,6 +357,12 @@ def _plain(x):
 
 def _band(med, lo, hi) -> dict:
     return {"median": float(med), "lo": float(lo), "hi": float(hi)}
+
+
+def _cols(row, name: str, ci: float) -> tuple:
+    """Median and ``ci`` bounds of ``name`` from a table row (columns ``name, name_lo80, name_hi80``)."""
+    lo, hi = band_names(name, ci)
+    return row[name], row[lo], row[hi]
 
 
 def _records(df: pd.DataFrame, index_name: str) -> list[dict]:
@@ -642,12 +649,14 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
         for thr in SIZE_THRESHOLDS:
             sr = posterior.efficient_size_range(C, threshold=thr, ci=ci)
             t = sr.table
+            lo, hi = band_names("", ci)
+            N_lo, N_hi = band_names("N", ci)
             ranges.append({
                 "threshold": thr,
-                "k_lo": _band(t.loc["k_lo", "median"], t.loc["k_lo", "lo"], t.loc["k_lo", "hi"]),
-                "k_hi": _band(t.loc["k_hi", "median"], t.loc["k_hi", "lo"], t.loc["k_hi", "hi"]),
-                "n_lo": _band(t.loc["k_lo", "N"], t.loc["k_lo", "N_lo"], t.loc["k_lo", "N_hi"]),
-                "n_hi": _band(t.loc["k_hi", "N"], t.loc["k_hi", "N_lo"], t.loc["k_hi", "N_hi"]),
+                "k_lo": _band(t.loc["k_lo", "median"], t.loc["k_lo", lo], t.loc["k_lo", hi]),
+                "k_hi": _band(t.loc["k_hi", "median"], t.loc["k_hi", lo], t.loc["k_hi", hi]),
+                "n_lo": _band(t.loc["k_lo", "N"], t.loc["k_lo", N_lo], t.loc["k_lo", N_hi]),
+                "n_hi": _band(t.loc["k_hi", "N"], t.loc["k_hi", N_lo], t.loc["k_hi", N_hi]),
                 "sentence": sr.sentence,
             })
         row = {
@@ -656,11 +665,11 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
             "bayes_decision": {"n": float(N_b[i]), "d": float(D_b[i]),
                                "tokens_per_param": float(bayes["tokens_per_param"].iloc[i]),
                                "expected_loss": float(bayes["expected_loss"].iloc[i])},
-            "n_opt": _band(a["N_opt"], a["N_opt_lo"], a["N_opt_hi"]),
-            "d_opt": _band(a["D_opt"], a["D_opt_lo"], a["D_opt_hi"]),
-            "tokens_per_param": _band(a["tokens_per_param"], a["tokens_per_param_lo"], a["tokens_per_param_hi"]),
-            "loss_at_optimum": _band(a["loss"], a["loss_lo"], a["loss_hi"]),
-            "loss": {**_band(pred["loss"].iloc[i], pred["loss_lo"].iloc[i], pred["loss_hi"].iloc[i]),
+            "n_opt": _band(*_cols(a, "N_opt", ci)),
+            "d_opt": _band(*_cols(a, "D_opt", ci)),
+            "tokens_per_param": _band(*_cols(a, "tokens_per_param", ci)),
+            "loss_at_optimum": _band(*_cols(a, "loss", ci)),
+            "loss": {**_band(*_cols(pred.iloc[i], "loss", ci)),
                      "mean": float(pred["loss_mean"].iloc[i])},
             "target_loss": target,
             "prob_below_target": None if prob is None else float(np.asarray(prob)[i]),
@@ -676,10 +685,13 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
     if target is not None:
         cf = posterior.compute_for_loss(target, ci=ci).iloc[0]
         target_compute = {"target_loss": target, "reachable_share": float(cf["reachable"]),
-                          "compute_flops": _band(cf["C"], cf["C_lo"], cf["C_hi"]),
-                          "n_opt": _band(cf["N_opt"], cf["N_opt_lo"], cf["N_opt_hi"]),
-                          "d_opt": _band(cf["D_opt"], cf["D_opt_lo"], cf["D_opt_hi"])}
+                          "compute_flops": _band(*_cols(cf, "C", ci)),
+                          "n_opt": _band(*_cols(cf, "N_opt", ci)),
+                          "d_opt": _band(*_cols(cf, "D_opt", ci))}
 
+    # the JSON keeps "lo"/"hi" inside each record (the level is the document's "ci")
+    summ = summ.rename(columns=dict(zip(band_names("", ci), ("lo", "hi"))))
+    fe = fe.rename(columns=dict(zip(band_names("", ci), ("lo", "hi"))))
     params = []
     for name, r in summ.iterrows():
         params.append({"parameter": name, "meaning": _PARAM_MEANING.get(name, ""),
@@ -760,7 +772,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.8, data_path=None,
+def default_command(posterior, *, budgets, out, target_loss=None, ci: float | None = None, data_path=None,
                     backtest=None) -> str:
     """The ``bayesscale report`` command line that regenerates a report.
 
@@ -768,9 +780,10 @@ def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.
     it still holds exactly the fitted runs (same SHA-256), else ``FIT.nc``, a
     placeholder for the saved posterior (:meth:`Posterior.to_netcdf`).  A
     data file (not a ``.nc`` posterior) is refitted, so the sampler settings
-    are spelled out.  The command line has no option for ``ci``: it always
-    writes 80% intervals.
+    are spelled out.  ``--ci`` is added when ``ci`` is not
+    :data:`bayesscale.DEFAULT_CI`.
     """
+    ci = _check_ci(ci)
     if data_path is not None:
         src = str(data_path)
     else:
@@ -789,7 +802,8 @@ def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.
         parts += ["--budget", _flops_arg(b)]
     if target_loss is not None:
         parts += ["--target-loss", f"{float(target_loss):g}"]
-    # ``ci`` has no command-line option: the command line always reports 80% intervals
+    if ci != DEFAULT_CI:
+        parts += ["--ci", f"{ci:g}"]
     if backtest is not None:
         parts += ["--backtest", str(getattr(backtest, "holdout", "largest_budget"))]
     parts += ["--out", str(out)]
@@ -803,8 +817,8 @@ def default_command(posterior, *, budgets, out, target_loss=None, ci: float = 0.
 
 def _render_figures(posterior, budgets, ci, backtest) -> dict[str, bytes]:
     """Draw every figure and return its PNG bytes, by name."""
-    # smallest budget first: optimal_frontier stacks later labels higher, where the larger budgets sit;
-    # short labels keep the boxes apart (the caption and the tables give the compute)
+    # optimal_frontier stacks the labels inside the panel, the largest budget on top; short labels keep
+    # the boxes small (the caption and the tables give the compute)
     order = np.argsort(np.asarray(budgets), kind="stable")
     named = {f"Budget {int(i) + 1}": float(budgets[i]) for i in order}
     makers = {
@@ -812,8 +826,8 @@ def _render_figures(posterior, budgets, ci, backtest) -> dict[str, bytes]:
         "isoloss_contours": lambda: _plots.isoloss_contours(posterior, ci=ci),
         "optimal_frontier": lambda: _plots.optimal_frontier(posterior, named=named, ci=ci),
         "excess_compute": lambda: _plots.excess_compute(posterior, float(budgets[0]), ci=ci),
-        "ppc": lambda: _plots.ppc(posterior),
-        "predicted_vs_observed": lambda: _plots.predicted_vs_observed(posterior),
+        "ppc": lambda: _plots.ppc(posterior, ci=ci),
+        "predicted_vs_observed": lambda: _plots.predicted_vs_observed(posterior, ci=ci),
     }
     if backtest is not None:
         makers["backtest_coverage"] = lambda: _plots.backtest_coverage(backtest)
@@ -1089,10 +1103,15 @@ def _range(band: dict, fmt) -> str:
 
 
 def group_comparison_rows(df: pd.DataFrame) -> list[dict]:
-    """JSON-ready rows of the "variants compared" section from :meth:`GroupedPosterior.compare_groups`."""
-    return [{"C": float(r.C), "multiplier": float(r.multiplier), "multiplier_lo": float(r.multiplier_lo),
-             "multiplier_hi": float(r.multiplier_hi), "prob_better": float(r.prob_better),
-             "loss_a": float(r.loss_a), "loss_b": float(r.loss_b)} for r in df.itertuples()]
+    """JSON-ready rows of the "variants compared" section from :meth:`GroupedPosterior.compare_groups`.
+
+    The interval is ``multiplier_lo`` .. ``multiplier_hi`` at the level ``df.attrs["ci"]`` (the
+    table's columns ``multiplier_lo80``, ``multiplier_hi80`` at 0.8).
+    """
+    lo, hi = band_names("multiplier", df.attrs.get("ci", DEFAULT_CI))
+    return [{"C": float(r["C"]), "multiplier": float(r["multiplier"]), "multiplier_lo": float(r[lo]),
+             "multiplier_hi": float(r[hi]), "prob_better": float(r["prob_better"]),
+             "loss_a": float(r["loss_a"]), "loss_b": float(r["loss_b"])} for _, r in df.iterrows()]
 
 
 def _group_facts(grouped, reference: str, budgets, ci: float) -> dict:
@@ -1161,9 +1180,9 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
     for b in budgets:
         bd, ext = b["bayes_decision"], b["extrapolation"]
         rows = [("Loss-optimal N, " + cis, _range(b["n_opt"], _fmt_count)),
-                ("Tokens per parameter",
+                (f"Tokens per parameter ({cis} interval)",
                  f"{bd['tokens_per_param']:.1f} ({_range(b['tokens_per_param'], lambda t: f'{t:.1f}')})"),
-                ("Expected loss", f"{_fmt_num(b['loss']['mean'])} ({_range(b['loss'], _fmt_num)})")]
+                (f"Expected loss ({cis} interval)", f"{_fmt_num(b['loss']['mean'])} ({_range(b['loss'], _fmt_num)})")]
         if target is not None:
             rows.append((f"P(loss < {_fmt_num(target, 3)})", _fmt_pct(b["prob_below_target"])))
         rows.append(("Sizes within 20% extra compute",
@@ -1401,7 +1420,7 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
                  f"compute-optimal loss at C with less compute (above 1: better), with its {cis} interval and "
                  "P(better) = P(multiplier > 1). Parameter uncertainty only (no calibrated extrapolation error).")
         for comp in gf["comparisons"]:
-            doc.table(["C (FLOPs)", f"Multiplier of {comp['b']}", cis, f"P({comp['b']} better)",
+            doc.table(["C (FLOPs)", f"Multiplier of {comp['b']}", f"{cis} interval", f"P({comp['b']} better)",
                        f"Optimal loss, {comp['a']}", f"Optimal loss, {comp['b']}"],
                       [[_fmt_sci(x["C"]), f"{x['multiplier']:.3g}",
                         f"{x['multiplier_lo']:.3g} - {x['multiplier_hi']:.3g}", f"{x['prob_better']:.2f}",
@@ -1451,11 +1470,13 @@ def _build(facts: dict, fig_names: list[str]) -> _Doc:
             doc.para(in_words + out_words)
         n_cols = sorted({k for r in rows for k in r if k.startswith("N_opt@")})
         if n_cols:
-            doc.para("The compute-optimal N each law recommends (median and interval):")
+            law_ci = laws.get("ci", ci)
+            n_lo, n_hi = band_names("N_opt", law_ci)
+            doc.para(f"The compute-optimal N each law recommends (median and {law_ci:.0%} interval):")
             budgets_txt = [c.split("@", 1)[1] for c in n_cols]
-            doc.table(["Law"] + [f"N_opt at {b} FLOPs" for b in budgets_txt],
-                      [[r["law"]] + [(f"{_fmt_count(r[c])} ({_fmt_count(r[c.replace('N_opt@', 'N_opt_lo@')])} – "
-                                      f"{_fmt_count(r[c.replace('N_opt@', 'N_opt_hi@')])})"
+            doc.table(["Law"] + [f"N_opt at {b} FLOPs (median, {law_ci:.0%} interval)" for b in budgets_txt],
+                      [[r["law"]] + [(f"{_fmt_count(r[c])} ({_fmt_count(r[c.replace('N_opt@', f'{n_lo}@')])} – "
+                                      f"{_fmt_count(r[c.replace('N_opt@', f'{n_hi}@')])})"
                                       if _finite(r.get(c)) else "n/a") for c in n_cols] for r in rows],
                       align=["l"] + ["r"] * len(n_cols))
 
@@ -1599,7 +1620,8 @@ def _publish(out: Path, files: dict[str, bytes], stale: list[str]) -> None:
 # ---------------------------------------------------------------------------
 
 
-def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: float = 0.8, command: str | None = None,
+def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: float | None = None,
+           command: str | None = None,
            data_path=None, group: str | None = None, comparison: pd.DataFrame | None = None) -> ReportPaths:
     """Write the budget report of a fitted posterior: HTML, Markdown and JSON.
 
@@ -1627,8 +1649,9 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
     backtest : BacktestResult, optional
         A :func:`bayesscale.backtest` result: adds a backtest section with
         its table and the :func:`bayesscale.plots.backtest_coverage` figure.
-    ci : float
+    ci : float, optional
         Probability mass of every interval in the report.
+        Default :data:`bayesscale.DEFAULT_CI`.
     command : str, optional
         The command line that regenerates the report, shown under
         reproducibility.  Default: :func:`default_command`.
@@ -1679,7 +1702,7 @@ def report(posterior, *, budgets, target_loss=None, out, backtest=None, ci: floa
     if comparison is not None:
         if not isinstance(comparison, pd.DataFrame) or not {"law", "elpd_loo", "weight"} <= set(comparison.columns):
             raise ValueError("comparison must be the table of bayesscale.compare (columns law, elpd_loo, weight, ...)")
-        facts["laws"] = {"rows": law_comparison_rows(comparison)}
+        facts["laws"] = {"rows": law_comparison_rows(comparison), "ci": float(comparison.attrs.get("ci", ci))}
     facts["law_name"] = posterior.law.name
     cmd = command if command is not None else default_command(
         posterior, budgets=budgets, out=out, target_loss=target, ci=ci, data_path=data_path, backtest=backtest)

@@ -42,6 +42,7 @@ import pandas as pd
 
 from . import kaplan
 from ._validate import check_ci as _check_ci
+from .intervals import band_names
 from ._validate import positive as _positive
 
 __all__ = [
@@ -151,7 +152,7 @@ def reference_batch(post) -> float:
     return float(B[np.argmin(np.abs(np.log(B) - np.log(B).mean()))])
 
 
-def fixed_batch_exponent(post, *, batch=None, budgets=None, ci: float = 0.9,
+def fixed_batch_exponent(post, *, batch=None, budgets=None, ci: float | None = None,
                          max_draws: int = MAX_DRAWS_FIXED_BATCH) -> dict:
     """Loss-optimal ``N`` against ``C`` at a fixed batch, and its power-law exponent, per draw.
 
@@ -171,8 +172,9 @@ def fixed_batch_exponent(post, *, batch=None, budgets=None, ci: float = 0.9,
     budgets : array_like, optional
         Budgets in FLOPs; default 9 log-spaced over the fitted runs'
         compute range.
-    ci : float
+    ci : float, optional
         Interval mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     max_draws : int
         Draws used (evenly thinned).
 
@@ -206,7 +208,7 @@ def fixed_batch_exponent(post, *, batch=None, budgets=None, ci: float = 0.9,
     return {"C": C, "N_opt": N_opt, "exponent": slope, "batch": B}
 
 
-def frontier_exponents(post, *, ci: float = 0.9, batch=None, budgets=None,
+def frontier_exponents(post, *, ci: float | None = None, batch=None, budgets=None,
                        convention: str | None = None) -> pd.DataFrame:
     """Exponents of the compute-efficient frontier with posterior bands (Kaplan et al. eqs. 1.7, 1.8; Fig. 14).
 
@@ -214,8 +216,9 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, budgets=None,
     ----------
     post : Posterior
         Fitted with ``law="kaplan_steps"``.
-    ci : float
+    ci : float, optional
         Probability mass of the equal-tailed intervals.
+        Default :data:`bayesscale.DEFAULT_CI`.
     batch : float, optional
         Batch size in tokens for the fixed-batch exponent; default
         :func:`reference_batch`.
@@ -233,7 +236,8 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, budgets=None,
         ``B_vs_C_min``, ``S_min_vs_C_min`` (the three sum to 1),
         ``N_vs_C_fixed_batch``, ``C_c_pf_days``, and the prefactors
         ``N_at_1_pf_day``, ``B_at_1_pf_day``, ``S_min_at_1_pf_day``.
-        Columns ``median, lo, hi, mean, sd``, ``kaplan_constants`` (the
+        Columns ``median, lo80, hi80, mean, sd`` (the interval columns
+        carry the level ``ci``), ``kaplan_constants`` (the
         value Kaplan's published constants imply: 0.684, 0.248, 0.068 for
         the three exponents), ``kaplan_fitted`` (their separately fitted
         0.73, 0.24, 0.03 and 0.88) and ``description``.  ``attrs`` hold
@@ -259,10 +263,11 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, budgets=None,
     if ok.sum() >= 2:
         implied["N_vs_C_fixed_batch"] = np.polyfit(np.log(fb["C"][ok]), np.log(fb_truth[ok]), 1)[0]
     rows = {}
+    lo_name, hi_name = band_names("", ci)
     for k, d in draws.items():
         d = np.asarray(d, dtype=float)
         med, lo, hi = _band(d, ci)
-        rows[k] = {"median": med, "lo": lo, "hi": hi, "mean": np.nanmean(d), "sd": np.nanstd(d, ddof=1),
+        rows[k] = {"median": med, lo_name: lo, hi_name: hi, "mean": np.nanmean(d), "sd": np.nanstd(d, ddof=1),
                    "kaplan_constants": float(implied.get(k, np.nan)),
                    "kaplan_fitted": KAPLAN_FITTED_EXPONENTS.get(k, np.nan), "description": _DESCRIPTIONS[k]}
     df = pd.DataFrame.from_dict(rows, orient="index")
@@ -271,7 +276,7 @@ def frontier_exponents(post, *, ci: float = 0.9, batch=None, budgets=None,
     return df
 
 
-def critical_batch(post, loss, *, ci: float = 0.9) -> pd.DataFrame:
+def critical_batch(post, loss, *, ci: float | None = None) -> pd.DataFrame:
     """The critical batch size ``B_crit(L) = B_* / L^(1 / alpha_B)`` (eq. 1.4) with bands.
 
     With one batch size per model (as in the OPT curves) the data say
@@ -283,21 +288,23 @@ def critical_batch(post, loss, *, ci: float = 0.9) -> pd.DataFrame:
         A ``kaplan_steps`` posterior.
     loss : array_like
         Losses in nats (the fitted metric).
-    ci : float
+    ci : float, optional
         Interval mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
 
     Returns
     -------
     pandas.DataFrame
-        One row per loss: ``loss``, ``B_crit``, ``B_crit_lo``,
-        ``B_crit_hi`` (tokens).
+        One row per loss: ``loss``, ``B_crit``, ``B_crit_lo80``,
+        ``B_crit_hi80`` (tokens; the suffix is the level ``ci``).
     """
     ci = _check_ci(ci)
     p = _check_post(post)
     L = _positive(loss, "loss")
     b = kaplan.critical_batch({k: v[:, None] for k, v in p.items()}, L[None, :])
     med, lo, hi = _band(b, ci)
-    df = pd.DataFrame({"loss": L, "B_crit": med, "B_crit_lo": lo, "B_crit_hi": hi})
+    b_lo, b_hi = band_names("B_crit", ci)
+    df = pd.DataFrame({"loss": L, "B_crit": med, b_lo: lo, b_hi: hi})
     df.attrs["ci"] = ci
     return df
 
@@ -311,7 +318,7 @@ def _units(units) -> str:
     raise ValueError(f"units must be 'flops' or 'pf_days' (1 PF-day = {kaplan.PF_DAY:.3g} FLOPs), got {units!r}")
 
 
-def efficient_size(post, budget, *, units: str = "flops", ci: float = 0.9,
+def efficient_size(post, budget, *, units: str = "flops", ci: float | None = None,
                    convention: str | None = None) -> pd.DataFrame:
     """The compute-efficient allocation at a budget ``C_min`` (Kaplan et al. Sec. 6, App. B).
 
@@ -329,8 +336,9 @@ def efficient_size(post, budget, *, units: str = "flops", ci: float = 0.9,
         Budgets ``C_min``, in ``units``.
     units : {"flops", "pf_days"}
         Unit of ``budget``.
-    ci : float
+    ci : float, optional
         Interval mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     convention : {"kaplan", "total"}, optional
         Parameter count of ``N`` (must match the fit; see the module docstring).
 
@@ -339,7 +347,8 @@ def efficient_size(post, budget, *, units: str = "flops", ci: float = 0.9,
     pandas.DataFrame
         One row per budget: ``C_min`` (FLOPs), ``C_min_pf_days``, then
         ``N``, ``B`` (tokens), ``S`` (steps), ``E`` (tokens ``B S``) and
-        ``loss``, each with ``_lo`` and ``_hi``.  ``attrs``: ``ci``,
+        ``loss``, each with ``_lo80`` and ``_hi80`` (the suffix is the level
+        ``ci``).  ``attrs``: ``ci``,
         ``convention``, ``units``.
     """
     ci = _check_ci(ci)
@@ -352,13 +361,14 @@ def efficient_size(post, budget, *, units: str = "flops", ci: float = 0.9,
     cols = {"C_min": C, "C_min_pf_days": kaplan.flops_to_pf_days(C)}
     for key, name in (("N", "N"), ("B", "B"), ("S", "S"), ("E", "E"), ("L", "loss")):
         med, lo, hi = _band(f[key], ci)
-        cols.update({name: med, f"{name}_lo": lo, f"{name}_hi": hi})
+        lo_name, hi_name = band_names(name, ci)
+        cols.update({name: med, lo_name: lo, hi_name: hi})
     df = pd.DataFrame(cols)
     df.attrs.update(ci=ci, convention=conv, units=u)
     return df
 
 
-def size_range(post, *, threshold: float = 0.2, ci: float = 0.9) -> pd.DataFrame:
+def size_range(post, *, threshold: float = 0.2, ci: float | None = None) -> pd.DataFrame:
     """Sizes ``N / N_eff`` that cost at most ``threshold`` more compute, with bands.
 
     Solved per draw by :func:`bayesscale.kaplan.size_range_within`
@@ -370,14 +380,16 @@ def size_range(post, *, threshold: float = 0.2, ci: float = 0.9) -> pd.DataFrame
         A ``kaplan_steps`` posterior.
     threshold : float
         Extra compute as a fraction (0.2: 20% more).
-    ci : float
+    ci : float, optional
         Interval mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
 
     Returns
     -------
     pandas.DataFrame
         Index ``lo, hi`` (the smallest and largest ``N / N_eff``), columns
-        ``median, lo, hi``; ``attrs["sentence"]`` says it in words.
+        ``median, lo80, hi80`` (the interval of each end, at level ``ci``);
+        ``attrs["sentence"]`` says it in words.
     """
     ci = _check_ci(ci)
     p = _check_post(post)
@@ -385,19 +397,20 @@ def size_range(post, *, threshold: float = 0.2, ci: float = 0.9) -> pd.DataFrame
         raise ValueError(f"threshold must be a positive fraction of extra compute (0.2 for 20%), got {threshold!r}")
     lo, hi = kaplan.size_range_within(p, 1.0 + threshold)
     rows = {}
+    c_lo, c_hi = band_names("", ci)
     for name, d in (("lo", lo), ("hi", hi)):
         m, a, b = _band(d, ci)
-        rows[name] = {"median": m, "lo": a, "hi": b}
+        rows[name] = {"median": m, c_lo: a, c_hi: b}
     df = pd.DataFrame.from_dict(rows, orient="index")
     r = df
     df.attrs.update(ci=ci, threshold=threshold, sentence=(
-        f"models between {r.loc['lo', 'median']:.2f}x [{r.loc['lo', 'lo']:.2f}, {r.loc['lo', 'hi']:.2f}] and "
-        f"{r.loc['hi', 'median']:.2f}x [{r.loc['hi', 'lo']:.2f}, {r.loc['hi', 'hi']:.2f}] the compute-efficient "
+        f"models between {r.loc['lo', 'median']:.2f}x [{r.loc['lo', c_lo]:.2f}, {r.loc['lo', c_hi]:.2f}] and "
+        f"{r.loc['hi', 'median']:.2f}x [{r.loc['hi', c_lo]:.2f}, {r.loc['hi', c_hi]:.2f}] the compute-efficient "
         f"size cost at most {threshold:.0%} more compute to reach its loss ({ci:.0%} intervals)"))
     return df
 
 
-def excess(post, r=None, *, ci: float = 0.9, threshold: float = 0.2) -> pd.DataFrame:
+def excess(post, r=None, *, ci: float | None = None, threshold: float = 0.2) -> pd.DataFrame:
     """Excess compute ``C / C_eff`` and excess steps ``S / S_eff`` against ``r = N / N_eff`` (App. B.4, Fig. 12).
 
     Both at the critical batch (``C`` means ``C_min``, ``S`` means
@@ -415,16 +428,18 @@ def excess(post, r=None, *, ci: float = 0.9, threshold: float = 0.2) -> pd.DataF
     r : array_like, optional
         Sizes relative to the efficient size; default 97 log-spaced from
         0.3 to 10.
-    ci : float
+    ci : float, optional
         Interval mass.
+        Default :data:`bayesscale.DEFAULT_CI`.
     threshold : float
         Extra compute of the size range in ``attrs`` (see :func:`size_range`).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``ratio``, ``excess_compute``, ``excess_compute_lo``,
-        ``excess_compute_hi``, ``excess_steps`` (and ``_lo``, ``_hi``);
+        Columns ``ratio``, ``excess_compute``, ``excess_compute_lo80``,
+        ``excess_compute_hi80``, ``excess_steps`` (and ``_lo80``,
+        ``_hi80``; the suffix is the level ``ci``);
         ``inf`` where a size never reaches the loss.  ``attrs``:
         ``size_range`` (:func:`size_range`'s table) and ``sentence``.
     """
@@ -438,7 +453,8 @@ def excess(post, r=None, *, ci: float = 0.9, threshold: float = 0.2) -> pd.DataF
     cols = {"ratio": r}
     for name, d in (("excess_compute", c), ("excess_steps", s)):
         med, lo, hi = _band_inf(d, ci)
-        cols.update({name: med, f"{name}_lo": lo, f"{name}_hi": hi})
+        lo_name, hi_name = band_names(name, ci)
+        cols.update({name: med, lo_name: lo, hi_name: hi})
     df = pd.DataFrame(cols)
     sr = size_range(post, threshold=threshold, ci=ci)
     df.attrs.update(ci=ci, threshold=threshold, size_range=sr, sentence=sr.attrs["sentence"])

@@ -54,7 +54,7 @@ def recovery(n: int, settings: dict) -> list[dict]:
             s = p.summary(ci=0.9)
             ok += p.check().ok
             for k in p.law.params:
-                hits += int(s.loc[k, "lo"] <= truth[k] <= s.loc[k, "hi"])
+                hits += int(s.loc[k, "lo90"] <= truth[k] <= s.loc[k, "hi90"])
                 total += 1
         rows.append({"law": law, "data sets": n, "intervals": total, "90% coverage": hits / total,
                      "fits passing checks": f"{ok}/{n}", "seconds": time.perf_counter() - t0})

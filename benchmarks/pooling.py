@@ -221,9 +221,9 @@ def multiplier(quick: bool) -> str:
     wall = time.perf_counter() - t0
     rows = []
     for t, (post, true) in enumerate(zip(posts, truths)):
-        df = post.compare_groups("a", "b", budgets=budgets)
+        df = post.compare_groups("a", "b", budgets=budgets, ci=0.9)
         for i, C in enumerate(budgets):
-            rows.append({"trial": t, "C": C, "true": true[i], "lo": df.multiplier_lo[i], "hi": df.multiplier_hi[i],
+            rows.append({"trial": t, "C": C, "true": true[i], "lo": df.multiplier_lo90[i], "hi": df.multiplier_hi90[i],
                          "median": df.multiplier[i], "prob_better": df.prob_better[i],
                          "b_better": bool(true[i] > 1), "ok": post.check().ok})
     r = pd.DataFrame(rows)

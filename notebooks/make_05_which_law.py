@@ -80,7 +80,7 @@ not to `N_opt`."""),
 code("""size_laws = [posts[n] for n in ("chinchilla", "coupled", "kaplan")]
 avg = bs.average(size_laws, budgets=BUDGETS)
 print("weights:", {k: round(v, 3) for k, v in avg.attrs["weights"].items()})
-avg[["C", "N_opt", "N_opt_lo", "N_opt_hi", "tokens_per_param", "loss", "loss_lo", "loss_hi"]]"""),
+avg[["C", "N_opt", "N_opt_lo80", "N_opt_hi80", "tokens_per_param", "loss", "loss_lo80", "loss_hi80"]]"""),
 md("""## A law of your own, in a few lines
 
 `bs.Law.from_function` takes a function of a dict of parameters and the named covariates (here `logN` and
@@ -101,7 +101,7 @@ my_law = bs.Law.from_function(
 mine = bs.fit(runs, law=my_law, extrapolation="none", seed=0, progress=False, **SETTINGS)
 mine.summary()"""),
 code("""print(mine.predict(N=[1e9], D=[2e10]))
-print(mine.allocate(BUDGETS)[["C", "N_opt", "N_opt_lo", "N_opt_hi", "tokens_per_param"]])
+print(mine.allocate(BUDGETS)[["C", "N_opt", "N_opt_lo80", "N_opt_hi80", "tokens_per_param"]])
 bt = bs.backtest(runs, law=my_law, holdout="largest_budget", extrapolation="none", seed=0, progress=False, **BT)
 bt.table"""),
 code("""import tempfile
@@ -116,7 +116,7 @@ tokens are repeated (their R*_D ~ 15.4). It needs the unique tokens of each run 
 code("""if DATA is not None:
     dc = bs.load_runs(DATA / "data_constrained_train.csv", columns={"N": "params", "D": "tokens"})
     post_dc = bs.fit(dc, law="data_constrained", extrapolation="none", seed=0, progress=False, **SETTINGS)
-    print(post_dc.summary().loc[["alpha", "beta", "R_D", "R_N"], ["median", "lo", "hi"]])
+    print(post_dc.summary().loc[["alpha", "beta", "R_D", "R_N"], ["median", "lo80", "hi80"]])
     print("epochs in the data:", np.round(np.quantile(dc.D / dc.U, [0, 0.5, 1]), 1))"""),
 ]
 nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}

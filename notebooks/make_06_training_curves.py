@@ -82,7 +82,7 @@ post = bs.fit(sim, law="kaplan_steps", seed=0, extrapolation="none", progress=Fa
 print(f"fitted in {time.perf_counter() - t0:.1f} s:", post)
 print(post.check())
 truth = pd.Series(kaplan.KAPLAN_STEPS, name="truth")
-post.summary(ci=0.9).join(truth)[["truth", "median", "lo", "hi", "r_hat", "ess_bulk"]]
+post.summary(ci=0.9).join(truth)[["truth", "median", "lo90", "hi90", "r_hat", "ess_bulk"]]
 """)
 
 md("""
@@ -113,7 +113,7 @@ print("critical batch (tokens) at a few losses:")
 display(sa.critical_batch(post, [2.5, 3.0, 3.5, 4.0]))
 print("compute-efficient allocation at 1e-3, 1 and 1000 PF-days (N counted as:", fe.attrs["convention"] + ")")
 display(sa.efficient_size(post, [1e-3, 1.0, 1e3], units="pf_days")[
-    ["C_min_pf_days", "N", "N_lo", "N_hi", "B", "S", "S_lo", "S_hi", "loss", "loss_lo", "loss_hi"]])
+    ["C_min_pf_days", "N", "N_lo80", "N_hi80", "B", "S", "S_lo80", "S_hi80", "loss", "loss_lo80", "loss_hi80"]])
 ex = sa.excess(post, r=[0.5, 0.75, 1.0, 1.5, 2.0, 4.0])
 display(ex)
 print(ex.attrs["sentence"])
@@ -202,7 +202,7 @@ if OPT.is_file():
         x = np.log(post_opt.params[k])
         print(f"{k}: posterior sd of log = {x.std():.3f} against the prior's {sd}; "
               f"median {s.loc[k, 'median']:.3g} (prior median {kaplan.KAPLAN_STEPS[k]:.3g})")
-    display(s[["median", "lo", "hi", "r_hat", "ess_bulk"]])
+    display(s[["median", "lo90", "hi90", "r_hat", "ess_bulk"]])
 else:
     opt = post_opt = None
     print(f"{OPT} not found: skipping the OPT part (the shared data folder is not next to this checkout)")
@@ -212,7 +212,7 @@ code("""
 if post_opt is not None:
     display(post_opt.frontier_exponents(ci=0.9).drop(columns="description"))
     display(sa.efficient_size(post_opt, [1e2, 1e3, 1e4], units="pf_days")[
-        ["C_min_pf_days", "N", "N_lo", "N_hi", "B", "B_lo", "B_hi", "S", "loss"]])
+        ["C_min_pf_days", "N", "N_lo80", "N_hi80", "B", "B_lo80", "B_hi80", "S", "loss"]])
     print(sa.excess(post_opt).attrs["sentence"])
 """)
 

@@ -66,8 +66,8 @@ divergences the non-centred form has at 0.8."""),
     print("diagnostics pass" if verdict.ok else
           f"{len(verdict.problems)} diagnostic problems (FAST mode's short chains); the first: {verdict.problems[0]}")
     summ = post.summary()
-    display(summ.loc[(slice(None), ["E", "alpha", "beta"]), ["median", "lo", "hi", "r_hat", "ess_bulk"]].round(3))
-    display(summ.loc["*", ["median", "lo", "hi"]].round(3))"""),
+    display(summ.loc[(slice(None), ["E", "alpha", "beta"]), ["median", "lo80", "hi80", "r_hat", "ess_bulk"]].round(3))
+    display(summ.loc["*", ["median", "lo80", "hi80"]].round(3))"""),
     ("md", """The pooling scales `s_alpha`, `s_beta` (log exponents) and `s_E` (log E) are learned: small values say
 the data sets share their exponents, and the fit then borrows strength across them. Everything a single
 fit offers works per data set through `post.group(name)`, an ordinary `Posterior`:"""),
@@ -75,7 +75,7 @@ fit offers works per data set through `post.group(name)`, an ordinary `Posterior
     rows = []
     for g in post.groups:
         a = post.group(g).allocate([1e21, 1e22], ci=0.9)
-        rows += [{"dataset": g, "C": r.C, "N_opt": r.N_opt, "N_opt 90%": f"{r.N_opt_lo:.3g} - {r.N_opt_hi:.3g}",
+        rows += [{"dataset": g, "C": r.C, "N_opt": r.N_opt, "N_opt 90%": f"{r.N_opt_lo90:.3g} - {r.N_opt_hi90:.3g}",
                   "tokens/param": r.tokens_per_param, "loss": r.loss} for r in a.itertuples()]
     display(pd.DataFrame(rows).round(3))"""),
     ("md", """## The compute multiplier
@@ -85,9 +85,9 @@ fit offers works per data set through `post.group(name)`, an ordinary `Posterior
 it are extrapolations of the laws."""),
     ("code", """if HAVE_DATA:
     BUDGETS = [1e19, 1e20, 3e20, 1e21, 1e22, 1e23]
-    dclm_vs_comma = post.compare_groups("comma", "dclm", budgets=BUDGETS)
-    nemotron_vs_dclm = post.compare_groups("dclm", "nemotron", budgets=BUDGETS)
-    cols = ["C", "multiplier", "multiplier_lo", "multiplier_hi", "prob_better", "loss_a", "loss_b"]
+    dclm_vs_comma = post.compare_groups("comma", "dclm", budgets=BUDGETS, ci=0.9)
+    nemotron_vs_dclm = post.compare_groups("dclm", "nemotron", budgets=BUDGETS, ci=0.9)
+    cols = ["C", "multiplier", "multiplier_lo90", "multiplier_hi90", "prob_better", "loss_a", "loss_b"]
     print("dclm over comma")
     display(dclm_vs_comma[cols].round(3))
     print("nemotron over dclm")
@@ -95,23 +95,23 @@ it are extrapolations of the laws."""),
     ("code", """if HAVE_DATA:
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
-    bs.plots.compute_multiplier(post, "comma", "dclm", budgets=[2e18, 1e23], ax=ax1)
-    bs.plots.compute_multiplier(post, "dclm", "nemotron", budgets=[2e18, 1e23], ax=ax2)
+    bs.plots.compute_multiplier(post, "comma", "dclm", budgets=[2e18, 1e23], ci=0.9, ax=ax1)
+    bs.plots.compute_multiplier(post, "dclm", "nemotron", budgets=[2e18, 1e23], ci=0.9, ax=ax2)
     display(fig)"""),
     ("md", """The multiplier drifts with scale when the data sets' exponents or irreducible losses differ: a
 variant with a lower `E` keeps improving where the other flattens out, so its multiplier grows with
 compute. The loss difference at a fixed model size (here 1B parameters, trained at each budget) is the
 same comparison without re-optimising the allocation:"""),
     ("code", """if HAVE_DATA:
-    at = post.compare_groups("dclm", "nemotron", budgets=[1e20, 1e21], N=1e9)
-    display(at[["C", "N", "D", "loss_diff", "loss_diff_lo", "loss_diff_hi", "prob_lower"]].round(4))"""),
+    at = post.compare_groups("dclm", "nemotron", budgets=[1e20, 1e21], N=1e9, ci=0.9)
+    display(at[["C", "N", "D", "loss_diff", "loss_diff_lo90", "loss_diff_hi90", "prob_lower"]].round(4))"""),
     ("md", """## The answer
 
 Read off the tables above (the words below are computed from them):"""),
     ("code", """def sentence(df, a, b, C):
     r = df.set_index("C").loc[C]
     return (f"At {C:.0e} FLOPs, {b} is worth {r.multiplier:.2f}x the compute of {a} "
-            f"(90%: {r.multiplier_lo:.2f}-{r.multiplier_hi:.2f}), P({b} better) = {r.prob_better:.2f}.")
+            f"(90%: {r.multiplier_lo90:.2f}-{r.multiplier_hi90:.2f}), P({b} better) = {r.prob_better:.2f}.")
 
 
 if HAVE_DATA:

@@ -75,8 +75,8 @@ def test_compute_identity_and_table_columns():
     np.testing.assert_allclose(6 * N * D, np.broadcast_to(BUDGETS, N.shape), rtol=1e-10)
     np.testing.assert_allclose(alloc.draws["tokens_per_param"], D / N, rtol=1e-14)
     assert list(alloc.table.columns) == [
-        "C", "N_opt", "N_opt_lo", "N_opt_hi", "D_opt", "D_opt_lo", "D_opt_hi", "tokens_per_param",
-        "tokens_per_param_lo", "tokens_per_param_hi", "loss", "loss_lo", "loss_hi"]
+        "C", "N_opt", "N_opt_lo80", "N_opt_hi80", "D_opt", "D_opt_lo80", "D_opt_hi80", "tokens_per_param",
+        "tokens_per_param_lo80", "tokens_per_param_hi80", "loss", "loss_lo80", "loss_hi80"]
     assert len(alloc.table) == len(BUDGETS)
     # medians and bands are the quantiles of the draws
     for name in ("N_opt", "D_opt", "tokens_per_param", "loss"):
@@ -84,7 +84,7 @@ def test_compute_identity_and_table_columns():
             q = np.quantile(alloc.draws[name], [0.5, 0.1, 0.9], axis=0)
         else:  # geometric interpolation between order statistics (keeps 6 N D = C for the medians)
             q = np.exp(np.quantile(np.log(alloc.draws[name]), [0.5, 0.1, 0.9], axis=0))
-        for i, col in enumerate((name, f"{name}_lo", f"{name}_hi")):
+        for i, col in enumerate((name, f"{name}_lo80", f"{name}_hi80")):
             np.testing.assert_allclose(alloc.table[col], q[i], rtol=1e-12)
     # loss without noise is the law at the optimum
     P = {k: v[:, None] for k, v in p.items()}
@@ -97,7 +97,7 @@ def test_compute_identity_and_table_columns():
 def test_point_estimate_and_scalar_budget():
     alloc = al.allocate(BESIROGLU, 5.88e23)
     row = alloc.table.iloc[0]
-    assert row["N_opt"] == row["N_opt_lo"] == row["N_opt_hi"]
+    assert row["N_opt"] == row["N_opt_lo80"] == row["N_opt_hi80"]
     assert alloc.draws["N_opt"].shape == (1, 1)
 
 
@@ -256,8 +256,8 @@ def test_best_D_for_N_inverts_the_frontier():
     N_back, D_back = laws.optimal_allocation(P, C)
     np.testing.assert_allclose(N_back, np.broadcast_to(N, C.shape), rtol=1e-10)
     np.testing.assert_allclose(D_back, res.draws["D"], rtol=1e-10)
-    assert list(res.table.columns[:4]) == ["N", "C", "C_lo", "C_hi"]
-    assert np.all(res.table["C_lo"] < res.table["C"]) and np.all(res.table["C"] < res.table["C_hi"])
+    assert list(res.table.columns[:4]) == ["N", "C", "C_lo80", "C_hi80"]
+    assert np.all(res.table["C_lo80"] < res.table["C"]) and np.all(res.table["C"] < res.table["C_hi80"])
 
 
 def test_best_N_for_D_inverts_the_frontier():
@@ -300,16 +300,16 @@ def test_compute_for_loss_reports_unreachable_targets_as_inf():
     p = posterior_like(100)
     res = al.compute_for_loss(p, [1.0, 1.9])  # 1.0 is below every draw's E
     row = res.table.iloc[0]
-    assert row["reachable"] == 0.0 and np.isinf(row["C"]) and np.isinf(row["C_lo"])
+    assert row["reachable"] == 0.0 and np.isinf(row["C"]) and np.isinf(row["C_lo80"])
     assert np.all(np.isinf(res.draws["C"][:, 0]))
     partial = res.table.iloc[1]
-    assert 0 < partial["reachable"] < 1 and np.isfinite(partial["C_lo"])
+    assert 0 < partial["reachable"] < 1 and np.isfinite(partial["C_lo80"])
 
 
 def test_frontier_exponents_besiroglu():
     tab = al.frontier_exponents(BESIROGLU)
     assert list(tab.index) == ["a", "b", "G"]
-    assert list(tab.columns) == ["median", "lo", "hi", "mean", "sd"]
+    assert list(tab.columns) == ["median", "lo80", "hi80", "mean", "sd"]
     assert tab.loc["a", "median"] == pytest.approx(0.513, abs=1e-3)
     assert tab.loc["a", "median"] + tab.loc["b", "median"] == pytest.approx(1.0)
     tpp = al.allocate(BESIROGLU, 5.88e23).table["tokens_per_param"].iloc[0]
@@ -320,8 +320,8 @@ def test_frontier_exponents_band_covers_draws():
     p = posterior_like(2000)
     tab = al.frontier_exponents(p, ci=0.9)
     a = laws.frontier_coefficients(p)["a"]
-    assert tab.loc["a", "lo"] < tab.loc["a", "median"] < tab.loc["a", "hi"]
-    assert np.mean((a >= tab.loc["a", "lo"]) & (a <= tab.loc["a", "hi"])) == pytest.approx(0.9, abs=0.002)
+    assert tab.loc["a", "lo90"] < tab.loc["a", "median"] < tab.loc["a", "hi90"]
+    assert np.mean((a >= tab.loc["a", "lo90"]) & (a <= tab.loc["a", "hi90"])) == pytest.approx(0.9, abs=0.002)
     assert tab.loc["a", "sd"] == pytest.approx(a.std(ddof=1))
 
 
@@ -370,7 +370,7 @@ def test_efficient_size_range():
     assert 0.4 < rng_.k_lo < 0.75 and 1.8 < rng_.k_hi < 2.8  # Kaplan et al.: about 0.6x to 2.2x
     assert "20% more compute" in rng_.sentence and f"{rng_.k_lo:.2f}x" in rng_.sentence
     t = rng_.table
-    assert t.loc["k_lo", "lo"] <= t.loc["k_lo", "median"] <= t.loc["k_lo", "hi"]
+    assert t.loc["k_lo", "lo80"] <= t.loc["k_lo", "median"] <= t.loc["k_lo", "hi80"]
     # at each draw's endpoints the excess compute is exactly the threshold
     for name in ("k_lo", "k_hi"):
         kd = rng_.draws[name]

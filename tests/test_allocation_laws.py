@@ -139,7 +139,7 @@ def test_every_law_allocates_sensibly(law, params):
     np.testing.assert_allclose(6 * t["N_opt"] * t["D_opt"], BUDGETS, rtol=1e-9)
     assert t["N_opt"].is_monotonic_increasing and t["D_opt"].is_monotonic_increasing
     assert t["loss"].is_monotonic_decreasing
-    assert (t["N_opt_lo"] < t["N_opt"]).all() and (t["N_opt"] < t["N_opt_hi"]).all()
+    assert (t["N_opt_lo80"] < t["N_opt"]).all() and (t["N_opt"] < t["N_opt_hi80"]).all()
 
     pb = al.prob_below(p, 7e10, 1.4e12, [1.0, 2.0, 10.0], law=law)
     assert pb[0] <= pb[1] <= pb[2] and pb[2] == 1.0 and pb[0] == 0.0
@@ -179,7 +179,7 @@ def test_compute_only_has_no_split_but_a_loss():
     p = _draws("compute_only")
     res = al.allocate(p, BUDGETS, law="compute_only")
     t = res.table
-    assert t[["N_opt", "N_opt_lo", "D_opt", "tokens_per_param"]].isna().all().all()
+    assert t[["N_opt", "N_opt_lo80", "D_opt", "tokens_per_param"]].isna().all().all()
     assert "does not say how to split" in t.attrs["note"]
     expect = p["E"][:, None] + p["A"][:, None] * BUDGETS[None, :] ** -p["gamma"][:, None]
     np.testing.assert_allclose(res.draws["loss"], expect, rtol=1e-12)

@@ -92,7 +92,7 @@ def test_too_few_folds_refuses_falls_back_to_the_prior_and_the_verdict_says_so(s
     plain = dataclasses.replace(synthetic_post, discrepancy=None, extrapolation_mode="none")
     far = post.predict(5e10, 1e12)  # about 1.5 decades beyond the data
     base = plain.predict(5e10, 1e12)
-    assert (far.loss_hi - far.loss_lo).iloc[0] > (base.loss_hi - base.loss_lo).iloc[0]
+    assert (far.loss_hi80 - far.loss_lo80).iloc[0] > (base.loss_hi80 - base.loss_lo80).iloc[0]
 
 
 def test_a_failed_fold_is_reported_and_left_out(synthetic_post):
@@ -145,7 +145,7 @@ def test_predictions_share_the_error_at_one_budget_and_are_continuous(synthetic_
     gaps = []
     for f in (0.9999, 1.0001, 1.01, 10.0):
         d = c_max * f / (6 * n0)
-        gaps.append(float(post.predict(n0, d).loss_hi.iloc[0] - plain.predict(n0, d).loss_hi.iloc[0]))
+        gaps.append(float(post.predict(n0, d).loss_hi80.iloc[0] - plain.predict(n0, d).loss_hi80.iloc[0]))
     assert gaps[0] == 0 and abs(gaps[1]) < 1e-4 and abs(gaps[2]) < abs(gaps[3]) and gaps[3] > 0
 
 
@@ -154,16 +154,16 @@ def test_allocation_bands_carry_the_n_opt_error(synthetic_post):
     plain = dataclasses.replace(post, extrapolation_mode="none")
     assert post.extrapolation.calibrated("n_opt")
     far_c, far_p = post.allocate([1e24]).iloc[0], plain.allocate([1e24]).iloc[0]
-    assert far_c.N_opt_hi / far_c.N_opt_lo > far_p.N_opt_hi / far_p.N_opt_lo
-    assert far_c.tokens_per_param_hi / far_c.tokens_per_param_lo > far_p.tokens_per_param_hi / far_p.tokens_per_param_lo
+    assert far_c.N_opt_hi80 / far_c.N_opt_lo80 > far_p.N_opt_hi80 / far_p.N_opt_lo80
+    assert far_c.tokens_per_param_hi80 / far_c.tokens_per_param_lo80 > far_p.tokens_per_param_hi80 / far_p.tokens_per_param_lo80
     inside_c, inside_p = post.allocate([1e20]).iloc[0], plain.allocate([1e20]).iloc[0]
     if "n_opt_nugget" in post.extrapolation.draws:  # IsoFLOP-shaped budgets: the law's misplacement of an optimum
-        assert inside_c.N_opt_hi / inside_c.N_opt_lo >= inside_p.N_opt_hi / inside_p.N_opt_lo
+        assert inside_c.N_opt_hi80 / inside_c.N_opt_lo80 >= inside_p.N_opt_hi80 / inside_p.N_opt_lo80
     else:
-        assert inside_c.N_opt_lo == inside_p.N_opt_lo and inside_c.N_opt_hi == inside_p.N_opt_hi
-    assert inside_c.loss_lo == inside_p.loss_lo and inside_c.loss_hi == inside_p.loss_hi
+        assert inside_c.N_opt_lo80 == inside_p.N_opt_lo80 and inside_c.N_opt_hi80 == inside_p.N_opt_hi80
+    assert inside_c.loss_lo80 == inside_p.loss_lo80 and inside_c.loss_hi80 == inside_p.loss_hi80
     a = post.allocate([1e22, 1e24]).iloc[1]
-    assert a.N_opt_lo == far_c.N_opt_lo and a.loss_hi == far_c.loss_hi
+    assert a.N_opt_lo80 == far_c.N_opt_lo80 and a.loss_hi80 == far_c.loss_hi80
 
 
 def test_horizon_folds_and_isoflop_vertex(synthetic_runs):

@@ -21,10 +21,10 @@ def test_compare_ranks_the_true_law_and_reports_every_column(two_laws):
     assert list(table.law) == ["chinchilla", "kaplan"]  # the data are drawn from the Chinchilla law
     assert table.weight.sum() == pytest.approx(1.0)
     assert table.loc[0, "elpd_diff"] == 0 and table.loc[1, "elpd_diff"] < 0
-    for col in ("elpd_loo", "elpd_se", "p_loo", "pareto_k_bad", "N_opt@1e+22", "N_opt_lo@1e+22", "N_opt_hi@1e+22"):
+    for col in ("elpd_loo", "elpd_se", "p_loo", "pareto_k_bad", "N_opt@1e+22", "N_opt_lo80@1e+22", "N_opt_hi80@1e+22"):
         assert col in table.columns
     row = table.iloc[0]
-    assert row["N_opt_lo@1e+22"] < row["N_opt@1e+22"] < row["N_opt_hi@1e+22"]
+    assert row["N_opt_lo80@1e+22"] < row["N_opt@1e+22"] < row["N_opt_hi80@1e+22"]
 
 
 def test_compare_with_backtest_scores_beyond_the_data(two_laws):
@@ -49,9 +49,9 @@ def test_average_mixes_draws_by_weight(two_laws):
     assert a.attrs["weights"] == {"chinchilla": 1.0, "kaplan": 0.0}
     assert a.loc[0, "N_opt"] == pytest.approx(b.loc[0, "N_opt"], rel=0.02)
     mixed = bs.average(two_laws, weights=[0.5, 0.5], budgets=[1e22])
-    lo = min(p.allocate([1e22]).loc[0, "N_opt_lo"] for p in two_laws)
-    hi = max(p.allocate([1e22]).loc[0, "N_opt_hi"] for p in two_laws)
-    assert lo * 0.9 <= mixed.loc[0, "N_opt_lo"] <= mixed.loc[0, "N_opt_hi"] <= hi * 1.1
+    lo = min(p.allocate([1e22]).loc[0, "N_opt_lo80"] for p in two_laws)
+    hi = max(p.allocate([1e22]).loc[0, "N_opt_hi80"] for p in two_laws)
+    assert lo * 0.9 <= mixed.loc[0, "N_opt_lo80"] <= mixed.loc[0, "N_opt_hi80"] <= hi * 1.1
     n = {k: v.shape[0] for k, v in mixed.attrs["draws"].items()}
     assert len(set(n.values())) == 1
     with pytest.raises(ValueError, match="weights must be 2"):

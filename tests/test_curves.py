@@ -336,16 +336,16 @@ def test_approach1_recovers_the_fixed_batch_exponent():
         noisy, _ = one_batch_curves(seed=seed)
         rn = cv.approach1(noisy, convention="kaplan", n_bins=80, ci=0.9)
         e = rn.exponent.loc["a"]
-        assert e["lo"] < a_true < e["hi"] and e["hi"] - e["lo"] > r.exponent.loc["a", "hi"] - r.exponent.loc["a", "lo"]
+        assert e["lo90"] < a_true < e["hi90"] and e["hi90"] - e["lo90"] > r.exponent.loc["a", "hi80"] - r.exponent.loc["a", "lo80"]
 
 
 def test_approach1_table_and_errors():
     c, _ = one_batch_curves(noise=0)
     r = cv.approach1(c, convention="kaplan", draws=500)
     t = r.table(C=[1e18, 1e19])
-    assert list(t.columns) == ["quantity", "C", "approach1", "approach1_lo", "approach1_hi"]
+    assert list(t.columns) == ["quantity", "C", "approach1", "approach1_lo80", "approach1_hi80"]
     assert list(t["quantity"]) == ["a", "b", "N_opt", "N_opt"]
-    assert np.all(t["approach1_lo"] <= t["approach1"]) and np.all(t["approach1"] <= t["approach1_hi"])
+    assert np.all(t["approach1_lo80"] <= t["approach1"]) and np.all(t["approach1"] <= t["approach1_hi80"])
     assert r.predict([1e18])["N_opt"].shape == (500, 1)
     with pytest.raises(ValueError, match="at least three envelope segments"):
         cv.approach1(c.select(["N=1e+06,B=524288", "N=1.78e+06,B=524288"]), convention="kaplan")

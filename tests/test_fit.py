@@ -41,8 +41,8 @@ def test_params_and_summary_columns(small_post):
     assert all(np.all(p[k] > 0) for k in ("E", "A", "B", "alpha", "beta", "sigma"))
     s = small_post.summary(ci=0.8)
     assert list(s.index[:5]) == ["E", "A", "B", "alpha", "beta"]
-    assert {"median", "mean", "sd", "lo", "hi", "r_hat", "ess_bulk", "ess_tail"} <= set(s.columns)
-    assert (s.lo < s["median"]).all() and (s["median"] < s.hi).all()
+    assert {"median", "mean", "sd", "lo80", "hi80", "r_hat", "ess_bulk", "ess_tail"} <= set(s.columns)
+    assert (s.lo80 < s["median"]).all() and (s["median"] < s.hi80).all()
     assert s.attrs["ci"] == 0.8
 
 
@@ -64,10 +64,10 @@ def test_posterior_is_immutable(small_post):
 
 def test_predict(small_post):
     df = small_post.predict([1e9, 70e9], [2e10, 1.4e12], ci=0.9)
-    assert list(df.columns[:6]) == ["N", "D", "C", "loss", "loss_lo", "loss_hi"]
-    assert (df.loss_lo < df.loss).all() and (df.loss < df.loss_hi).all()
+    assert list(df.columns[:6]) == ["N", "D", "C", "loss", "loss_lo90", "loss_hi90"]
+    assert (df.loss_lo90 < df.loss).all() and (df.loss < df.loss_hi90).all()
     wide = small_post.predict([1e9, 70e9], [2e10, 1.4e12], ci=0.99)
-    assert (wide.loss_hi - wide.loss_lo > df.loss_hi - df.loss_lo).all()
+    assert (wide.loss_hi99 - wide.loss_lo99 > df.loss_hi90 - df.loss_lo90).all()
     # the predictive median follows the law at the posterior
     np.testing.assert_allclose(df.loss[0], np.median(bs.laws.loss(small_post.params, 1e9, 2e10)), rtol=0.01)
     with pytest.raises(ValueError, match="positive"):
@@ -115,7 +115,7 @@ def test_recovers_known_parameters_with_normal_likelihood():
     post = fit_quietly(runs, likelihood="normal", seed=3)
     s = post.summary(ci=0.95)
     for k, v in truth.items():
-        assert s.loc[k, "lo"] < v < s.loc[k, "hi"], k
+        assert s.loc[k, "lo95"] < v < s.loc[k, "hi95"], k
 
 
 def test_intervals_are_calibrated_across_known_parameter_sets():
@@ -130,7 +130,7 @@ def test_intervals_are_calibrated_across_known_parameter_sets():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
         posts = bs.fit_many(data, chains=2, warmup=500, draws=500, progress=False)
-    hits = [s.loc[k, "lo"] <= v <= s.loc[k, "hi"] for t, p in zip(truths, posts)
+    hits = [s.loc[k, "lo90"] <= v <= s.loc[k, "hi90"] for t, p in zip(truths, posts)
             for s in [p.summary(ci=0.9)] for k, v in t.items()]
     # 100 checks at nominal 0.9: binomial sd 0.03; allow 4 sd below, and flag gross over-coverage
     assert 0.78 <= np.mean(hits) <= 0.995, np.mean(hits)

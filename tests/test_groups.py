@@ -174,7 +174,7 @@ def test_partial_pooling_fit(pair_post):
     # the view's natural parameters are the group's; its t_N is re-centred on its own runs
     assert np.allclose(view.law_params["A"], post.params["b"]["A"])
     alloc = view.allocate([1e21])
-    assert alloc.N_opt_lo.iloc[0] < alloc.N_opt.iloc[0] < alloc.N_opt_hi.iloc[0]
+    assert alloc.N_opt_lo80.iloc[0] < alloc.N_opt.iloc[0] < alloc.N_opt_hi80.iloc[0]
     assert view.predict([1e9], [2e10]).shape[0] == 1
     assert view.summary().loc["alpha", "median"] == pytest.approx(summ.loc[("b", "alpha"), "median"])
     assert "pooling='partial'" in repr(post)
@@ -200,20 +200,20 @@ def test_frontier_closed_forms():
 
 def test_compare_groups_covers_known_multiplier(pair_post):
     C = np.array([1e19, 1e20, 1e21])
-    df = pair_post.compare_groups("a", "b", budgets=C)
-    assert {"C", "multiplier", "multiplier_lo", "multiplier_hi", "prob_better", "loss_a", "loss_b"} <= set(df)
+    df = pair_post.compare_groups("a", "b", budgets=C, ci=0.9)
+    assert {"C", "multiplier", "multiplier_lo90", "multiplier_hi90", "prob_better", "loss_a", "loss_b"} <= set(df)
     assert len(df) == 3 and df.attrs["draws"].shape == (pair_post.n_draws, 3)
     truth = compute_multiplier({k: np.array([v]) for k, v in CHINCHILLA_FIT.items()},
                                {k: np.array([v]) for k, v in TRUE_B.items()}, C)[0]
-    assert np.all((df.multiplier_lo <= truth) & (truth <= df.multiplier_hi)), (df, truth)
+    assert np.all((df.multiplier_lo90 <= truth) & (truth <= df.multiplier_hi90)), (df, truth)
     assert np.all(df.prob_better > 0.9)
     back = pair_post.compare_groups("b", "a", budgets=C)
     assert np.all(back.prob_better < 0.1)
     # target losses instead of budgets, and the loss difference at a fixed size
     by_loss = pair_post.compare_groups("a", "b", losses=[2.6, 2.4])
     assert {"loss", "multiplier", "C_a", "C_b"} <= set(by_loss) and np.all(by_loss.multiplier > 1)
-    at = pair_post.compare_groups("a", "b", budgets=C, N=1e9)
-    assert np.allclose(at.D, C / (6 * 1e9)) and np.all(at.loss_diff_hi < 0) and np.all(at.prob_lower > 0.9)
+    at = pair_post.compare_groups("a", "b", budgets=C, N=1e9, ci=0.9)
+    assert np.allclose(at.D, C / (6 * 1e9)) and np.all(at.loss_diff_hi90 < 0) and np.all(at.prob_lower > 0.9)
     with pytest.raises(ValueError, match="two different groups"):
         pair_post.compare_groups("a", "a", budgets=C)
     with pytest.raises(bs.DataError, match="unknown group"):

@@ -32,8 +32,8 @@ def sweep(seed=0, sigma=0.005, small_budget=True, budgets=BUDGETS):
 def test_recovers_the_true_exponent(seed):
     res = iso.isoflop_analysis(sweep(seed), ci=0.95, draws=2000, seed=seed)
     e = res.exponent
-    assert e.loc["a", "lo"] < TRUE_A < e.loc["a", "hi"]
-    assert e.loc["a", "hi"] - e.loc["a", "lo"] < 0.15
+    assert e.loc["a", "lo95"] < TRUE_A < e.loc["a", "hi95"]
+    assert e.loc["a", "hi95"] - e.loc["a", "lo95"] < 0.15
     assert e.loc["b", "median"] == pytest.approx(1 - e.loc["a", "median"])
     assert res.frac_exponent_draws > 0.95
 
@@ -45,7 +45,7 @@ def test_profiles_and_skipped_budget():
     np.testing.assert_allclose(prof["C"], BUDGETS, rtol=1e-10)
     assert list(prof["n_runs"]) == [9] * len(BUDGETS)
     for name in ("N_opt", "D_opt", "loss_min"):
-        assert np.all(prof[f"{name}_lo"] <= prof[name]) and np.all(prof[name] <= prof[f"{name}_hi"])
+        assert np.all(prof[f"{name}_lo80"] <= prof[name]) and np.all(prof[name] <= prof[f"{name}_hi80"])
     np.testing.assert_allclose(6 * prof["N_opt"] * prof["D_opt"], prof["C"], rtol=1e-10)
     # the profile minima are near the law's compute-optimal sizes and losses
     N_true, D_true = laws.optimal_allocation(TRUTH, prof["C"].to_numpy())
@@ -93,7 +93,7 @@ def test_budget_without_a_minimum_inside_the_sizes_is_skipped_or_flagged():
     res = iso.isoflop_analysis(runs2, draws=1000, ci=0.95)
     assert len(res.profiles) == len(BUDGETS)
     assert len(res.skipped) == 1 and "extrapolation" in res.skipped["reason"].iloc[0]
-    assert res.exponent.loc["a", "lo"] < TRUE_A < res.exponent.loc["a", "hi"]
+    assert res.exponent.loc["a", "lo95"] < TRUE_A < res.exponent.loc["a", "hi95"]
     # kept on request, it is flagged
     kept = iso.isoflop_analysis(runs2, draws=1000, max_outside=None)
     row = kept.profiles.iloc[-1]
@@ -117,8 +117,8 @@ def test_compare_approaches():
     rng = np.random.default_rng(0)
     params = {k: v * np.exp(0.01 * rng.standard_normal(500)) for k, v in TRUTH.items()}
     tab = iso.compare_approaches(res, params, ci=0.9)
-    assert list(tab.columns) == ["quantity", "C", "isoflop", "isoflop_lo", "isoflop_hi", "parametric",
-                                 "parametric_lo", "parametric_hi", "overlap"]
+    assert list(tab.columns) == ["quantity", "C", "isoflop", "isoflop_lo90", "isoflop_hi90", "parametric",
+                                 "parametric_lo90", "parametric_hi90", "overlap"]
     assert list(tab["quantity"]) == ["a", "b"] + ["N_opt"] * len(BUDGETS)
     assert tab.loc[0, "parametric"] == pytest.approx(TRUE_A, abs=0.01)
     assert bool(tab.loc[0, "overlap"])
@@ -153,13 +153,13 @@ def test_compare_approaches_with_approach1_from_curves():
     a1 = bs.approach1(curves, ci=0.9)
     tab = iso.compare_approaches(res, params, ci=0.9, approach1=a1)
     base = iso.compare_approaches(res, params, ci=0.9)
-    assert list(tab.columns) == list(base.columns) + ["approach1", "approach1_lo", "approach1_hi", "overlap_1_3"]
+    assert list(tab.columns) == list(base.columns) + ["approach1", "approach1_lo90", "approach1_hi90", "overlap_1_3"]
     pd.testing.assert_frame_equal(tab[base.columns], base)  # Approaches 2 and 3 unchanged
     assert tab.loc[0, "approach1"] == pytest.approx(np.median(a1.draws["a"]))
     assert tab.loc[1, "approach1"] == pytest.approx(np.median(a1.draws["b"]))
     n1 = tab[tab["quantity"] == "N_opt"]
     np.testing.assert_allclose(n1["approach1"], np.median(a1.predict(n1["C"].to_numpy())["N_opt"], axis=0))
-    assert np.all((n1["approach1_lo"] <= n1["approach1"]) & (n1["approach1"] <= n1["approach1_hi"]))
+    assert np.all((n1["approach1_lo90"] <= n1["approach1"]) & (n1["approach1"] <= n1["approach1_hi90"]))
     # given the curves themselves, Approach 1 is computed with its defaults
     tab2 = iso.compare_approaches(res, params, ci=0.9, approach1=curves)
     np.testing.assert_allclose(tab2["approach1"], tab["approach1"], rtol=0.05)

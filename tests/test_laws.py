@@ -132,7 +132,7 @@ def test_built_in_law_fits_synthetic_data_from_its_constants(name):
     s = post.summary(ci=0.99)
     exps = [k for k in ("alpha_N", "alpha_D", "gamma", "alpha", "beta") if k in truth]
     for k in exps:
-        assert s.loc[k, "lo"] < truth[k] < s.loc[k, "hi"], (k, s.loc[k].to_dict())
+        assert s.loc[k, "lo99"] < truth[k] < s.loc[k, "hi99"], (k, s.loc[k].to_dict())
 
 
 def test_data_constrained_fits_repeated_data():
@@ -142,4 +142,4 @@ def test_data_constrained_fits_repeated_data():
     runs = bs.simulate_runs(law="data_constrained", N=N, D=D, U=U, sigma=0.005, seed=2)
     post = fit_quietly(runs, law="data_constrained", extrapolation="none", seed=2)
     s = post.summary(ci=0.99)
-    assert s.loc["R_D", "lo"] < 15.4 < s.loc["R_D", "hi"]
+    assert s.loc["R_D", "lo99"] < 15.4 < s.loc["R_D", "hi99"]

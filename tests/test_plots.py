@@ -10,6 +10,7 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import bayesscale.plots as plots  # noqa: E402
@@ -249,3 +250,73 @@ def test_public_api():
         obj = getattr(plots, name)
         if callable(obj):
             assert obj.__doc__ and "Returns" in obj.__doc__, name
+
+
+# ---------------------------------------------------------------------------
+# issue 12, item 17: labels clear of the titles, enough loss ticks, the table's medians
+
+
+def test_item17_frontier_labels_stay_clear_of_the_panel_titles(synthetic_post):
+    budgets = {"Budget 1": 5.76e23, "Budget 2": 1e25}
+    fig = plots.optimal_frontier(synthetic_post, named=budgets)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        title = ax.title.get_window_extent(renderer)
+        assert ax.title.get_text() and title.width > 0
+        boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts if "Budget" in t.get_text()]
+        assert len(boxes) == 2
+        inside = ax.get_window_extent(renderer)
+        for box in boxes:
+            assert not box.overlaps(title), (ax.title.get_text(), box, title)
+            assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+        assert not boxes[0].overlaps(boxes[1])
+    plt.close(fig)
+
+
+def _labelled_loss_ticks(ax):
+    lo, hi = ax.get_ylim()
+    ticks = ax.get_yticklabels() + ax.get_yticklabels(minor=True)
+    return sorted({float(t.get_text()) for t in ticks if t.get_text() and lo <= t.get_position()[1] <= hi})
+
+
+def test_item17_isoflop_loss_axis_has_enough_labelled_ticks(synthetic_post):
+    # small budgets: a loss range of about 2.3 to 4.6, where log ticks used to label only 3 and 4
+    fig = plots.isoflop_profiles(synthetic_post, budgets=[1e17, 3e17, 1e18])
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert ax.get_yscale() == "log" and hi / lo < 10
+    labels = _labelled_loss_ticks(ax)
+    assert len(labels) >= 5, (ax.get_ylim(), labels)
+    assert np.allclose(np.diff(labels), labels[1] - labels[0])  # evenly spaced round numbers
+    plt.close(fig)
+    # the locator on its own: the range of the issue
+    from bayesscale.plots import _nice_ticks
+
+    for a, b in ((2.6, 5.5), (2.05, 2.35), (1.8, 3.9), (3.0, 9.5)):
+        t = _nice_ticks(a, b)
+        assert 5 <= t.size <= 9 and a <= t.min() and t.max() <= b, (a, b, t)
+
+
+def test_item17_figure_medians_are_the_table_medians(synthetic_post):
+    post = synthetic_post
+    C = np.array([5.76e23, 1e25])  # beyond the data: the calibrated extrapolation error is in the table's band
+    table = post.allocate(C)
+    fig = plots.optimal_frontier(post, named={"Budget 1": C[0], "Budget 2": C[1]})
+    for ax, key in zip(fig.axes, ("N_opt", "D_opt")):
+        stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
+        np.testing.assert_allclose([ln.get_ydata()[0] for ln in stars], table[key], rtol=1e-12)
+        texts = sorted((t.get_text() for t in ax.texts if "Budget" in t.get_text()))
+        for text, (_, row) in zip(texts, table.iterrows()):
+            lo, hi = row[f"{key}_lo80"], row[f"{key}_hi80"]
+            assert f"= {plots._count(row[key])}" in text and f"80%: {plots._count(lo)}–{plots._count(hi)}" in text
+    plt.close(fig)
+    # the isoFLOP diamonds too
+    B = np.array([1e19, 1e20, 1e21])
+    fig = plots.isoflop_profiles(post, budgets=B)
+    ax = fig.axes[0]
+    diamonds = [ln for ln in ax.lines if ln.get_marker() == "D" and len(ln.get_xdata()) == 1]
+    np.testing.assert_allclose(sorted(ln.get_xdata()[0] for ln in diamonds), post.allocate(B)["N_opt"], rtol=1e-12)
+    plt.close(fig)

@@ -56,7 +56,7 @@ def _in_band(df, med, lo, hi):
 def test_frontier_exponents_table(post):
     t = post.frontier_exponents(ci=0.9)  # dispatches to steps_analysis for kaplan_steps
     assert list(t.index[:5]) == ["alpha_C_min", "N_vs_C_min", "B_vs_C_min", "S_min_vs_C_min", "N_vs_C_fixed_batch"]
-    assert _in_band(t, "median", "lo", "hi")
+    assert _in_band(t, "median", "lo90", "hi90")
     assert t.attrs["convention"] == "kaplan" and t.attrs["ci"] == 0.9
     assert t.attrs["batch"] in (2.0**17, 2.0**20)
     # Kaplan's constants imply 0.684 / 0.248 / 0.068; the paper fitted 0.73 / 0.24 / 0.03
@@ -87,7 +87,7 @@ def test_conventions_are_explicit(post):
 
 def test_critical_batch(post):
     t = sa.critical_batch(post, [2.5, 3.0, 4.0], ci=0.9)
-    assert _in_band(t, "B_crit", "B_crit_lo", "B_crit_hi")
+    assert _in_band(t, "B_crit", "B_crit_lo90", "B_crit_hi90")
     assert np.all(np.diff(t["B_crit"]) < 0)  # lower loss needs a larger batch
     p = post.law_params
     assert t["B_crit"].iloc[1] == pytest.approx(np.median(p["B_star"] / 3.0 ** (1 / p["alpha_B"])))
@@ -99,7 +99,7 @@ def test_efficient_size_units_and_bands(post):
     np.testing.assert_allclose(pf.to_numpy(), fl.to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(pf["C_min_pf_days"], [1e-3, 1.0, 1e3])
     for q in ("N", "B", "S", "E", "loss"):
-        assert _in_band(pf, q, f"{q}_lo", f"{q}_hi"), q
+        assert _in_band(pf, q, f"{q}_lo90", f"{q}_hi90"), q
     assert np.all(np.diff(pf["N"]) > 0) and np.all(np.diff(pf["loss"]) < 0)
     with pytest.raises(ValueError, match="units must be"):
         sa.efficient_size(post, 1.0, units="gpu_hours")
@@ -107,13 +107,13 @@ def test_efficient_size_units_and_bands(post):
 
 def test_excess_compute_and_steps(post):
     t = sa.excess(post, r=[0.5, 1.0, 2.0, 4.0], ci=0.9)
-    assert _in_band(t, "excess_compute", "excess_compute_lo", "excess_compute_hi")
-    assert _in_band(t, "excess_steps", "excess_steps_lo", "excess_steps_hi")
+    assert _in_band(t, "excess_compute", "excess_compute_lo90", "excess_compute_hi90")
+    assert _in_band(t, "excess_steps", "excess_steps_lo90", "excess_steps_hi90")
     np.testing.assert_allclose(t.loc[t["ratio"] == 1.0, ["excess_compute", "excess_steps"]].to_numpy(), 1.0)
     assert np.all(np.diff(t["excess_steps"]) < 0)  # smaller models need more steps
     sr = t.attrs["size_range"]
     assert sr.loc["lo", "median"] < 1 < sr.loc["hi", "median"]
-    assert _in_band(sr, "median", "lo", "hi")
+    assert _in_band(sr, "median", "lo90", "hi90")
     assert f"{sr.loc['lo', 'median']:.2f}x" in t.attrs["sentence"] and "20% more compute" in t.attrs["sentence"]
     # Kaplan: about 0.6x to 2.2x for 20%; the constants imply 0.58x to 2.18x
     assert 0.45 < sr.loc["lo", "median"] < 0.7 and 1.8 < sr.loc["hi", "median"] < 2.6

@@ -13,25 +13,25 @@ def test_chinchilla_tokens_per_parameter_and_exponent(full_post):
     alloc = full_post.allocate([5.88e23], ci=0.8)
     row = alloc.iloc[0]
     assert 12 < row.tokens_per_param < 24
-    assert row.tokens_per_param_lo < 18 < row.tokens_per_param_hi  # published point estimate ~18
-    ex = full_post.frontier_exponents()
+    assert row.tokens_per_param_lo80 < 18 < row.tokens_per_param_hi80  # published point estimate ~18
+    ex = full_post.frontier_exponents(ci=0.95)
     assert abs(ex.loc["a", "median"] - 0.513) < 0.04
-    assert ex.loc["a", "lo"] < ex.loc["a", "median"] < ex.loc["a", "hi"]
+    assert ex.loc["a", "lo95"] < ex.loc["a", "median"] < ex.loc["a", "hi95"]
 
 
 def test_allocation_table_and_draws(small_post):
     budgets = np.array([1e21, 5.88e23, 1e25])
     df = small_post.allocate(budgets)
-    cols = ["C", "N_opt", "N_opt_lo", "N_opt_hi", "D_opt", "D_opt_lo", "D_opt_hi", "tokens_per_param",
-            "tokens_per_param_lo", "tokens_per_param_hi", "loss", "loss_lo", "loss_hi"]
+    cols = ["C", "N_opt", "N_opt_lo80", "N_opt_hi80", "D_opt", "D_opt_lo80", "D_opt_hi80", "tokens_per_param",
+            "tokens_per_param_lo80", "tokens_per_param_hi80", "loss", "loss_lo80", "loss_hi80"]
     assert list(df.columns) == cols and len(df) == 3
     np.testing.assert_allclose(6 * df.N_opt * df.D_opt, budgets, rtol=1e-9)
     draws = df.attrs["draws"]
     S = small_post.n_draws
     assert draws["N_opt"].shape == (S, 3)
     np.testing.assert_allclose(6 * draws["N_opt"] * draws["D_opt"], np.broadcast_to(budgets, (S, 3)), rtol=1e-9)
-    assert (df.N_opt_lo < df.N_opt).all() and (df.N_opt < df.N_opt_hi).all()
-    assert (df.loss_lo < df.loss).all() and (df.loss < df.loss_hi).all()
+    assert (df.N_opt_lo80 < df.N_opt).all() and (df.N_opt < df.N_opt_hi80).all()
+    assert (df.loss_lo80 < df.loss).all() and (df.loss < df.loss_hi80).all()
     assert df.N_opt.is_monotonic_increasing and df.loss.is_monotonic_decreasing
 
 
