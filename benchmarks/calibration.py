@@ -148,7 +148,7 @@ def score_tasks(tasks, *, settings, seed=0):
             for m in METHODS:
                 p = post if m == "calibrated" else dataclasses.replace(post, extrapolation_mode="none")
                 a = p.allocate([Cb], ci=0.8).iloc[0]
-                nopt.append({"task": t["name"], "method": m, "covered": bool(a.N_opt_lo <= np.exp(v) <= a.N_opt_hi),
+                nopt.append({"task": t["name"], "method": m, "covered": bool(a.N_opt_lo80 <= np.exp(v) <= a.N_opt_hi80),
                              "ratio": float(a.N_opt / np.exp(v))})
         x = post.discrepancy
         print(f"  {t['name']}: {x.reasons.get('loss') if x else None}", flush=True)
