@@ -146,7 +146,13 @@ class Discrepancy:
         ``horizon``, ``d`` (decades beyond the fold's data), ``n_runs``,
         ``ok`` (the fold fit passed its checks), ``problem``,
         ``loss_error``, ``loss_sd`` (the fold fit's own sd of that error),
-        ``n_opt_error``, ``n_opt_sd``, ``n_opt_reference``.
+        ``n_opt_error``, ``n_opt_sd``, ``n_opt_reference``.  Rows with
+        ``horizon == 0`` (origin ``"in-sample"``) are the full fit's
+        training budgets, the anchors of the nuggets (see
+        :attr:`held_out` for the folds proper).
+    ramp : float
+        Distance in decades over which the loss nugget grows from zero at
+        ``c_max`` to full size (the median spacing of the budgets).
     df : float
         Degrees of freedom of the Student-t scale mixture.
     """
