@@ -268,6 +268,10 @@ class Posterior:
         compute per draw, shared by runs at that compute, zero at the
         largest run).
 
+        A run whose size or tokens (``N`` given) lie farther beyond the data
+        than its compute takes the extrapolation error of that distance
+        (:meth:`_reach`).
+
         Every element's draws are seeded by its own value (``C``, and ``N``
         when given) and its repeat count, so a run's band does not depend on
         the other runs asked for in the same call.  For curves, ``run``
@@ -287,7 +291,27 @@ class Posterior:
             rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
             eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
         out = eps + self._offsets(C, N=None if N is None else Nk, run=run) + self.bend(C)
-        return out + joint_draws(self.extrapolation, C, S, seed=seed, quantity="loss")
+        return out + joint_draws(self.extrapolation, self._reach(C, Nk), S, seed=seed, quantity="loss")
+
+    def _reach(self, C: np.ndarray, N: np.ndarray) -> np.ndarray:
+        """The compute at which a run's extrapolation error is drawn.
+
+        Its own compute, unless its size or its tokens lie farther beyond the
+        data (in decades) than its compute does: a model 0.2 decades larger
+        than any fitted one extrapolates 0.2 decades even at a compute inside
+        the data, so it takes the error at ``c_max * 10**0.2``.  ``N = 0``
+        means unknown (compute only).
+        """
+        r = self.runs
+        known = N > 0
+        if not np.any(known):
+            return C
+        c_max = float(np.max(r.C))
+        d_c = np.log10(C / c_max)
+        Nk = np.where(known, N, 1.0)
+        D = C / (laws.FLOPS_PER_PARAM_TOKEN * Nk)
+        d = np.maximum(np.log10(Nk / np.max(r.N)), np.log10(D / np.max(r.D)))
+        return np.where(known & (d > np.maximum(d_c, 0.0)), c_max * 10.0 ** d, C)
 
     def law_log_loss(self, N, D, *, U=None) -> np.ndarray:
         """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise)."""
@@ -362,15 +386,18 @@ class Posterior:
         * ``loss``: posterior predictive (law's parameters, noise, in the
           budget-offset model a new budget's offset, and beyond the data the
           calibrated extrapolation error of log loss);
-        * ``N_opt``, ``D_opt``, ``tokens_per_param``: parameter uncertainty;
-          at every budget, when the data have at least three IsoFLOP-shaped
-          budgets, a nugget for the law's misplacement of the empirical
-          optimum (learned from the full fit's N_opt against those budgets'
-          vertices); and beyond the data the extrapolation error of log
-          N_opt (fitted on the same rolling-origin folds: the fold fit's
-          N_opt against the held-out budget's empirical optimum; drawn from
-          its prior when the calibration was refused).  With
-          ``extrapolation="none"``, parameter uncertainty only.
+        * ``N_opt``, ``D_opt``, ``tokens_per_param``: parameter uncertainty,
+          and, when the data have at least three IsoFLOP-shaped budgets, the
+          law's misplacement of the empirical optimum: a Gaussian process in
+          log C fitted to the full fit's N_opt against those budgets'
+          vertices (:func:`bayesscale.discrepancy.anchored_posterior`),
+          which moves the centre as well as widening the band, at every
+          budget, and grows beyond the data.  Without IsoFLOP-shaped
+          budgets, beyond the data the extrapolation error of log N_opt
+          fitted on the rolling-origin folds (the fold fit's N_opt against
+          the full-data fit; drawn from its prior when the calibration was
+          refused).  With ``extrapolation="none"``, parameter uncertainty
+          only: the law's own optimum.
 
         Parameters
         ----------

@@ -60,21 +60,48 @@ def test_spike_and_slab_folds_inside_their_own_uncertainty_add_almost_nothing():
     assert "posterior probability" in d_calm.reasons["loss"]
 
 
-def test_n_opt_nugget_learned_from_in_sample_budgets_applies_inside_the_data():
+def _anchor_rows(d, err, sd=0.02):
+    return pd.DataFrame({"origin": "in-sample", "budget_C": 1e21 * 10.0 ** np.asarray(d), "horizon": 0, "d": d,
+                         "n_runs": 9, "ok": True, "problem": "", "loss_error": np.nan, "loss_sd": np.nan,
+                         "n_opt_error": err, "n_opt_sd": sd, "n_opt_reference": "isoflop vertex"})
+
+
+def test_n_opt_misplacement_learned_from_in_sample_vertices_drift_included():
+    """The law misplaces the empirical optimum by a drift in log C (as on Marin and Farseer): the anchored
+    model finds the level at c_max and the trend, carries them beyond the data, and applies inside it too."""
     rng = np.random.default_rng(8)
     folds, cov = _facts(3, rng)
-    anchors = pd.DataFrame({"origin": "in-sample", "budget_C": 10.0 ** np.arange(15, 21), "horizon": 0, "d": 0.0,
-                            "n_runs": 9, "ok": True, "problem": "", "loss_error": np.nan, "loss_sd": np.nan,
-                            "n_opt_error": rng.normal(0, 0.1, 6), "n_opt_sd": 0.02, "n_opt_reference": "isoflop vertex"})
+    d = np.linspace(-2.0, -0.1, 8)
+    truth = lambda x: 0.15 + 0.2 * x  # noqa: E731
+    anchors = _anchor_rows(d, truth(d) + rng.normal(0, 0.03, d.size))
     disc = fit_discrepancy(pd.concat([anchors, folds], ignore_index=True), cov, 1e21)
     assert disc.n_folds == len(folds)  # anchors are not folds
-    assert 0.03 < np.median(disc.draws["n_opt_nugget"]) < 0.3 and "nugget" in disc.reasons["n_opt"]
-    inside = joint_draws(disc, [1e19, 1e20, 1e20], 4000, quantity="n_opt")
-    assert inside[:, 0].std() > 0.03 and np.all(inside[:, 1] == inside[:, 2])
-    assert abs(np.corrcoef(inside[:, 0], inside[:, 1])[0, 1]) < 0.1  # independent between budgets
-    np.testing.assert_array_equal(joint_draws(disc, [1e20], 4000, quantity="n_opt")[:, 0], inside[:, 1])
-    assert np.all(joint_draws(disc, [1e19], 100, quantity="loss") == 0)  # the loss has no nugget
+    assert disc.anchored("n_opt") and not disc.anchored("loss") and disc.calibrated("n_opt")
+    assert "misplacement of the empirical optimum at 8 IsoFLOP-shaped" in disc.reasons["n_opt"]
+    lvl, tr = np.median(disc.draws["n_opt_level"]), np.median(disc.draws["n_opt_trend"])
+    assert 0.08 < lvl < 0.22 and 0.1 < tr < 0.3, (lvl, tr)
+    C = 1e21 * 10.0 ** np.array([-1.0, 0.0, 0.5, 1.0, 0.5])
+    x = joint_draws(disc, C, 4000, seed=3, quantity="n_opt")
+    lo, hi = np.quantile(x, [0.05, 0.95], axis=0)
+    assert np.all((lo < truth(np.log10(C / 1e21))) & (truth(np.log10(C / 1e21)) < hi))
+    assert np.all(np.diff(hi[:4] - lo[:4])[1:] > 0)  # wider with distance beyond the data
+    np.testing.assert_array_equal(x[:, 2], x[:, 4])  # one misplacement per budget
+    alone = joint_draws(disc, C[2:3], 4000, seed=3, quantity="n_opt")
+    np.testing.assert_array_equal(alone[:, 0], x[:, 2])  # independent of the request
+    between = joint_draws(disc, [1e21 * 10 ** -0.55], 4000, seed=3, quantity="n_opt")  # between two anchors
+    assert abs(np.median(between) - truth(-0.55)) < 0.06
+    assert np.all(joint_draws(disc, [1e19], 100, quantity="loss") == 0)  # the loss has no in-sample error
     assert Discrepancy.from_json(disc.to_json()) == disc
+    assert disc.to_dict()["n_opt_level_median"] == pytest.approx(lvl)
+
+
+def test_n_opt_anchors_without_drift_give_a_centred_band():
+    rng = np.random.default_rng(9)
+    d = np.linspace(-2.0, -0.1, 6)
+    disc = fit_discrepancy(_anchor_rows(d, rng.normal(0, 0.1, 6)), {}, 1e21)
+    x = joint_draws(disc, [1e20, 1e21], 4000, quantity="n_opt")
+    assert abs(np.median(x[:, 0])) < 0.1 and 0.03 < x[:, 0].std() < 0.3
+    assert 0.03 < np.median(disc.draws["n_opt_nugget"]) < 0.3
 
 
 def test_too_few_folds_refuses_falls_back_to_the_prior_and_the_verdict_says_so(synthetic_post):
@@ -147,6 +174,19 @@ def test_predictions_share_the_error_at_one_budget_and_are_continuous(synthetic_
         d = c_max * f / (6 * n0)
         gaps.append(float(post.predict(n0, d).loss_hi80.iloc[0] - plain.predict(n0, d).loss_hi80.iloc[0]))
     assert gaps[0] == 0 and abs(gaps[1]) < 1e-4 and abs(gaps[2]) < abs(gaps[3]) and gaps[3] > 0
+
+
+def test_a_size_beyond_the_data_extrapolates_even_at_a_compute_inside_it(synthetic_post):
+    """farseer/topN-like: a model larger than any fitted one, at a compute inside the data."""
+    post = synthetic_post
+    plain = dataclasses.replace(post, extrapolation_mode="none")
+    r = post.runs
+    C = float(np.median(r.C))
+    big, inside = float(r.N.max()) * 10**0.5, float(np.median(r.N))
+    for N, wider in ((big, True), (inside, False)):
+        a, b = post.predict(N, C / (6 * N)).iloc[0], plain.predict(N, C / (6 * N)).iloc[0]
+        w_cal, w_plain = a.loss_hi80 - a.loss_lo80, b.loss_hi80 - b.loss_lo80
+        assert (w_cal > w_plain * 1.02) if wider else (w_cal == w_plain), (N, w_cal, w_plain)
 
 
 def test_allocation_bands_carry_the_n_opt_error(synthetic_post):
