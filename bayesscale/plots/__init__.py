@@ -101,3 +101,10 @@ __all__ = [
     "excess_compute_steps",
     "approach1_envelope",
 ]
+
+# the public home of every function is this package, whichever module draws it (reprs, docs, pickling
+# by reference and introspection over ``bayesscale.plots`` see ``bayesscale.plots.<name>``)
+for _name in __all__:
+    if callable(globals()[_name]):
+        globals()[_name].__module__ = __name__
+del _name
