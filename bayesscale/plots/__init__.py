@@ -32,18 +32,19 @@ Modules
 The functions live in modules named for what they draw, and are all
 importable from ``bayesscale.plots``:
 
-==================================  ====================================================
-:mod:`~bayesscale.plots.scaling`     IsoFLOP profiles, optimal frontier, IsoLoss
-                                     contours, excess compute
-:mod:`~bayesscale.plots.residuals`   predicted against observed, residuals
-:mod:`~bayesscale.plots.diagnostics`  posterior predictive checks and rank plots, drawn with
-                                     ``arviz_plots`` from the posterior's ``DataTree``
-:mod:`~bayesscale.plots.calibration`  backtest coverage, simulation-based calibration ranks
-:mod:`~bayesscale.plots.compare`     the compute multiplier of a grouped fit
-:mod:`~bayesscale.plots.steps`       Kaplan's steps-and-batch figures, Approach 1
-:mod:`~bayesscale.plots._common`     units, thinning, layout, style, colours, axis
-                                     formatting, :func:`save_figure`
-==================================  ====================================================
+* :mod:`bayesscale.plots.scaling`: IsoFLOP profiles, optimal frontier, IsoLoss
+  contours, excess compute;
+* :mod:`bayesscale.plots.observed`: the runs against the fit (predicted against
+  observed, residuals);
+* :mod:`bayesscale.plots.diagnostics`: posterior predictive checks and rank
+  plots, drawn with ``arviz_plots`` from the posterior's ``DataTree``;
+* :mod:`bayesscale.plots.calibration`: backtest coverage, simulation-based
+  calibration ranks;
+* :mod:`bayesscale.plots.compare`: the compute multiplier of a grouped fit;
+* :mod:`bayesscale.plots.steps`: Kaplan's steps-and-batch figures, Approach 1
+  (also importable as ``bayesscale.plots_steps``);
+* ``bayesscale.plots._common``: units, thinning, layout, style, the budget
+  colour map, axis formatting, and :func:`save_figure`.
 
 Conventions
 -----------
@@ -77,7 +78,7 @@ from ._common import MAX_DRAWS, PF_DAY_FLOPS, save_figure
 from .calibration import backtest_coverage, sbc_ranks
 from .compare import compute_multiplier
 from .diagnostics import ppc, rank_plot
-from .residuals import predicted_vs_observed, residuals
+from .observed import predicted_vs_observed, residuals
 from .scaling import excess_compute, isoflop_profiles, isoloss_contours, optimal_frontier
 from .steps import approach1_envelope, compute_efficient_frontier, excess_compute_steps, loss_vs_size
 

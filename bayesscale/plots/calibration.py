@@ -1,9 +1,9 @@
 """Calibration of the pipeline: backtest coverage and simulation-based calibration ranks.
 
-========================  ====================================================
+=========================  ==============================================================
 :func:`backtest_coverage`  nominal against empirical interval coverage of a backtest
 :func:`sbc_ranks`          ranks of the true parameters in a simulation-based calibration
-========================  ====================================================
+=========================  ==============================================================
 """
 
 from __future__ import annotations
