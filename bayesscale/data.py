@@ -42,7 +42,8 @@ import pandas as pd
 
 from .laws import FLOPS_PER_PARAM_TOKEN, PARAMETERS
 
-__all__ = ["Runs", "DataError", "DataWarning", "load_runs", "budget_groups", "as_runs", "rolling_folds"]
+__all__ = ["Runs", "DataError", "DataWarning", "load_runs", "budget_groups", "match_budgets", "as_runs",
+           "rolling_folds"]
 
 #: Number of law parameters plus the noise scale: the fewest runs that can be fitted.
 MIN_RUNS = len(PARAMETERS) + 1
@@ -95,6 +96,49 @@ def budget_groups(C, tol_dex: float = BUDGET_TOL_DEX) -> np.ndarray:
         labels[i] = g
         prev = logc[i]
     return labels
+
+
+#: A compute value within this many decades of a budget group's geometric-mean compute belongs to it
+#: (:func:`match_budgets`): half the widest span a group can have (``3 * BUDGET_TOL_DEX``).
+BUDGET_MATCH_DEX = 1.5 * BUDGET_TOL_DEX
+
+
+def match_budgets(budget_compute, C, tol_dex: float = BUDGET_MATCH_DEX) -> np.ndarray:
+    """The budget group each compute value belongs to, or -1 where none is near.
+
+    The one budget matcher of the package: given the groups of a table of
+    runs (their geometric-mean compute, :meth:`Runs.budget_compute`), each
+    value of ``C`` goes to the nearest group in ``log10`` compute when that
+    group lies within ``tol_dex`` decades, and to ``-1`` (a new budget)
+    otherwise.  :func:`budget_groups` makes the groups from the runs'
+    compute; this function places other compute values (budgets asked for
+    in a figure or a prediction) among them.
+
+    Parameters
+    ----------
+    budget_compute : array_like or Runs
+        Geometric-mean compute of each budget group, indexed by group, or a
+        :class:`Runs` (its :meth:`Runs.budget_compute`).
+    C : array_like
+        Positive compute values in FLOPs.
+    tol_dex : float
+        Largest distance, in decades, to a group's compute.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Group index of each value of ``C`` (in ``C``'s shape), ``-1`` for none.
+    """
+    if isinstance(budget_compute, Runs):
+        budget_compute = budget_compute.budget_compute()
+    logc = np.log10(np.asarray(C, dtype=float))
+    logb = np.log10(np.asarray(budget_compute, dtype=float)).ravel()
+    if logb.size == 0:
+        return np.full(logc.shape, -1, dtype=np.int64)
+    dist = np.abs(logc.reshape(-1, 1) - logb[None, :])
+    nearest = dist.argmin(axis=1)
+    ok = dist[np.arange(nearest.size), nearest] <= tol_dex
+    return np.where(ok, nearest, -1).astype(np.int64).reshape(logc.shape)
 
 
 def _readonly(a):

@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import bayesscale.plots as plots  # noqa: E402
+from bayesscale.plots._common import _count  # noqa: E402
 
 DPI = 72
 
@@ -67,12 +68,13 @@ def test_every_figure_renders(name, which, request, tmp_path):
     render(FIGURES[name](post), tmp_path, f"{which}_{name}")
 
 
-@pytest.mark.parametrize("kw", [{"kind": "kde"}, {"kind": "pit"}])
-def test_ppc_kinds_render(synthetic_post, tmp_path, kw):
-    fig = plots.ppc(synthetic_post, **kw)
+@pytest.mark.parametrize("kind", ["kde", "pit", "loo_pit"])
+def test_ppc_kinds_render(synthetic_post, tmp_path, kind):
+    fig = plots.ppc(synthetic_post, kind=kind)
     ax = fig.axes[0]
-    assert ax.get_ylabel() == ("Density" if kw["kind"] == "kde" else "ECDF of PIT minus uniform")
-    render(fig, tmp_path, f"ppc_{kw['kind']}")
+    assert ax.get_ylabel() == {"kde": "Density", "pit": "ECDF of PIT minus uniform",
+                               "loo_pit": "ECDF of LOO-PIT minus uniform"}[kind]
+    render(fig, tmp_path, f"ppc_{kind}")
 
 
 @pytest.mark.parametrize("against", ["N", "D"])
@@ -293,7 +295,7 @@ def test_item17_isoflop_loss_axis_has_enough_labelled_ticks(synthetic_post):
     assert np.allclose(np.diff(labels), labels[1] - labels[0])  # evenly spaced round numbers
     plt.close(fig)
     # the locator on its own: the range of the issue
-    from bayesscale.plots import _nice_ticks
+    from bayesscale.plots._common import _nice_ticks
 
     for a, b in ((2.6, 5.5), (2.05, 2.35), (1.8, 3.9), (3.0, 9.5)):
         t = _nice_ticks(a, b)
@@ -311,7 +313,7 @@ def test_item17_figure_medians_are_the_table_medians(synthetic_post):
         texts = sorted((t.get_text() for t in ax.texts if "Budget" in t.get_text()))
         for text, (_, row) in zip(texts, table.iterrows()):
             lo, hi = row[f"{key}_lo80"], row[f"{key}_hi80"]
-            assert f"= {plots._count(row[key])}" in text and f"80%: {plots._count(lo)}–{plots._count(hi)}" in text
+            assert f"= {_count(row[key])}" in text and f"80%: {_count(lo)}–{_count(hi)}" in text
     plt.close(fig)
     # the isoFLOP diamonds too
     B = np.array([1e19, 1e20, 1e21])
@@ -320,3 +322,136 @@ def test_item17_figure_medians_are_the_table_medians(synthetic_post):
     diamonds = [ln for ln in ax.lines if ln.get_marker() == "D" and len(ln.get_xdata()) == 1]
     np.testing.assert_allclose(sorted(ln.get_xdata()[0] for ln in diamonds), post.allocate(B)["N_opt"], rtol=1e-12)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------
+# issue 12, item 23: the generic diagnostics are drawn by ArviZ (arviz_plots), into our own figures
+
+
+def _pc_figure(pc):
+    from arviz_plots import PlotCollection
+
+    assert isinstance(pc, PlotCollection) and pc.backend == "matplotlib"
+    return pc.viz["figure"].item()
+
+
+@pytest.mark.parametrize("kind", ["ecdf", "kde", "pit", "loo_pit"])
+def test_item23_ppc_is_drawn_by_arviz_plots(synthetic_post, kind):
+    from bayesscale.plots import diagnostics
+
+    post = synthetic_post
+    n = len(post.runs)
+    pc = diagnostics._ppc_collection(post, ax=None, kind=kind, n_replicates=25, ci=0.8)
+    fig = _pc_figure(pc)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    assert pc.viz["plot"]["y"].item() is ax  # ArviZ drew into the axes made here
+    if kind in ("ecdf", "kde"):
+        # ArviZ's lines: 25 replicated data sets and the observed one, each an artist of this axes
+        pred = pc.viz["predictive_dist"]["y"]
+        assert pred.sizes["sample"] == 25
+        assert all(a in ax.lines for a in pred.values.ravel())
+        obs = pc.viz["observed_dist"]["y"].item()
+        assert obs in ax.lines and obs.get_color() == "black"
+        x = obs.get_xdata()
+        np.testing.assert_allclose(np.sort(x)[[0, -1]], np.log(post.runs.loss)[[np.argmin(post.runs.loss),
+                                                                                  np.argmax(post.runs.loss)]],
+                                   atol=0.05 * np.ptp(x))
+        if kind == "ecdf":  # the pointwise band of the replicates' ECDF lies beneath them
+            assert any(isinstance(c, matplotlib.collections.FillBetweenPolyCollection) for c in ax.collections)
+    else:
+        # ArviZ's Delta-ECDF of the n PIT values over [0, 1], its uniformity p-value, and the zero line
+        line = pc.viz["ecdf_lines"]["y"].item()
+        assert line in ax.lines
+        x, y = line.get_xdata(), line.get_ydata()
+        assert x.min() >= 0 and x.max() <= 1 and np.all(np.abs(y) <= 1)
+        assert np.unique(np.round(y[np.isfinite(y)] + x[np.isfinite(y)], 9)).size > n // 4  # an ECDF of n values
+        assert [t.get_text() for t in ax.texts if t.get_text().startswith("p=")], "no p-value from ArviZ"
+    plt.close(fig)
+
+
+def test_item23_ppc_into_a_given_axes_uses_arviz(synthetic_post):
+    from bayesscale.plots import diagnostics
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    pc = diagnostics._ppc_collection(synthetic_post, ax=right, kind="pit", n_replicates=10, ci=0.8)
+    assert _pc_figure(pc) is fig and pc.viz["plot"]["y"].item() is right
+    assert not left.has_data() and right.has_data()
+
+
+def test_item23_rank_plot_is_drawn_by_arviz_plots(synthetic_post, tmp_path):
+    from bayesscale.plots import diagnostics
+
+    post = synthetic_post
+    names = list(post.law.params)
+    n_chains = post.tree["posterior"].sizes["chain"]
+    pc = diagnostics._rank_collection(post, fig=None, names=names)
+    fig = _pc_figure(pc)
+    assert len(fig.axes) == len(names)  # one panel per parameter
+    rhat = post.summary()["r_hat"]
+    for ax, name in zip(fig.axes, names):
+        assert pc.viz["plot"][name].item() is ax
+        lines = pc.viz["ecdf_lines"][name]
+        assert lines.sizes["chain"] == n_chains  # one Delta-ECDF line per chain, in the chains' colours
+        artists = [lines.sel(chain=c).item() for c in lines["chain"].values]
+        assert all(a in ax.lines for a in artists)
+        assert len({a.get_color() for a in artists}) == n_chains
+        # fractional ranks over [0, 1]; the draws of each chain, minus the uniform CDF
+        x = artists[0].get_xdata()
+        assert x.min() >= 0 and x.max() <= 1
+        assert f"{float(rhat[name]):.3f}" in ax.get_title()
+        assert any(t.get_text().startswith("p=") for t in ax.texts)
+    legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    assert legend == [f"chain {c}" for c in range(n_chains)]
+    # the public function returns that figure
+    out = plots.rank_plot(post, var_names=["E", "alpha"])
+    assert len(out.axes) == 2 and out.axes[1].get_title().startswith(r"$\alpha$")
+    render(out, tmp_path, "rank_two")
+
+
+def test_item23_rank_plot_flags_a_stuck_chain(synthetic_post):
+    """A chain shifted off the others bends its rank line far from zero, and ArviZ's test says so."""
+    import arviz_plots as azp
+
+    from bayesscale.plots import diagnostics
+
+    def p_value(ax):
+        return float(next(t.get_text() for t in ax.texts if t.get_text().startswith("p="))[2:6])
+
+    good = diagnostics._rank_collection(synthetic_post, fig=None, names=["E"]).viz["figure"].item()
+    tree = synthetic_post.tree.copy(deep=True)
+    e = tree["posterior"]["E"]
+    tree["posterior"]["E"] = e + 2 * float(e.std()) * (e["chain"] == 0)  # chain 0 stuck two sd higher
+    fig = Figure()
+    ax = fig.add_subplot()
+    pc = diagnostics._collection(tree["posterior"].to_dataset()[["E"]], {"E": ax}, fig,
+                                 aes={"color": ["chain"], "overlay": ["chain"]})
+    azp.plot_rank(tree, var_names=["E"], plot_collection=pc)
+    assert p_value(ax) < 0.01 <= p_value(good.axes[0])
+    lines = pc.viz["ecdf_lines"]["E"]
+    assert max(np.abs(lines.sel(chain=c).item().get_ydata()).max() for c in lines["chain"].values) > 0.3
+
+
+def test_item23_one_budget_matcher_gives_the_old_groups(chinchilla240, synthetic_runs):
+    from bayesscale.data import BUDGET_TOL_DEX, budget_groups, match_budgets
+
+    def old_match_groups(runs, C):  # bayesscale.plots._match_groups before the split, verbatim
+        bc = runs.budget_compute()
+        dist = np.abs(np.log10(C)[:, None] - np.log10(bc)[None, :])
+        nearest = dist.argmin(axis=1)
+        ok = dist[np.arange(C.size), nearest] <= 1.5 * BUDGET_TOL_DEX
+        return np.where(ok, nearest, -1)
+
+    # an isoFLOP sweep: every run's own compute finds the group budget_groups gave it
+    runs = synthetic_runs
+    np.testing.assert_array_equal(match_budgets(runs, runs.C), budget_groups(runs.C))
+    np.testing.assert_array_equal(runs.budget, budget_groups(runs.C))
+    for runs in (chinchilla240, synthetic_runs):
+        # any compute, on or off the budgets, gets the group (or -1) the old matcher gave
+        C = np.concatenate([runs.C, runs.budget_compute(), np.geomspace(runs.C.min() / 10, runs.C.max() * 10, 400)])
+        new = match_budgets(runs, C)
+        np.testing.assert_array_equal(new, old_match_groups(runs, C))
+        assert (new == -1).any() and (new >= 0).any()
+        np.testing.assert_array_equal(match_budgets(runs.budget_compute(), C), new)
+    assert match_budgets(np.array([]), [1e20]).tolist() == [-1]
