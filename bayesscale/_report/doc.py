@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = ["Heading", "Para", "Banner", "Callout", "Bullets", "Table", "Card", "Cards", "Figure", "Figures", "Code",
-           "Toc", "Page", "to_html", "to_markdown"]
+           "Toc", "Page", "table", "to_html", "to_markdown"]
 
 
 # ---------------------------------------------------------------------------

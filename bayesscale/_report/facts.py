@@ -27,7 +27,7 @@ __all__ = ["EXTRAPOLATION_CAUTION_DEX", "EXTRAPOLATION_WARNING_DEX", "SIZE_THRES
            "gather", "verdict_facts", "predictive_check_facts", "data_facts", "model_facts", "parameter_facts",
            "frontier_facts", "budget_facts", "target_facts", "backtest_facts", "group_facts", "law_facts",
            "reproducibility_facts", "group_comparison_rows", "law_comparison_rows", "source_check",
-           "extrapolation_level", "is_calibrated", "to_json"]
+           "extrapolation_level", "is_calibrated", "budget_label", "law_display", "to_json"]
 
 #: Decades of compute beyond the largest run above which the report advises caution.
 EXTRAPOLATION_CAUTION_DEX = 1.0

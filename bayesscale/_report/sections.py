@@ -16,8 +16,8 @@ from .doc import Banner, Bullets, Callout, Card, Cards, Code, Figure, Figures, H
 from .facts import is_calibrated
 from .fmt import finite, fmt_count, fmt_fixed, fmt_int, fmt_num, fmt_pct, fmt_range, fmt_sci, times
 
-__all__ = ["FIGURES", "page", "banner", "toc", "summary", "data", "verdict", "parameters", "budgets", "figures",
-           "backtest", "groups", "laws", "reproducibility", "header", "footer", "numbered_sections"]
+__all__ = ["FIGURES", "page", "banner", "toc", "summary", "risks", "data", "verdict", "parameters", "budgets",
+           "figures", "backtest", "groups", "laws", "reproducibility", "header", "footer", "numbered_sections"]
 
 #: Problems listed in the red banner (all of them are in the verdict section).
 _BANNER_PROBLEMS = 5
