@@ -463,3 +463,135 @@ def test_screenshot_in_headless_chromium(small_report, small_post, tmp_path):
         path.write_bytes(base64.b64decode(b64))
         img = mpimg.imread(path)
         assert img.shape[0] >= 300 and img.shape[1] >= 500, img.shape
+
+
+# ---------------------------------------------------------------------------
+# facts first, then both pages from the same facts (issue 12, item 23)
+# ---------------------------------------------------------------------------
+
+from bayesscale._report import facts as report_facts  # noqa: E402
+from bayesscale._report import fmt, sections  # noqa: E402
+from bayesscale._report.doc import Page, to_html, to_markdown  # noqa: E402
+
+
+def _images(paths):
+    return {name: p.read_bytes() for name, p in paths.figures.items()}
+
+
+def _text_of_html(html, tag=""):
+    """What a reader of the HTML sees: tags (replaced by ``tag``) and the style sheet dropped, entities decoded."""
+    import html as html_mod
+
+    return html_mod.unescape(re.sub(r"<[^>]+>", tag, re.sub(r"<style>.*?</style>", "", html, flags=re.S)))
+
+
+def _text_of_md(md):
+    return md.replace("**", "").replace("`", "").replace("\\|", "|")
+
+
+def test_pages_are_rendered_from_report_json_alone(small_report):
+    """Both pages follow from the facts in report.json (and the figures): nothing else goes into them."""
+    facts = read_json(small_report.json)
+    page = sections.page(facts, _images(small_report))
+    assert to_markdown(page) == small_report.markdown.read_text(encoding="utf-8")
+    assert to_html(page) == small_report.html.read_text(encoding="utf-8")
+
+
+def test_recommendation_numbers_are_in_both_pages(small_report):
+    facts = read_json(small_report.json)
+    html = _text_of_html(small_report.html.read_text(encoding="utf-8"))
+    md = _text_of_md(small_report.markdown.read_text(encoding="utf-8"))
+    shown = []
+    for b in facts["budgets"]:
+        bd, r20 = b["bayes_decision"], b["efficient_size_ranges"][-1]
+        shown += [fmt.fmt_sci(b["compute_flops"]), fmt.fmt_count(bd["n"]), fmt.fmt_count(bd["d"]),
+                  f"{bd['tokens_per_param']:.1f}", fmt.fmt_num(b["loss"]["mean"]), fmt.fmt_num(b["loss"]["lo"]),
+                  fmt.fmt_num(b["loss"]["hi"]), fmt.fmt_pct(b["prob_below_target"]),
+                  f"{b['extrapolation']['dex']:.2f} decades"]
+        # the HTML cards carry more than the Markdown table: N_opt and the efficient sizes are in the detail section
+        shown += [fmt.fmt_count(b["n_opt"]["lo"]), fmt.fmt_count(b["n_opt"]["hi"]),
+                  fmt.fmt_count(r20["n_lo"]["median"]), fmt.fmt_count(r20["n_hi"]["median"])]
+    ct = facts["compute_for_target"]
+    shown += [fmt.fmt_sci(ct["compute_flops"]["median"]), fmt.fmt_count(ct["n_opt"]["median"])]
+    for s in shown:
+        assert s in html and s in md, s
+
+
+def test_a_changed_fact_changes_both_pages(small_report):
+    """Sentinel values put into the facts come out in the HTML and in the Markdown, the old ones go."""
+    facts = read_json(small_report.json)
+    b = facts["budgets"][0]
+    old_n = fmt.fmt_count(b["bayes_decision"]["n"])
+    b["bayes_decision"]["n"] = 4.321e11
+    b["loss"]["mean"] = 9.876
+    b["prob_below_target"] = 0.4321
+    facts["data"]["n_runs"] = 98765
+    facts["verdict"]["notes"] = ["a sentinel note"]
+    page = sections.page(facts, _images(small_report))
+    html, md = _text_of_html(to_html(page)), _text_of_md(to_markdown(page))
+    for s in ("432B parameters", "9.876", "43.2%", "98,765", "a sentinel note"):
+        assert s in html and s in md, s
+    assert f"{old_n} parameters" not in html and f"{old_n} parameters" not in md
+    assert "N = 432B" in html and "| 432B |" in md  # the card (HTML) and the table row (Markdown)
+
+
+@pytest.mark.parametrize("name", ["banner", "toc", "summary", "data", "verdict", "parameters", "budgets", "figures",
+                                  "reproducibility"])
+def test_each_section_renders_on_its_own(small_report, name):
+    facts = read_json(small_report.json)
+    blocks = getattr(sections, name)(facts)
+    assert blocks
+    page = Page("t", "s", tuple(blocks), "f", _images(small_report))
+    html = to_html(page)
+    html_body = html[html.index("</header>") + 9:html.index("<footer>")].strip()
+    md_body = to_markdown(page)[len("# t\n\ns\n\n"):-len("---\n\nf\n")].strip()
+    assert html_body
+    if name == "toc":  # links in HTML; Markdown viewers list the headings themselves
+        assert 'href="#budgets"' in html_body and md_body == ""
+    else:
+        assert md_body
+        # every number the Markdown shows, the HTML shows too
+        number = r"\d[\d.,]*(?:e-?\d+)?[KMBT%x]?"
+        md_numbers = set(re.findall(number, re.sub(r"\]\([^)]*\)", "]", _text_of_md(md_body))))
+        assert md_numbers <= set(re.findall(number, _text_of_html(html_body, tag=" "))), name
+
+
+def test_each_facts_function_stands_alone_and_json_is_the_facts(synthetic_post, tmp_path):
+    budgets, target = [1e22, 5.88e23], 2.2
+    paths = report(synthetic_post, budgets=budgets, target_loss=target, out=tmp_path / "rep")
+    d = read_json(paths.json)
+    p = synthetic_post
+    assert fmt.plain(report_facts.verdict_facts(p)) == d["verdict"]
+    assert fmt.plain(report_facts.predictive_check_facts(p)) == d["predictive_check"]
+    assert fmt.plain(report_facts.data_facts(p.runs)) == d["data"]
+    assert fmt.plain(report_facts.model_facts(p)) == d["model"]
+    assert fmt.plain(report_facts.parameter_facts(p, 0.8)) == d["parameters"]
+    assert fmt.plain(report_facts.frontier_facts(p, 0.8)) == d["frontier_exponents"]
+    assert fmt.plain(report_facts.budget_facts(p, np.asarray(budgets), target, 0.8)) == d["budgets"]
+    assert fmt.plain(report_facts.target_facts(p, target, 0.8)) == d["compute_for_target"]
+    assert report_facts.target_facts(p, None, 0.8) is None and report_facts.backtest_facts(None) is None
+    r = d["reproducibility"]
+    assert fmt.plain(report_facts.reproducibility_facts(p, r["command"], r["generated_utc"])) == r
+    # report.json is the gathered facts, serialised: byte for byte
+    facts = report_facts.gather(p, budgets=np.asarray(budgets), target=target, ci=0.8, command=r["command"],
+                                generated=r["generated_utc"], figures=d["figures"])
+    assert report_facts.to_json(facts) == paths.json.read_text(encoding="utf-8")
+    # a different level changes the bands, nothing else in the budget's decision
+    b90 = report_facts.budget_facts(p, np.asarray(budgets[:1]), None, 0.9)[0]
+    b80 = d["budgets"][0]
+    assert b90["n_opt"]["lo"] < b80["n_opt"]["lo"] < b80["n_opt"]["hi"] < b90["n_opt"]["hi"]
+    assert b90["bayes_decision"] == b80["bayes_decision"]
+
+
+def test_number_formatting():
+    assert [fmt.fmt_count(x) for x in (6.72e10, 1.36e12, 4e8, 999.7e6, 12, 2e16, None, float("inf"))] == [
+        "67.2B", "1.36T", "400M", "1.00B", "12.0", "2e16", "n/a", "∞"]
+    assert [fmt.fmt_sci(x) for x in (5.88e23, 1e25, 1.5e-5)] == ["5.88e23", "1e25", "1.5e-5"]
+    assert [fmt.fmt_num(x) for x in (1.97, 1234.6, 12345.6, 2e-5, float("nan"))] == [
+        "1.970", "1235", "12350", "2e-5", "n/a"]
+    assert [fmt.fmt_pct(x) for x in (0.123, 0.99999, 1e-5, 0.0, 1.0, None)] == [
+        "12.3%", ">99.9%", "<0.1%", "≈0%", "≈100%", "n/a"]
+    assert fmt.flops_arg(5.88e23) == "5.88e23" and float(fmt.flops_arg(1 / 3 * 1e22)) == 1 / 3 * 1e22
+    assert fmt.fmt_fixed(float("nan"), ".2f") == "n/a" and fmt.fmt_fixed(1.005, ".1f") == "1.0"
+    assert fmt.snake("max |residual| (noise scales)") == "max_residual_noise_scales"
+    assert fmt.plain({"a": np.float32(np.nan), "b": (np.int64(2), np.bool_(True))}) == {"a": None, "b": [2, True]}

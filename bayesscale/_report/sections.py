@@ -1,0 +1,576 @@
+"""The report's sections as documents: facts in, blocks out, one function per section.
+
+Every function here reads only the facts of :func:`bayesscale._report.facts.gather`
+(the content of ``report.json``) and returns a list of neutral blocks
+(:mod:`bayesscale._report.doc`); :func:`page` strings them together with the
+header, the contents and the footer.  The HTML and the Markdown are both
+written from that one page, so they say the same thing with the same numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..intervals import band_names
+from .doc import Banner, Bullets, Callout, Card, Cards, Code, Figure, Figures, Heading, Page, Para, Toc, table
+from .facts import is_calibrated
+from .fmt import finite, fmt_count, fmt_fixed, fmt_int, fmt_num, fmt_pct, fmt_range, fmt_sci, times
+
+__all__ = ["FIGURES", "page", "banner", "toc", "summary", "risks", "data", "verdict", "parameters", "budgets",
+           "figures", "backtest", "groups", "laws", "reproducibility", "header", "footer", "numbered_sections"]
+
+#: Problems listed in the red banner (all of them are in the verdict section).
+_BANNER_PROBLEMS = 5
+
+#: Every figure the report can hold, in order: (name, title, caption, wide).
+FIGURES = (
+    ("isoflop_profiles", "IsoFLOP profiles",
+     "Loss against model size at fixed compute, one curve per budget group of the runs: the posterior "
+     "predictive median with its {ci} band and the observed runs on top. The diamond marks the loss-optimal "
+     "size with its {ci} interval; the optimum sits at the bottom of each U.", False),
+    ("isoloss_contours", "IsoLoss contours",
+     "Lines of equal predicted loss over compute and model size. The red line is the efficient frontier (the "
+     "loss-optimal size at each compute) with its {ci} band; the points are the runs, coloured by loss.", False),
+    ("optimal_frontier", "Compute-optimal model size and tokens",
+     "The loss-optimal model size (left) and training tokens (right) against compute, with {ci} bands. The "
+     "budgets of this report are the red stars, labelled with their medians and {ci} intervals. The grey "
+     "points are the training runs: everything to their right is extrapolation.", True),
+    ("excess_compute", "The cost of a non-optimal model size",
+     "At the first budget ({first}): the extra compute (left) and tokens (right) a model of k times the "
+     "optimal size needs to reach the optimum's loss, with {ci} bands. The shaded range costs at most 20% "
+     "more compute.", True),
+    ("ppc", "Posterior predictive check",
+     "The distribution of the observed log losses (black) against data sets replicated from the fitted "
+     "model (blue). The black line should run inside the blue band; p-values near 0 or 1 flag a misfit.", False),
+    ("predicted_vs_observed", "Predicted against observed",
+     "Each run's observed loss against its posterior predictive median and {ci} interval, coloured by "
+     "compute. Points should scatter around the diagonal, with about {ci} of the intervals crossing it.", False),
+    ("backtest_coverage", "Backtest calibration",
+     "How often the held-out runs fell inside their central predictive intervals (y) against how often they "
+     "should have (x), per fold and overall. Below the diagonal the intervals were too narrow when "
+     "extrapolating; the grey bars are the range a calibrated model reaches by chance.", False),
+)
+
+_PARAM_SYMBOL = {"alpha": "α", "beta": "β", "sigma": "σ", "tau": "τ"}
+_CALLOUT = {"inside": "info", "near": "info", "below": "caution", "caution": "caution", "strong": "danger"}
+
+
+def _cis(facts) -> str:
+    return f"{facts['ci']:.0%}"
+
+
+def _budget_title(b: dict) -> str:
+    """``"Budget 1: C = 5.88e23 FLOPs"``."""
+    return f"{b['label'].split(' (')[0]}: C = {fmt_sci(b['compute_flops'])} FLOPs"
+
+
+def _target_words(facts) -> str:
+    return f"P(loss < {fmt_num(facts['target_loss'], 3)})"
+
+
+# ---------------------------------------------------------------------------
+# the top of the page
+# ---------------------------------------------------------------------------
+
+
+def header(facts) -> tuple[str, str]:
+    """The page's title and the line under it (the law, the runs, the budgets, the target)."""
+    d = facts["data"]
+    src = d["source"]
+    src_name = Path(src).name if not src.startswith("<") else src
+    target = facts["target_loss"]
+    generated = facts["reproducibility"]["generated_utc"]
+    subtitle = (f"Scaling law **{facts['law_display']}** fitted with NUTS to {d['n_runs']:,} runs (`{src_name}`); "
+                f"budgets {', '.join(fmt_sci(b['compute_flops']) for b in facts['budgets'])} FLOPs"
+                + (f"; target loss {fmt_num(target, 3)}" if target is not None else "") + f". Generated {generated}.")
+    return facts["title"], subtitle
+
+
+def footer(facts) -> str:
+    r = facts["reproducibility"]
+    return (f"Generated by bayesscale {r['versions'].get('bayesscale', '')} on {r['generated_utc']}. Intervals are "
+            f"equal-tailed {_cis(facts)} posterior intervals unless stated otherwise.")
+
+
+def banner(facts) -> list:
+    """The verdict banner: green (the fit can be used), amber (it converged but runs do not fit) or red."""
+    v = facts["verdict"]
+    pc = facts.get("predictive_check") or {}
+    if v["ok"] and pc.get("misfit"):
+        return [Banner("warn", "Diagnostics pass, but some runs do not fit the law",
+                       "The sampler converged, but the leave-one-out predictive check flags a misfit. "
+                       + pc["sentence"])]
+    if v["ok"]:
+        return [Banner("ok", "Diagnostics pass: the fit can be used",
+                       "The sampler converged: R-hat, effective sample sizes, divergences, E-BFMI and tree depth all "
+                       "meet their thresholds. This says the posterior was computed correctly, not that the law "
+                       "holds beyond the data; read the extrapolation notes below.")]
+    problems = v["problems"]
+    more = len(problems) - _BANNER_PROBLEMS
+    return [Banner("bad", "DO NOT TRUST THIS FIT YET",
+                   "The sampler diagnostics failed, so the numbers in this report may be wrong. Do not sign off a "
+                   "budget on them: rerun the fit with a longer warm-up and more draws (and, for divergences, a "
+                   "higher target_accept) until this banner turns green.",
+                   tuple(problems[:_BANNER_PROBLEMS])
+                   + ((f"... and {more} more problems, all listed in section 2.",) if more > 0 else ()))]
+
+
+def toc(facts) -> list:
+    return [Toc(tuple((anchor, f"{i}. {title}" if i else title)
+                      for i, (anchor, title, _fn) in enumerate(numbered_sections(facts))))]
+
+
+# ---------------------------------------------------------------------------
+# recommendation at a glance
+# ---------------------------------------------------------------------------
+
+
+def _pill(ext: dict) -> str:
+    """How far a budget lies beyond the data, in a few words."""
+    return {"inside": "within the data", "near": f"{ext['dex']:.2f} decades beyond the data",
+            "below": f"caution: {ext['dex_below_smallest']:.2f} decades below the data",
+            "caution": f"caution: {ext['dex']:.2f} decades beyond the data",
+            "strong": f"strong warning: {ext['dex']:.2f} decades beyond the data"}[ext["level"]]
+
+
+def _glance(facts) -> Cards:
+    """One card per budget (HTML), the same as one table row per budget (Markdown)."""
+    cis, target, ok = _cis(facts), facts["target_loss"], facts["verdict"]["ok"]
+    cards, md_rows = [], []
+    for b in facts["budgets"]:
+        bd, ext = b["bayes_decision"], b["extrapolation"]
+        tpp = f"{bd['tokens_per_param']:.1f}"
+        loss = f"{fmt_num(b['loss']['mean'])} ({fmt_range(b['loss'], fmt_num)})"
+        widest = b["efficient_size_ranges"][-1]
+        rows = [("Loss-optimal N, " + cis, fmt_range(b["n_opt"], fmt_count)),
+                (f"Tokens per parameter ({cis} interval)",
+                 f"{tpp} ({fmt_range(b['tokens_per_param'], lambda t: f'{t:.1f}')})"),
+                (f"Expected loss ({cis} interval)", loss)]
+        if target is not None:
+            rows.append((_target_words(facts), fmt_pct(b["prob_below_target"])))
+        rows.append(("Sizes within 20% extra compute",
+                     f"{fmt_count(widest['n_lo']['median'])} – {fmt_count(widest['n_hi']['median'])}"))
+        pill = _pill(ext)
+        cards.append(Card(head=_budget_title(b), big=f"N = {fmt_count(bd['n'])}",
+                          small=f"params · D = {fmt_count(bd['d'])} tokens", rows=tuple(rows), pill=pill,
+                          pill_class=ext["level"], untrusted=not ok))
+        md_rows.append((f"{fmt_sci(b['compute_flops'])} FLOPs", fmt_count(bd["n"]), f"{fmt_count(bd['d'])} tokens",
+                        tpp, loss)
+                       + ((fmt_pct(b["prob_below_target"]),) if target is not None else ())
+                       + (pill + ("; fit failed its diagnostics: do not use" if not ok else ""),))
+    md_header = (("Budget C", "Model size N", "Tokens D", "Tokens/param", f"Expected loss ({cis})")
+                 + ((_target_words(facts),) if target is not None else ()) + ("Extrapolation",))
+    return Cards(tuple(cards), md_header, tuple(md_rows))
+
+
+def _target(facts) -> list:
+    """The least compute that reaches the target loss."""
+    ct = facts["compute_for_target"]
+    if ct is None:
+        return []
+    target = fmt_num(facts["target_loss"], 3)
+    if ct["reachable_share"] <= 0:
+        return [Para(f"**Target loss {target}**: no posterior draw reaches it at any budget (the "
+                     "irreducible loss E lies above it).")]
+    return [Para(f"**Target loss {target}**: the least compute that reaches it on the "
+                 f"compute-optimal frontier is C = {fmt_sci(ct['compute_flops']['median'])} FLOPs "
+                 f"({_cis(facts)}: {fmt_range(ct['compute_flops'], fmt_sci)}), with N = "
+                 f"{fmt_count(ct['n_opt']['median'])} and D = {fmt_count(ct['d_opt']['median'])} tokens "
+                 f"(the law's loss, without run-to-run noise; reachable in "
+                 + ("every posterior draw" if ct["reachable_share"] >= 1 else
+                    f"{fmt_pct(ct['reachable_share'])} of the posterior draws") + ").")]
+
+
+def risks(facts) -> list[str]:
+    """What could go wrong: a failed fit, long extrapolation, a narrow backtest, what the intervals leave out."""
+    v, budgets, bt = facts["verdict"], facts["budgets"], facts["backtest"]
+    out = []
+    if not v["ok"]:
+        out.append("**The fit failed its diagnostics** (see the banner above): fix that first.")
+    out += [f"**{b['label']}**: {b['extrapolation']['message']}" for b in budgets
+            if b["extrapolation"]["level"] in ("below", "caution", "strong")]
+    narrow = [c for c in bt["calibration"] if c["assessment"] == "too narrow"] if bt is not None else []
+    if narrow:
+        c = narrow[-1]
+        out.append(f"**The backtest found the intervals too narrow**: held-out runs fell inside their "
+                   f"{c['nominal']:.0%} intervals only {c['empirical']:.0%} of the time. Widen your "
+                   "expectations accordingly.")
+    if any(b["extrapolation"]["dex"] > 0 for b in budgets):
+        xm = facts["model"]["extrapolation_error"]
+        if is_calibrated(xm):
+            which = ("The loss intervals and the N_opt, D_opt and tokens-per-parameter bands include"
+                     if (xm.get("status") or {}).get("n_opt") == "calibrated" else
+                     "The loss intervals include (the N_opt, D_opt and tokens-per-parameter bands do not)")
+            out.append(f"{which} an extrapolation error calibrated on the data's own rolling-origin "
+                       "refits; a break in the law that the data do not show cannot be in them.")
+        else:
+            out.append("The intervals carry parameter and noise uncertainty only: the chance that the law "
+                       "bends beyond the data is not in them.")
+    return out + list(v["notes"])
+
+
+def summary(facts) -> list:
+    """Recommendation at a glance: per budget N, D, the expected loss and the extrapolation; then the risks."""
+    cis = _cis(facts)
+    return [
+        Para(f"For each budget: the recommended model size N and training tokens D (the Bayes decision: the N "
+             f"that minimises the expected loss over the posterior, with D = C / 6N), the expected loss of that "
+             f"run with its {cis} predictive interval, and how far the budget lies beyond the largest training "
+             f"run. All intervals in this report are equal-tailed {cis} posterior intervals."),
+        _glance(facts),
+        *_target(facts),
+        Heading(3, "What could go wrong"),
+        Bullets(tuple(risks(facts) or ["Nothing flagged: the diagnostics pass and every budget lies within one "
+                                       "decade of the data."])),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# data, verdict, parameters
+# ---------------------------------------------------------------------------
+
+
+def data(facts) -> list:
+    d = facts["data"]
+    lr = d["largest_run"]
+    return [table(["Quantity", "Value"], [
+        ["Runs", f"{d['n_runs']:,}"],
+        ["Budget groups (runs sharing a compute budget)", f"{d['n_budget_groups']:,}"],
+        ["Model size N", f"{fmt_count(d['n_min'])} – {fmt_count(d['n_max'])} parameters"],
+        ["Training tokens D", f"{fmt_count(d['d_min'])} – {fmt_count(d['d_max'])} tokens"],
+        ["Training compute C", f"{fmt_sci(d['c_min'])} – {fmt_sci(d['c_max'])} FLOPs"],
+        ["Final loss", f"{fmt_num(d['loss_min'])} – {fmt_num(d['loss_max'])}"],
+        ["Largest run", f"{lr['run_id']}: N = {fmt_count(lr['n'])}, D = {fmt_count(lr['d'])} tokens, "
+                        f"C = {fmt_sci(lr['c'])} FLOPs, loss {fmt_num(lr['loss'])}"],
+        ["Source", f"`{d['source']}`"],
+    ], cls="kv")]
+
+
+def _diag_value(check: str, v) -> str:
+    if check == "max_r_hat":
+        return fmt_fixed(v, ".4f")
+    if check.startswith("min_ess") or check in ("divergences", "draws_at_max_tree_depth"):
+        return fmt_int(v)
+    return fmt_fixed(v, ".2f")
+
+
+def verdict(facts) -> list:
+    v = facts["verdict"]
+    pc = facts.get("predictive_check")
+    out = [Para("The sampler diagnostics check that the posterior was computed correctly. Every check but the "
+                "last must pass; the last (Pareto k) only names runs the fit leans on."),
+           table(["Check", "Value", "Target", "Status", "What it means"],
+                 [[d["label"], _diag_value(d["check"], d["value"]), d["target"], d["status"], d["meaning"]]
+                  for d in v["diagnostics"]], align=["l", "r", "l", "l", "l"], status_col=3)]
+    if v["problems"]:
+        out += [Para("**Problems** (each one fails the fit):"), Bullets(tuple(v["problems"]))]
+    else:
+        out.append(Para("**Problems:** none."))
+    if v["notes"]:
+        out += [Para("**Notes** (worth knowing; they do not fail the fit):"), Bullets(tuple(v["notes"]))]
+    if pc:
+        out.append(Para(f"**Predictive check (leave-one-out PIT):** {pc['n_outside']} of {pc['n_runs']} runs lie "
+                        f"outside the central {1 - 2 * pc['tail']:.0%} of their leave-one-out predictive distribution "
+                        f"(chance allows {pc['chance_limit']}). " + (pc["sentence"] or "No misfit flagged.")))
+    return out
+
+
+def parameters(facts) -> list:
+    cis = _cis(facts)
+    m = facts["model"]
+    return [
+        Para(f"The law: **{facts['law_display']}**, fitted to log loss. Medians with {cis} intervals; R-hat and "
+             "effective sample sizes per parameter."),
+        table(["Parameter", "Meaning", "Median", f"{cis} interval", "sd", "R-hat", "ESS bulk", "ESS tail"],
+              [[_PARAM_SYMBOL.get(p["parameter"], p["parameter"]), p["meaning"], fmt_num(p["median"]),
+                fmt_range(p, fmt_num), fmt_num(p["sd"], 3), fmt_fixed(p.get("r_hat"), ".3f"),
+                fmt_int(p.get("ess_bulk")), fmt_int(p.get("ess_tail"))] for p in facts["parameters"]],
+              align=["l", "l", "r", "r", "r", "r", "r", "r"]),
+        Para("The compute-optimal frontier: N_opt = G (C/6)^a and D_opt = (C/6)^b / G "
+             "(Hoffmann et al. 2022, Table 2)."),
+        table(["Quantity", "Median", f"{cis} interval"],
+              [[{"a": "a (N_opt ∝ C^a)", "b": "b (D_opt ∝ C^b)", "G": "G"}.get(f["name"], f["name"]),
+                fmt_num(f["median"]), fmt_range(f, fmt_num)] for f in facts["frontier_exponents"]],
+              align=["l", "r", "r"], cls="narrow"),
+        Heading(3, "Model and priors"),
+        Bullets((f"**Likelihood:** {m['likelihood_description']}", f"**Offsets:** {m['offsets_description']}",
+                 f"**Extrapolation error:** {m['extrapolation_description']}")),
+        table(["Parameter", "Prior", "With these data"],
+              [[p["parameter"], f"`{p['prior']}`", f"`{p['with_these_data']}`" if p["with_these_data"] else "same"]
+               for p in m["priors"]]),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# budgets in detail
+# ---------------------------------------------------------------------------
+
+
+def _beyond(ext: dict) -> str:
+    if ext["dex"] > 0:
+        return f"{ext['dex']:.2f} decades ({times(ext['factor'])})"
+    if ext["level"] != "below":
+        return f"{ext['dex']:.2f} decades (inside the data)"
+    return f"{ext['dex_below_smallest']:.2f} decades below the smallest run (outside the data)"
+
+
+def _budget(facts, b: dict) -> list:
+    """One budget: the extrapolation call-out, the decision and its bands, the efficient model sizes."""
+    cis, target = _cis(facts), facts["target_loss"]
+    bd, ext = b["bayes_decision"], b["extrapolation"]
+    rows = [
+        ["Recommended model size N", f"**{fmt_count(bd['n'])}** parameters"],
+        ["Recommended training tokens D", f"**{fmt_count(bd['d'])}** tokens"],
+        ["Tokens per parameter", f"{bd['tokens_per_param']:.1f} (loss-optimal, {cis}: "
+                                 f"{fmt_range(b['tokens_per_param'], lambda t: f'{t:.1f}')})"],
+        [f"Loss-optimal N, median and {cis} interval",
+         f"{fmt_count(b['n_opt']['median'])} ({fmt_range(b['n_opt'], fmt_count)})"],
+        [f"Loss-optimal D, median and {cis} interval",
+         f"{fmt_count(b['d_opt']['median'])} ({fmt_range(b['d_opt'], fmt_count)}) tokens"],
+        ["Expected loss at the recommended N, D",
+         f"**{fmt_num(b['loss']['mean'])}** (median {fmt_num(b['loss']['median'])}; {cis}: "
+         f"{fmt_range(b['loss'], fmt_num)})"],
+    ]
+    if target is not None:
+        rows.append([f"{_target_words(facts)} at the recommended N, D", f"**{fmt_pct(b['prob_below_target'])}**"])
+    rows.append(["Beyond the largest run", _beyond(ext)])
+    if finite(ext.get("extra_sd_log_loss")) and ext["extra_sd_log_loss"] > 0:
+        rows.append(["Calibrated extrapolation error (sd of log loss)",
+                     f"{fmt_num(ext['extra_sd_log_loss'], 3)} (included in the loss intervals)"])
+    return [
+        Heading(3, _budget_title(b)),
+        Callout(_CALLOUT[ext["level"]], f"**Extrapolation:** {ext['message']} (Largest run: C = "
+                                        f"{fmt_sci(ext['largest_run_compute_flops'])} FLOPs; log10(C / largest) = "
+                                        f"{ext['dex']:.2f}.)"),
+        table(["Quantity", "Value"], rows, cls="kv"),
+        Para("Model sizes that cost little extra compute (to reach the optimum's loss with a model of k "
+             "times the optimal size):"),
+        table(["Extra compute at most", "Sizes (k = N / N_opt)", "Model sizes N", f"{cis} intervals of the ends (k)"],
+              [[f"{r['threshold']:.0%}", f"{r['k_lo']['median']:.2f}x – {r['k_hi']['median']:.2f}x",
+                f"{fmt_count(r['n_lo']['median'])} – {fmt_count(r['n_hi']['median'])}",
+                f"{r['k_lo']['lo']:.2f}–{r['k_lo']['hi']:.2f}x and {r['k_hi']['lo']:.2f}–{r['k_hi']['hi']:.2f}x"]
+               for r in b["efficient_size_ranges"]], align=["l", "r", "r", "r"], cls="narrow"),
+    ]
+
+
+def budgets(facts) -> list:
+    cis = _cis(facts)
+    out = [Para(f"The **recommended** size is the Bayes decision: the N that minimises the posterior expected loss "
+                f"at the budget (a decision, not a quantile). The **loss-optimal N** band is where the optimum "
+                f"itself could lie: the {cis} interval of each posterior draw's optimum. The expected loss is the "
+                f"posterior predictive loss of a run at the recommended N and D (law, parameter uncertainty and "
+                f"run-to-run noise).")]
+    for b in facts["budgets"]:
+        out += _budget(facts, b)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------
+
+
+def _figures(facts, names) -> Figures:
+    cis = _cis(facts)
+    first = f"C = {fmt_sci(facts['budgets'][0]['compute_flops'])} FLOPs"
+    paths = facts["figures"]
+    return Figures(tuple(Figure(name, title, caption.format(ci=cis, first=first), wide, paths[name])
+                         for name, title, caption, wide in FIGURES if name in names and name in paths))
+
+
+def figures(facts) -> list:
+    return [_figures(facts, [n for n in facts["figures"] if n != "backtest_coverage"])]
+
+
+# ---------------------------------------------------------------------------
+# optional sections
+# ---------------------------------------------------------------------------
+
+_BACKTEST_COLUMNS = {"n_runs": "Runs", "extrapolation_dex": "Beyond training (decades)", "coverage_50": "50% cover",
+                     "coverage_80": "80% cover", "coverage_90": "90% cover", "width_90": "90% width (loss)",
+                     "bias": "Bias (log loss)", "mlpd": "MLPD", "crps": "CRPS"}
+
+
+def _backtest_cell(c: str, val) -> str:
+    if val is None:
+        return "n/a"
+    if c == "n_runs":
+        return fmt_int(val)
+    if c.startswith("coverage"):
+        return f"{val:.0%}"
+    if c == "extrapolation_dex":
+        return f"{val:.2f}"
+    return fmt_num(val, 3)
+
+
+def backtest(facts) -> list:
+    bt = facts["backtest"]
+    cols = [c for c in _BACKTEST_COLUMNS if c in bt["table"][0]] if bt["table"] else []
+    out = [
+        Para(f"Hold-out mode **{bt['holdout']}**: the model was refitted without the held-out (larger) "
+             "budgets and asked to predict them, the way a budget decision extrapolates. Coverage is the "
+             "share of held-out runs inside their central predictive interval, averaged per held-out budget "
+             "and then over budgets; MLPD and CRPS score the "
+             "whole predictive distribution of log loss (higher MLPD, lower CRPS are better); bias is the "
+             "mean observed minus predicted log loss."),
+        table(["Fold"] + [_BACKTEST_COLUMNS[c] for c in cols],
+              [[("**overall**" if r["fold"] == "overall" else r["fold"])] + [_backtest_cell(c, r.get(c)) for c in cols]
+               for r in bt["table"]], align=["l"] + ["r"] * len(cols)),
+    ]
+    if bt["calibration"]:
+        out.append(Bullets(tuple(f"{c['nominal']:.0%} intervals held {c['empirical']:.0%} of the time, averaged over "
+                                 f"{c['n_folds']} held-out budgets (runs of one budget share its error, so budgets "
+                                 f"are counted, not runs): **{c['assessment']}**." for c in bt["calibration"])))
+    if bt["allocation"]:
+        out += [Para("How far the recommended size moved: the median loss-optimal N at each held-out budget "
+                     "from the fold's fit against the fit on all runs."),
+                table(["Fold", "C (FLOPs)", "N_opt, fold fit", "N_opt, all runs", "Ratio"],
+                      [[a.get("fold"), fmt_sci(a.get("c")), fmt_count(a.get("n_opt_fold")),
+                        fmt_count(a.get("n_opt_all")), fmt_fixed(a.get("ratio"), ".2f")] for a in bt["allocation"]],
+                      align=["l", "r", "r", "r", "r"])]
+    return out + [_figures(facts, ["backtest_coverage"])]
+
+
+def groups(facts) -> list:
+    gf, cis = facts["groups"], _cis(facts)
+    ref = gf["reference"]
+    out = [Para(f"A grouped fit ({gf['pooling']} pooling) of {len(gf['groups'])} variants; this report's other "
+                f"sections are for **{ref}**. The compute multiplier of a variant over "
+                f"{ref}: the factor by which its compute-optimal training reaches {ref}'s "
+                f"compute-optimal loss at C with less compute (above 1: better), with its {cis} interval and "
+                "P(better) = P(multiplier > 1). Parameter uncertainty only (no calibrated extrapolation error).")]
+    for comp in gf["comparisons"]:
+        out.append(table(["C (FLOPs)", f"Multiplier of {comp['b']}", f"{cis} interval", f"P({comp['b']} better)",
+                          f"Optimal loss, {comp['a']}", f"Optimal loss, {comp['b']}"],
+                         [[fmt_sci(x["C"]), f"{x['multiplier']:.3g}",
+                           f"{x['multiplier_lo']:.3g} - {x['multiplier_hi']:.3g}", f"{x['prob_better']:.2f}",
+                           fmt_num(x["loss_a"]), fmt_num(x["loss_b"])] for x in comp["rows"]],
+                         align=["r"] * 6))
+    return out
+
+
+def _law_verdict(rows: list[dict], has_bt: bool) -> list:
+    """Which law fits best in sample, which scored best beyond the data, and whether they disagree."""
+    ranked = sorted(rows, key=lambda r: -r["elpd_loo"])
+    best_in = ranked[0]["law"]
+    runner = ranked[1] if len(ranked) > 1 else None
+    clear = runner is not None and abs(runner.get("elpd_diff", 0.0)) > 2 * max(runner.get("diff_se", 0.0), 1e-12)
+    in_words = (f"In sample, **{best_in}** fits best (elpd {abs(runner['elpd_diff']):.1f} above "
+                f"{runner['law']}, more than twice the standard error of the difference)." if clear else
+                "In sample the laws cannot be told apart: the elpd differences are within two standard errors.")
+    bt_rows = [r for r in rows if finite(r.get("backtest_mlpd"))] if has_bt else []
+    best_out = max(bt_rows, key=lambda r: r["backtest_mlpd"])["law"] if bt_rows else None
+    out_words = f" Beyond the data, **{best_out}** scored best on the backtest." if best_out else ""
+    if best_out is not None and clear and best_out != best_in:
+        return [Callout("caution", in_words + out_words + " The laws disagree: for a budget beyond the data, weigh "
+                                   "the backtest, or use the model-averaged allocation (`bayesscale.average`).")]
+    return [Para(in_words + out_words)]
+
+
+def _law_n_opt(laws: dict, rows: list[dict], ci: float) -> list:
+    """Each law's compute-optimal N at each budget of the comparison."""
+    n_cols = sorted({k for r in rows for k in r if k.startswith("N_opt@")})
+    if not n_cols:
+        return []
+    law_ci = laws.get("ci", ci)
+    n_lo, n_hi = band_names("N_opt", law_ci)
+
+    def cell(r, c):
+        if not finite(r.get(c)):
+            return "n/a"
+        return (f"{fmt_count(r[c])} ({fmt_count(r[c.replace('N_opt@', f'{n_lo}@')])} – "
+                f"{fmt_count(r[c.replace('N_opt@', f'{n_hi}@')])})")
+
+    return [Para(f"The compute-optimal N each law recommends (median and {law_ci:.0%} interval):"),
+            table(["Law"] + [f"N_opt at {c.split('@', 1)[1]} FLOPs (median, {law_ci:.0%} interval)" for c in n_cols],
+                  [[r["law"]] + [cell(r, c) for c in n_cols] for r in rows], align=["l"] + ["r"] * len(n_cols))]
+
+
+def laws(facts) -> list:
+    lf = facts["laws"]
+    rows = lf["rows"]
+    has_bt = any("backtest_mlpd" in r for r in rows)
+    header_ = ["Law", "elpd (LOO)", "SE", "Runs with k > 0.7", "Stacking weight"]
+    if has_bt:
+        header_ += ["Backtest mlpd", "Backtest 90% coverage"]
+    body = [[r["law"], f"{r['elpd_loo']:.1f}", f"{r['elpd_se']:.1f}", str(r["pareto_k_bad"]), f"{r['weight']:.2f}"]
+            + ([fmt_fixed(r.get("backtest_mlpd"), ".2f"), fmt_fixed(r.get("backtest_coverage_90"), ".2f")]
+               if has_bt else []) for r in rows]
+    return [
+        Para(f"{len(rows)} laws fitted to the same runs (`bayesscale.compare`); this report's other sections "
+             f"are for **{facts['law_name']}**. In sample: PSIS-LOO elpd (higher is better) with its standard "
+             "error and the runs whose Pareto k exceeds 0.7 (where that estimate is unreliable); the stacking "
+             "weight says how to mix the laws' predictions."
+             + (" Beyond the data, the quantity that matters for a budget: each law refitted on rolling-origin "
+                "folds (train below a budget, predict it), scored by the mean log predictive density of the "
+                "held-out budgets and their 90% coverage." if has_bt else " (No backtest was run.)")),
+        table(header_, body, align=["l"] + ["r"] * (len(header_) - 1)),
+        *_law_verdict(rows, has_bt),
+        *_law_n_opt(lf, rows, facts["ci"]),
+    ]
+
+
+def reproducibility(facts) -> list:
+    r = facts["reproducibility"]
+    s = r["settings"]
+    match = {True: "matches the runs' hash", False: "differs from the runs' hash (the runs are a subset or a "
+             "transformation of the file)", None: "not checked (file not found)"}[r["source_matches"]]
+    versions = ", ".join(f"{k} {val}" for k, val in r["versions"].items()) or "not recorded"
+    timing = r["timing_seconds"]
+    out = [table(["Item", "Value"], [
+        ["Data source", f"`{r['source']}`"],
+        ["Data SHA-256", f"`{r['sha256']}`"],
+        ["Source file today", match],
+        ["Sampler", f"NUTS, {s['chains']} chains x {s['warmup']:,} warm-up + {s['draws']:,} draws, seed "
+                    f"{s['seed']}, max tree depth {s['max_tree_depth']}, target accept {s['target_accept']:g}, "
+                    f"{'dense' if s['dense_mass'] else 'diagonal'} mass matrix"],
+        ["Model", f"likelihood {s['likelihood']}, offsets {s['offsets']}"],
+        ["Library versions", versions],
+        ["Device", str(r["device"] or "not recorded")],
+        ["Sampling time", f"{timing['total']:.1f} s" if finite(timing.get("total")) else "not recorded"],
+        ["Report generated", r["generated_utc"]],
+    ], cls="kv"), Para("The command that regenerates this report:"), Code(r["command"])]
+    if r["command"].startswith("bayesscale report FIT.nc"):
+        out.append(Para("`FIT.nc` stands for this posterior saved with `post.to_netcdf(\"FIT.nc\")` (or `bayesscale "
+                        "fit ... --out FIT.nc`): no data file with the runs' SHA-256 is known to refit from.",
+                        cls="muted"))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the page
+# ---------------------------------------------------------------------------
+
+#: The sections in order: (anchor, title, is it in this report?, the function that writes it).
+_SECTIONS = (
+    ("summary", "Recommendation", lambda f: True, summary),
+    ("data", "Data", lambda f: True, data),
+    ("verdict", "Verdict on the fit", lambda f: True, verdict),
+    ("parameters", "Parameters and priors", lambda f: True, parameters),
+    ("budgets", "Budgets in detail", lambda f: True, budgets),
+    ("figures", "Figures", lambda f: True, figures),
+    ("backtest", "Backtest", lambda f: f["backtest"] is not None, backtest),
+    ("groups", "Variants compared", lambda f: bool(f.get("groups")), groups),
+    ("laws", "Which law", lambda f: bool(f.get("laws")), laws),
+    ("reproducibility", "Reproducibility", lambda f: True, reproducibility),
+)
+
+
+def numbered_sections(facts) -> list[tuple]:
+    """The sections this report holds, in order, as ``(anchor, title, function)``; their numbers are the
+    positions (the recommendation, first, has none)."""
+    return [(anchor, title, fn) for anchor, title, present, fn in _SECTIONS if present(facts)]
+
+
+def page(facts, images: dict[str, bytes] | None = None) -> Page:
+    """The whole report as one :class:`~bayesscale._report.doc.Page`: banner, contents, every section.
+
+    ``images`` maps figure names to PNG bytes (needed only to write HTML,
+    which embeds them).
+    """
+    blocks = banner(facts) + toc(facts)
+    for i, (anchor, title, fn) in enumerate(numbered_sections(facts)):
+        blocks.append(Heading(2, f"{i}. {title}" if i else "Recommendation at a glance", anchor))
+        blocks += fn(facts)
+    title, subtitle = header(facts)
+    return Page(title, subtitle, tuple(blocks), footer(facts), dict(images or {}))
