@@ -14,9 +14,22 @@ single fit offers works per group, unchanged: ``allocate``, ``predict``,
 ``summary``, ``frontier_exponents``, the figures and the report.  The draws
 of different groups stay paired (draw ``s`` of every group comes from the
 same joint draw), which is what the comparison between groups needs.
-Extrapolation error is not calibrated for grouped fits
-(``extrapolation="none"``): the group views carry parameter and noise
-uncertainty only.
+The model of each group is the single fit's: with ``bend="auto"`` each
+group with enough budgets gets the bend in log compute
+(:mod:`bayesscale.hierarchy`), and with ``extrapolation="calibrated"`` (the
+default, as for a single fit) each group carries a calibrated extrapolation
+error (:func:`calibrate_groups`): the group's view is then the posterior a
+single calibrated fit would be, with the pooled parameter draws.
+
+Calibration per group.  The extrapolation error describes how the law
+extrapolates beyond a sweep, so it is calibrated on each group's own
+rolling-origin folds (:func:`bayesscale.calibration.calibrate` with the
+single-group model; all folds of all groups in one batched sampler call),
+anchored on the group's view of the grouped fit.  The folds refit the
+single-group law, whose parameter uncertainty is a little wider than the
+pooled fit's, so the error added beyond it may be a little small for a
+pooled group (a refit of the grouped model per origin would measure the
+pooled model itself; not done).
 
 The compute multiplier
 ----------------------
@@ -46,14 +59,16 @@ import pandas as pd
 
 from . import hierarchy, laws
 from ._validate import check_ci
+from .discrepancy import Discrepancy
 from .intervals import band_names
 from .data import Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings, covariate_arrays
-from .model import ModelSpec, context
+from .model import ModelSpec, bend_frame, bend_term, context
 from .posterior import Posterior
 
-__all__ = ["GroupedPosterior", "frontier_loss", "compute_for_frontier_loss", "compute_multiplier"]
+__all__ = ["GroupedPosterior", "frontier_loss", "compute_for_frontier_loss", "compute_multiplier",
+           "calibrate_groups"]
 
 
 def _frontier_terms(p: Mapping):
@@ -95,6 +110,43 @@ def compute_multiplier(params_a: Mapping, params_b: Mapping, C) -> np.ndarray:
         return C[None, :] / compute_for_frontier_loss(params_b, target)
 
 
+def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | None = False) -> list:
+    """Grouped posteriors that carry each group's calibrated extrapolation error.
+
+    Each group of each posterior gets a
+    :class:`~bayesscale.discrepancy.Discrepancy` from its own rolling-origin
+    folds: :func:`bayesscale.calibration.calibrate` on the group's runs with
+    the single-group model (:attr:`GroupedPosterior.group_spec`), anchored on
+    the group's view, every fold of every group in one batched call.  A
+    group with too few budgets for folds gets the refused (prior)
+    calibration, as a single fit would.
+
+    Parameters
+    ----------
+    posts : list of GroupedPosterior
+    seed : int
+    device : str, optional
+    progress : bool, optional
+
+    Returns
+    -------
+    list of GroupedPosterior
+        Copies with ``extrapolation_mode="calibrated"`` and ``discrepancies``.
+    """
+    from .calibration import calibrate
+
+    if not posts:
+        return []
+    views = [(k, g, p.group(g)) for k, p in enumerate(posts) for g in p.groups]
+    found = calibrate([v.runs for _, _, v in views], posts[0].group_spec, seed=seed, device=device,
+                      progress=progress, full=[v for _, _, v in views])
+    out = []
+    for k, p in enumerate(posts):
+        disc = {g: d for (j, g, _), d in zip(views, found) if j == k}
+        out.append(dataclasses.replace(p, extrapolation_mode="calibrated", discrepancies=disc))
+    return out
+
+
 def _band(x: np.ndarray, ci: float):
     lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=0)
     return med, lo, hi
@@ -123,6 +175,12 @@ class GroupedPosterior:
         The sampler settings.
     info : dict
         Seed, device, timing and library versions.
+    extrapolation_mode : {"calibrated", "none"}
+        Whether each group's predictions beyond its runs carry a calibrated
+        extrapolation error.
+    discrepancies : dict of str to Discrepancy, optional
+        Each group's extrapolation-error posterior (:func:`calibrate_groups`),
+        carried by :meth:`group`'s views.
     """
 
     samples: dict
@@ -131,12 +189,13 @@ class GroupedPosterior:
     spec: ModelSpec
     settings: SamplerSettings
     info: dict = field(default_factory=dict)
-    extrapolation_mode = "none"
+    extrapolation_mode: str = "none"
+    discrepancies: dict | None = None
 
     @classmethod
     def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
                    info: dict) -> "GroupedPosterior":
-        vec = hierarchy.vector_sites(spec.pooling, spec.centering)
+        vec = hierarchy.vector_sites(spec.pooling, spec.centering, spec.bend != "none")
         samples = {k: np.asarray(v, dtype=np.float64)[..., : runs.n_groups] if k in vec else
                    np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
         info = dict(info, device=draws.device, timing=dict(draws.timing))
@@ -175,9 +234,16 @@ class GroupedPosterior:
                                           self.runs.n_groups)
 
     @cached_property
+    def bend_scales(self) -> np.ndarray:
+        """Each group's prior sd of the bend (``BEND_OFF_SCALE`` where ``bend="auto"`` leaves it off)."""
+        return hierarchy.group_bend_scales(self.spec, self.runs)
+
+    @cached_property
     def _group_params(self) -> dict:
-        """Natural parameters per group: ``{name: {param: (chains, draws)}}``."""
-        nat = self.law.natural(self._sites, self._ctx)
+        """Natural parameters per group (and the bend ``kappa``): ``{name: {param: (chains, draws)}}``."""
+        nat = dict(self.law.natural({k: self._sites[k] for k in self.law.sites}, self._ctx))
+        if "z_bend" in self._sites:
+            nat["kappa"] = self._sites["z_bend"] * self.bend_scales
         return {g: {k: np.asarray(v)[..., i] for k, v in nat.items()} for i, g in enumerate(self.groups)}
 
     @cached_property
@@ -204,14 +270,20 @@ class GroupedPosterior:
         s["t_D"] = s["t_D"] + s["beta"] * (self._ctx["c_logD"] - sub_ctx["c_logD"])
         for key in self.spec.observation.sites:
             s[key] = self.samples[key]
-        plain_sites = set(self.law.sites) | set(self.spec.observation.sites)
-        spec = dataclasses.replace(self.spec, pooling=None, centering="noncentred",
-                                   prior_overrides={k2: v for k2, v in self.spec.prior_overrides.items()
-                                                    if k2 in plain_sites})
         info = dict(self.info, label=name, group=name, pooling=self.spec.pooling)
-        view = Posterior(samples=s, stats=self.stats, runs=sub, spec=spec, settings=self.settings, info=info)
+        disc = None if self.discrepancies is None else self.discrepancies.get(name)
+        view = Posterior(samples=s, stats=self.stats, runs=sub, spec=self.group_spec, settings=self.settings,
+                         info=info, extrapolation_mode=self.extrapolation_mode if disc is not None else "none",
+                         discrepancy=disc)
         self._views[name] = view
         return view
+
+    @property
+    def group_spec(self) -> ModelSpec:
+        """The single-fit model of one group (the grouped spec without pooling; its prior overrides that apply)."""
+        plain = dataclasses.replace(self.spec, pooling=None, centering="noncentred", prior_overrides={})
+        return dataclasses.replace(plain, prior_overrides={k: v for k, v in self.spec.prior_overrides.items()
+                                                           if k in plain.sites})
 
     @property
     def params(self) -> dict:
@@ -319,8 +391,8 @@ class GroupedPosterior:
         for g, p in self._group_params.items():
             for k, v in p.items():
                 out[f"{k}[{g}]"] = v
-        for k, v in self.samples.items():
-            if v.ndim == 2 and k not in self.law.sites:
+        for k, v in self.samples.items():  # the hyper-parameters and the noise (not the bend's coordinates)
+            if v.ndim == 2 and k not in self.law.sites and k not in ("z_bend", "z_bend_mu"):
                 out[k] = v
         return out
 
@@ -329,7 +401,12 @@ class GroupedPosterior:
         r = self.runs
         nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group]
                for k in self.law.params}
-        mu = self.law.evaluate(nat, covariate_arrays(r, self.law.covariates))
+        mu = np.array(self.law.evaluate(nat, covariate_arrays(r, self.law.covariates)), dtype=np.float64)
+        if "z_bend" in self._sites:  # each group's bend in its own frame
+            kappa = np.stack([self._group_params[g]["kappa"] for g in self.groups], axis=-1)
+            for k in range(len(self.groups)):
+                sel = r.group == k
+                mu[..., sel] += bend_term(kappa[..., k:k + 1], np.log(r.C[sel]), *bend_frame(r.C[sel]))
         obs = self.spec.observation
         return obs.log_prob(np.log(r.loss), mu, {k: self.samples[k][..., None] for k in obs.sites})
 
