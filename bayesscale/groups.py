@@ -45,6 +45,17 @@ beta / (alpha + beta)`` and ``K = A G^-alpha + B G^beta`` (``G`` as in
 ``L <= E_B``.  ``P(B better)`` is the share of draws with a multiplier
 above 1, i.e. with ``L_B*(C) < L_A*(C)``.  The multiplier depends on ``C``
 whenever the groups' exponents differ.
+
+With the bend (:mod:`bayesscale.hierarchy`), each frontier is the law's
+times ``exp(kappa_g (...))`` in the group's frame, as in the group's
+predictions; ``C_B`` is then found numerically (the least compute whose
+bent frontier reaches the loss: first crossing on a 0.25-decade grid,
+refined by bisection).  The calibrated extrapolation error is *not* drawn
+into the multiplier: the per-group calibrations say how far each group's
+law may be off beyond its runs, not how the errors of two variants trained
+on one ladder move together, and an error common to both cancels in the
+multiplier.  The multiplier's band is the laws' (bends included); each
+group's own predictions and allocations carry its error.
 """
 
 from __future__ import annotations
@@ -80,34 +91,83 @@ def _frontier_terms(p: Mapping):
     return log_K, alpha * beta / (alpha + beta)
 
 
-def frontier_loss(params: Mapping, C) -> np.ndarray:
-    """Loss at the compute-optimal allocation, ``L*(C)``, per draw: ``(S, n)`` for draws x budgets."""
-    C = np.atleast_1d(np.asarray(C, dtype=float))
-    p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+def _log_frontier(p: Mapping, log_C, frame=None):
+    """``log L*(C)`` (plus the bend, when ``frame`` and ``p["kappa"]`` are given); ``p`` broadcasts with ``log_C``."""
     log_K, gamma = _frontier_terms(p)
-    return p["E"] + np.exp(log_K - gamma * (np.log(C)[None, :] - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+    out = np.logaddexp(np.log(p["E"]), log_K - gamma * (log_C - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+    if frame is not None and "kappa" in p:
+        out = out + bend_term(p["kappa"], log_C, *frame)
+    return out
 
 
-def compute_for_frontier_loss(params: Mapping, loss) -> np.ndarray:
-    """Least compute whose compute-optimal training reaches ``loss`` (``+inf`` where ``loss <= E``).
+def _draws(params: Mapping, ndim: int = 2) -> dict:
+    keys = list(laws.PARAMETERS) + (["kappa"] if "kappa" in params else [])
+    return {k: np.asarray(params[k], float).reshape((-1,) + (1,) * (ndim - 1)) for k in keys}
+
+
+def frontier_loss(params: Mapping, C, frame=None) -> np.ndarray:
+    """Loss at the compute-optimal allocation, ``L*(C)``, per draw: ``(S, n)`` for draws x budgets.
+
+    With ``frame`` (the group's :func:`bayesscale.model.bend_frame`) and a
+    ``kappa`` in ``params``, the bend in log compute multiplies it (the bend
+    depends on C only, so the optimal split is the law's).
+    """
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    if frame is None or "kappa" not in params:
+        p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+        log_K, gamma = _frontier_terms(p)
+        return p["E"] + np.exp(log_K - gamma * (np.log(C)[None, :] - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+    return np.exp(_log_frontier(_draws(params), np.log(C)[None, :], frame))
+
+
+#: The search range of the least compute on a bent frontier (natural log of FLOPs: 1 to 1e40) and its grid.
+_SEARCH = np.linspace(0.0, 40.0, 161) * np.log(10.0)
+
+
+def compute_for_frontier_loss(params: Mapping, loss, frame=None) -> np.ndarray:
+    """Least compute whose compute-optimal training reaches ``loss`` (``+inf`` where it never does).
 
     ``loss`` broadcasts against ``(S, 1)`` draws (pass ``(S, n)`` or ``(n,)``).
+    Without a bend the closed form (infinite where ``loss <= E``); with one
+    (``frame`` and ``params["kappa"]``), the first crossing on a grid of
+    0.25 decades from 1 to 1e40 FLOPs, refined by bisection.
     """
-    p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
-    log_K, gamma = _frontier_terms(p)
-    loss = np.asarray(loss, dtype=float)
-    gap = loss - p["E"]
+    if frame is None or "kappa" not in params:
+        p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+        log_K, gamma = _frontier_terms(p)
+        loss = np.asarray(loss, dtype=float)
+        gap = loss - p["E"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_c6 = -(np.log(np.where(gap > 0, gap, np.nan)) - log_K) / gamma
+        return np.where(gap > 0, laws.FLOPS_PER_PARAM_TOKEN * np.exp(log_c6), np.inf)
+    p3 = _draws(params, 3)
+    S = p3["E"].shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_c6 = -(np.log(np.where(gap > 0, gap, np.nan)) - log_K) / gamma
-    return np.where(gap > 0, laws.FLOPS_PER_PARAM_TOKEN * np.exp(log_c6), np.inf)
+        target = np.log(np.broadcast_to(np.asarray(loss, dtype=float), np.broadcast_shapes(np.shape(loss), (S, 1))))
+    target = np.broadcast_to(target, (S, target.shape[-1]))
+    below = _log_frontier(p3, _SEARCH[None, None, :], frame) <= target[..., None]
+    reached = below.any(axis=-1)
+    idx = np.argmax(below, axis=-1)
+    hi = _SEARCH[idx]
+    lo = np.where(idx > 0, _SEARCH[np.maximum(idx - 1, 0)], _SEARCH[0])
+    p2 = {k: v[..., 0] for k, v in p3.items()}
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        ok = _log_frontier(p2, mid, frame) <= target
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+    return np.where(reached, np.exp(hi), np.inf)
 
 
-def compute_multiplier(params_a: Mapping, params_b: Mapping, C) -> np.ndarray:
-    """``C / C_B`` per draw and budget, ``(S, n)``: the compute B needs to reach A's optimal loss at ``C``."""
+def compute_multiplier(params_a: Mapping, params_b: Mapping, C, frame_a=None, frame_b=None) -> np.ndarray:
+    """``C / C_B`` per draw and budget, ``(S, n)``: the compute B needs to reach A's optimal loss at ``C``.
+
+    ``frame_a``, ``frame_b``: each group's bend frame (with ``kappa`` in the
+    parameters), so the frontiers include their bends.
+    """
     C = np.atleast_1d(np.asarray(C, dtype=float))
-    target = frontier_loss(params_a, C)
+    target = frontier_loss(params_a, C, frame_a)
     with np.errstate(divide="ignore", over="ignore"):
-        return C[None, :] / compute_for_frontier_loss(params_b, target)
+        return C[None, :] / compute_for_frontier_loss(params_b, target, frame_b)
 
 
 def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | None = False) -> list:
@@ -339,14 +399,15 @@ class GroupedPosterior:
         if a == b:
             raise ValueError(f"compare_groups needs two different groups, got {a!r} twice")
         pa, pb = self.params[a], self.params[b]
+        fa, fb = self._frame(a), self._frame(b)
         if losses is not None:
             if budgets is not None:
                 raise ValueError("give budgets or losses, not both")
             L = np.atleast_1d(np.asarray(losses, dtype=float))
             if np.any(~np.isfinite(L) | (L <= 0)):
                 raise ValueError("losses must be positive, finite numbers")
-            ca = compute_for_frontier_loss(pa, L[None, :])
-            cb = compute_for_frontier_loss(pb, L[None, :])
+            ca = compute_for_frontier_loss(pa, L[None, :], fa)
+            cb = compute_for_frontier_loss(pb, L[None, :], fb)
             with np.errstate(invalid="ignore", divide="ignore"):
                 m = np.where(np.isinf(ca) & np.isinf(cb), np.nan, ca / cb)
             med, lo, hi = _band(np.nan_to_num(m, nan=1.0, posinf=np.inf), ci)
@@ -357,12 +418,12 @@ class GroupedPosterior:
             C = self._default_budgets() if budgets is None else np.atleast_1d(np.asarray(budgets, dtype=float))
             if np.any(~np.isfinite(C) | (C <= 0)):
                 raise ValueError("budgets must be positive, finite numbers of FLOPs")
-            m = compute_multiplier(pa, pb, C)
+            m = compute_multiplier(pa, pb, C, fa, fb)
             med, lo, hi = _band(m, ci)
             df = pd.DataFrame({"C": C, "multiplier": med, m_lo: lo, m_hi: hi,
                                "prob_better": (m > 1).mean(axis=0),
-                               "loss_a": np.median(frontier_loss(pa, C), axis=0),
-                               "loss_b": np.median(frontier_loss(pb, C), axis=0)})
+                               "loss_a": np.median(frontier_loss(pa, C, fa), axis=0),
+                               "loss_b": np.median(frontier_loss(pb, C, fb), axis=0)})
             if N is not None or D is not None:
                 six = laws.FLOPS_PER_PARAM_TOKEN
                 Nx = np.broadcast_to(np.asarray(N if N is not None else C / (six * np.asarray(D, float)), float),
@@ -371,6 +432,10 @@ class GroupedPosterior:
                                      C.shape)
                 la = laws.loss({k: pa[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
                 lb = laws.loss({k: pb[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
+                log_c = np.log(six * Nx * Dx)[None, :]
+                if fa is not None:  # the bend at C = 6 N D (it depends on compute only)
+                    la = la * np.exp(bend_term(pa["kappa"][:, None], log_c, *fa))
+                    lb = lb * np.exp(bend_term(pb["kappa"][:, None], log_c, *fb))
                 dmed, dlo, dhi = _band(lb - la, ci)
                 df["N"], df["D"] = Nx, Dx
                 d_lo, d_hi = band_names("loss_diff", ci)
@@ -378,6 +443,12 @@ class GroupedPosterior:
                 df["prob_lower"] = (lb < la).mean(axis=0)
         df.attrs.update(draws=m, a=a, b=b, ci=ci)
         return df
+
+    def _frame(self, name):
+        """The bend frame of group ``name`` (None without a bend)."""
+        if "z_bend" not in self.samples:
+            return None
+        return bend_frame(self.runs.C[self.runs.group == self.runs.group_index(name)])
 
     def _default_budgets(self) -> np.ndarray:
         return np.geomspace(self.runs.C.min(), 100 * self.runs.C.max(), 8)
