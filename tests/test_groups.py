@@ -223,8 +223,8 @@ def test_grouped_fit_carries_calibrated_extrapolation(calibrated_post):
 
 def test_pooling_switch(pair_frame):
     runs = bs.load_runs(pair_frame, group="dataset")
-    shared = _fit(runs, groups=True, pooling="shared", seed=0, **FAST)
-    separate = _fit(runs, groups=True, pooling="separate", seed=0, **FAST)
+    shared = _fit(runs, groups=True, pooling="shared", seed=0, extrapolation="none", **FAST)
+    separate = _fit(runs, groups=True, pooling="separate", seed=0, extrapolation="none", **FAST)
     assert shared.samples["alpha"].shape == (2, 300)
     assert separate.samples["alpha"].shape == (2, 300, 2)
     pa, pb = shared.params["a"], shared.params["b"]
@@ -338,7 +338,7 @@ def test_compute_multiplier_figure(pair_post):
 def test_no_recompilation_for_new_grouped_data(pair_post):
     runs = bs.load_runs(_frame({"a": CHINCHILLA_FIT, "b": TRUE_B}, seed=42), group="dataset")
     before = inference.compile_count()
-    post = _fit(runs, groups=True, seed=2, **FAST)
+    post = _fit(runs, groups=True, seed=2, extrapolation="none", **FAST)
     assert inference.compile_count() == before
     assert not np.array_equal(post.samples["t_N"], pair_post.samples["t_N"])
 
@@ -348,7 +348,7 @@ def test_fit_many_grouped(pair_frame):
     datasets = [bs.load_runs(pair_frame, group="dataset"), bs.load_runs(three, group="dataset")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        posts = bs.fit_many(datasets, groups=True, seed=0, **FAST)
+        posts = bs.fit_many(datasets, groups=True, seed=0, extrapolation="none", **FAST)
     assert [type(p) for p in posts] == [GroupedPosterior, GroupedPosterior]
     assert posts[0].groups == ("a", "b") and posts[1].groups == ("x", "y", "z")
     # the 2-group data set shares the 4-slot program with the 3-group one; its padded slots are dropped
