@@ -85,13 +85,8 @@ def _grouped_runs(runs, groups, law) -> Runs:
 
 
 def _extrapolation(extrapolation, grouped: bool) -> str:
-    if extrapolation is None:
-        return "none" if grouped else "calibrated"
-    if grouped and extrapolation != "none":
-        raise ValueError("grouped fits do not calibrate the extrapolation error yet: pass extrapolation='none' "
-                         "(the default for grouped fits), or fit one group with bayesscale.fit for a calibrated "
-                         "single-group fit.")
-    return extrapolation
+    # grouped fits calibrate each group's extrapolation error (bayesscale.groups.calibrate_groups)
+    return "calibrated" if extrapolation is None else extrapolation
 
 
 def _defaults(runs: list[Runs], likelihood, offsets, bend):
@@ -149,7 +144,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         offsets="none"`` treats checkpoints as independent, which makes
         intervals too narrow (``benchmarks/curves_calibration.py``).
     extrapolation : {"calibrated", "none"}, optional
-        ``"calibrated"`` (the default, except for grouped fits) calibrates the extrapolation error
+        ``"calibrated"`` (the default) calibrates the extrapolation error
         inside the fit: rolling-origin refits holding out 1-3 budgets ahead,
         one batched sampler call with short chains (about as much sampling
         as the fit; the progress bar says "calibrating"), and a Bayesian
@@ -178,7 +173,9 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         Fit a grouped (hierarchical) model, one law per variant: a column
         naming each run's group (``"dataset"``), or True for runs loaded with
         ``load_runs(..., group=...)``.  Chinchilla law only; offsets
-        ``"none"``; no extrapolation calibration (``extrapolation="none"``).
+        ``"none"``.  Each group gets the bend by the single fit's rule and,
+        with ``extrapolation="calibrated"``, an extrapolation error
+        calibrated on its own rolling-origin folds.
         See :mod:`bayesscale.hierarchy` and :mod:`bayesscale.groups`.
     pooling : {"partial", "shared", "separate"}
         Grouped fits: how the groups' ``alpha``, ``beta`` and ``E`` are
@@ -205,7 +202,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     law = get_law(law)
     grouped = groups is not None and groups is not False
     runs = _grouped_runs(runs, groups, law) if grouped else as_runs(runs, law)
-    likelihood, offsets, bend = _defaults([runs], likelihood, offsets, "none" if grouped else bend)
+    likelihood, offsets, bend = _defaults([runs], likelihood, offsets, bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
     extrapolation = _extrapolation(extrapolation, grouped)
     return _fit_all([runs], spec,
@@ -270,7 +267,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
     runs = [_grouped_runs(d, groups, law) if grouped else as_runs(d, law) for d in datasets]
     if not runs:
         raise DataError("fit_many got no data sets.")
-    likelihood, offsets, bend = _defaults(runs, likelihood, offsets, "none" if grouped else bend)
+    likelihood, offsets, bend = _defaults(runs, likelihood, offsets, bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
     extrapolation = _extrapolation(extrapolation, grouped)
     posts = _fit_all(runs, spec,
@@ -321,7 +318,11 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
             health.loc[retried, col] = redo[col].to_numpy()
     ok = health.ok.to_numpy(dtype=bool)
     # calibration is an explicit step of the fit: all folds of all data sets in one batched call
-    if extrapolation == "calibrated":
+    if extrapolation == "calibrated" and spec.pooling is not None:  # per group, from the group's own folds
+        from .groups import calibrate_groups
+
+        posts = calibrate_groups(posts, seed=seed, device=device, progress=progress)
+    elif extrapolation == "calibrated":
         extra = calibrate(runs, spec, seed=seed, device=device, progress=progress,
                           full=posts)
         posts = [dataclasses.replace(p, extrapolation_mode="calibrated", discrepancy=x) for p, x in zip(posts, extra)]

@@ -14,9 +14,22 @@ single fit offers works per group, unchanged: ``allocate``, ``predict``,
 ``summary``, ``frontier_exponents``, the figures and the report.  The draws
 of different groups stay paired (draw ``s`` of every group comes from the
 same joint draw), which is what the comparison between groups needs.
-Extrapolation error is not calibrated for grouped fits
-(``extrapolation="none"``): the group views carry parameter and noise
-uncertainty only.
+The model of each group is the single fit's: with ``bend="auto"`` each
+group with enough budgets gets the bend in log compute
+(:mod:`bayesscale.hierarchy`), and with ``extrapolation="calibrated"`` (the
+default, as for a single fit) each group carries a calibrated extrapolation
+error (:func:`calibrate_groups`): the group's view is then the posterior a
+single calibrated fit would be, with the pooled parameter draws.
+
+Calibration per group.  The extrapolation error describes how the law
+extrapolates beyond a sweep, so it is calibrated on each group's own
+rolling-origin folds (:func:`bayesscale.calibration.calibrate` with the
+single-group model; all folds of all groups in one batched sampler call),
+anchored on the group's view of the grouped fit.  The folds refit the
+single-group law, whose parameter uncertainty is a little wider than the
+pooled fit's, so the error added beyond it may be a little small for a
+pooled group (a refit of the grouped model per origin would measure the
+pooled model itself; not done).
 
 The compute multiplier
 ----------------------
@@ -32,6 +45,17 @@ beta / (alpha + beta)`` and ``K = A G^-alpha + B G^beta`` (``G`` as in
 ``L <= E_B``.  ``P(B better)`` is the share of draws with a multiplier
 above 1, i.e. with ``L_B*(C) < L_A*(C)``.  The multiplier depends on ``C``
 whenever the groups' exponents differ.
+
+With the bend (:mod:`bayesscale.hierarchy`), each frontier is the law's
+times ``exp(kappa_g (...))`` in the group's frame, as in the group's
+predictions; ``C_B`` is then found numerically (the least compute whose
+bent frontier reaches the loss: first crossing on a 0.25-decade grid,
+refined by bisection).  The calibrated extrapolation error is *not* drawn
+into the multiplier: the per-group calibrations say how far each group's
+law may be off beyond its runs, not how the errors of two variants trained
+on one ladder move together, and an error common to both cancels in the
+multiplier.  The multiplier's band is the laws' (bends included); each
+group's own predictions and allocations carry its error.
 """
 
 from __future__ import annotations
@@ -46,14 +70,16 @@ import pandas as pd
 
 from . import hierarchy, laws
 from ._validate import check_ci
+from .discrepancy import Discrepancy
 from .intervals import band_names
 from .data import Runs
 from .diagnostics import Verdict, convergence_table, diagnose
 from .inference import Draws, SamplerSettings, covariate_arrays
-from .model import ModelSpec, context
+from .model import ModelSpec, bend_frame, bend_term, context
 from .posterior import Posterior
 
-__all__ = ["GroupedPosterior", "frontier_loss", "compute_for_frontier_loss", "compute_multiplier"]
+__all__ = ["GroupedPosterior", "frontier_loss", "compute_for_frontier_loss", "compute_multiplier",
+           "calibrate_groups"]
 
 
 def _frontier_terms(p: Mapping):
@@ -65,34 +91,120 @@ def _frontier_terms(p: Mapping):
     return log_K, alpha * beta / (alpha + beta)
 
 
-def frontier_loss(params: Mapping, C) -> np.ndarray:
-    """Loss at the compute-optimal allocation, ``L*(C)``, per draw: ``(S, n)`` for draws x budgets."""
-    C = np.atleast_1d(np.asarray(C, dtype=float))
-    p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+def _log_frontier(p: Mapping, log_C, frame=None):
+    """``log L*(C)`` (plus the bend, when ``frame`` and ``p["kappa"]`` are given); ``p`` broadcasts with ``log_C``."""
     log_K, gamma = _frontier_terms(p)
-    return p["E"] + np.exp(log_K - gamma * (np.log(C)[None, :] - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+    out = np.logaddexp(np.log(p["E"]), log_K - gamma * (log_C - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+    if frame is not None and "kappa" in p:
+        out = out + bend_term(p["kappa"], log_C, *frame)
+    return out
 
 
-def compute_for_frontier_loss(params: Mapping, loss) -> np.ndarray:
-    """Least compute whose compute-optimal training reaches ``loss`` (``+inf`` where ``loss <= E``).
+def _draws(params: Mapping, ndim: int = 2) -> dict:
+    keys = list(laws.PARAMETERS) + (["kappa"] if "kappa" in params else [])
+    return {k: np.asarray(params[k], float).reshape((-1,) + (1,) * (ndim - 1)) for k in keys}
+
+
+def frontier_loss(params: Mapping, C, frame=None) -> np.ndarray:
+    """Loss at the compute-optimal allocation, ``L*(C)``, per draw: ``(S, n)`` for draws x budgets.
+
+    With ``frame`` (the group's :func:`bayesscale.model.bend_frame`) and a
+    ``kappa`` in ``params``, the bend in log compute multiplies it (the bend
+    depends on C only, so the optimal split is the law's).
+    """
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    if frame is None or "kappa" not in params:
+        p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+        log_K, gamma = _frontier_terms(p)
+        return p["E"] + np.exp(log_K - gamma * (np.log(C)[None, :] - np.log(laws.FLOPS_PER_PARAM_TOKEN)))
+    return np.exp(_log_frontier(_draws(params), np.log(C)[None, :], frame))
+
+
+#: The search range of the least compute on a bent frontier (natural log of FLOPs: 1 to 1e40) and its grid.
+_SEARCH = np.linspace(0.0, 40.0, 161) * np.log(10.0)
+
+
+def compute_for_frontier_loss(params: Mapping, loss, frame=None) -> np.ndarray:
+    """Least compute whose compute-optimal training reaches ``loss`` (``+inf`` where it never does).
 
     ``loss`` broadcasts against ``(S, 1)`` draws (pass ``(S, n)`` or ``(n,)``).
+    Without a bend the closed form (infinite where ``loss <= E``); with one
+    (``frame`` and ``params["kappa"]``), the first crossing on a grid of
+    0.25 decades from 1 to 1e40 FLOPs, refined by bisection.
     """
-    p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
-    log_K, gamma = _frontier_terms(p)
-    loss = np.asarray(loss, dtype=float)
-    gap = loss - p["E"]
+    if frame is None or "kappa" not in params:
+        p = {k: np.asarray(params[k], float).reshape(-1, 1) for k in laws.PARAMETERS}
+        log_K, gamma = _frontier_terms(p)
+        loss = np.asarray(loss, dtype=float)
+        gap = loss - p["E"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_c6 = -(np.log(np.where(gap > 0, gap, np.nan)) - log_K) / gamma
+        return np.where(gap > 0, laws.FLOPS_PER_PARAM_TOKEN * np.exp(log_c6), np.inf)
+    p3 = _draws(params, 3)
+    S = p3["E"].shape[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_c6 = -(np.log(np.where(gap > 0, gap, np.nan)) - log_K) / gamma
-    return np.where(gap > 0, laws.FLOPS_PER_PARAM_TOKEN * np.exp(log_c6), np.inf)
+        target = np.log(np.broadcast_to(np.asarray(loss, dtype=float), np.broadcast_shapes(np.shape(loss), (S, 1))))
+    target = np.broadcast_to(target, (S, target.shape[-1]))
+    below = _log_frontier(p3, _SEARCH[None, None, :], frame) <= target[..., None]
+    reached = below.any(axis=-1)
+    idx = np.argmax(below, axis=-1)
+    hi = _SEARCH[idx]
+    lo = np.where(idx > 0, _SEARCH[np.maximum(idx - 1, 0)], _SEARCH[0])
+    p2 = {k: v[..., 0] for k, v in p3.items()}
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        ok = _log_frontier(p2, mid, frame) <= target
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
+    return np.where(reached, np.exp(hi), np.inf)
 
 
-def compute_multiplier(params_a: Mapping, params_b: Mapping, C) -> np.ndarray:
-    """``C / C_B`` per draw and budget, ``(S, n)``: the compute B needs to reach A's optimal loss at ``C``."""
+def compute_multiplier(params_a: Mapping, params_b: Mapping, C, frame_a=None, frame_b=None) -> np.ndarray:
+    """``C / C_B`` per draw and budget, ``(S, n)``: the compute B needs to reach A's optimal loss at ``C``.
+
+    ``frame_a``, ``frame_b``: each group's bend frame (with ``kappa`` in the
+    parameters), so the frontiers include their bends.
+    """
     C = np.atleast_1d(np.asarray(C, dtype=float))
-    target = frontier_loss(params_a, C)
+    target = frontier_loss(params_a, C, frame_a)
     with np.errstate(divide="ignore", over="ignore"):
-        return C[None, :] / compute_for_frontier_loss(params_b, target)
+        return C[None, :] / compute_for_frontier_loss(params_b, target, frame_b)
+
+
+def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | None = False) -> list:
+    """Grouped posteriors that carry each group's calibrated extrapolation error.
+
+    Each group of each posterior gets a
+    :class:`~bayesscale.discrepancy.Discrepancy` from its own rolling-origin
+    folds: :func:`bayesscale.calibration.calibrate` on the group's runs with
+    the single-group model (:attr:`GroupedPosterior.group_spec`), anchored on
+    the group's view, every fold of every group in one batched call.  A
+    group with too few budgets for folds gets the refused (prior)
+    calibration, as a single fit would.
+
+    Parameters
+    ----------
+    posts : list of GroupedPosterior
+    seed : int
+    device : str, optional
+    progress : bool, optional
+
+    Returns
+    -------
+    list of GroupedPosterior
+        Copies with ``extrapolation_mode="calibrated"`` and ``discrepancies``.
+    """
+    from .calibration import calibrate
+
+    if not posts:
+        return []
+    views = [(k, g, p.group(g)) for k, p in enumerate(posts) for g in p.groups]
+    found = calibrate([v.runs for _, _, v in views], posts[0].group_spec, seed=seed, device=device,
+                      progress=progress, full=[v for _, _, v in views])
+    out = []
+    for k, p in enumerate(posts):
+        disc = {g: d for (j, g, _), d in zip(views, found) if j == k}
+        out.append(dataclasses.replace(p, extrapolation_mode="calibrated", discrepancies=disc))
+    return out
 
 
 def _band(x: np.ndarray, ci: float):
@@ -123,6 +235,12 @@ class GroupedPosterior:
         The sampler settings.
     info : dict
         Seed, device, timing and library versions.
+    extrapolation_mode : {"calibrated", "none"}
+        Whether each group's predictions beyond its runs carry a calibrated
+        extrapolation error.
+    discrepancies : dict of str to Discrepancy, optional
+        Each group's extrapolation-error posterior (:func:`calibrate_groups`),
+        carried by :meth:`group`'s views.
     """
 
     samples: dict
@@ -131,12 +249,13 @@ class GroupedPosterior:
     spec: ModelSpec
     settings: SamplerSettings
     info: dict = field(default_factory=dict)
-    extrapolation_mode = "none"
+    extrapolation_mode: str = "none"
+    discrepancies: dict | None = None
 
     @classmethod
     def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
                    info: dict) -> "GroupedPosterior":
-        vec = hierarchy.vector_sites(spec.pooling, spec.centering)
+        vec = hierarchy.vector_sites(spec.pooling, spec.centering, spec.bend != "none")
         samples = {k: np.asarray(v, dtype=np.float64)[..., : runs.n_groups] if k in vec else
                    np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
         info = dict(info, device=draws.device, timing=dict(draws.timing))
@@ -175,9 +294,16 @@ class GroupedPosterior:
                                           self.runs.n_groups)
 
     @cached_property
+    def bend_scales(self) -> np.ndarray:
+        """Each group's prior sd of the bend (``BEND_OFF_SCALE`` where ``bend="auto"`` leaves it off)."""
+        return hierarchy.group_bend_scales(self.spec, self.runs)
+
+    @cached_property
     def _group_params(self) -> dict:
-        """Natural parameters per group: ``{name: {param: (chains, draws)}}``."""
-        nat = self.law.natural(self._sites, self._ctx)
+        """Natural parameters per group (and the bend ``kappa``): ``{name: {param: (chains, draws)}}``."""
+        nat = dict(self.law.natural({k: self._sites[k] for k in self.law.sites}, self._ctx))
+        if "z_bend" in self._sites:
+            nat["kappa"] = self._sites["z_bend"] * self.bend_scales
         return {g: {k: np.asarray(v)[..., i] for k, v in nat.items()} for i, g in enumerate(self.groups)}
 
     @cached_property
@@ -204,14 +330,20 @@ class GroupedPosterior:
         s["t_D"] = s["t_D"] + s["beta"] * (self._ctx["c_logD"] - sub_ctx["c_logD"])
         for key in self.spec.observation.sites:
             s[key] = self.samples[key]
-        plain_sites = set(self.law.sites) | set(self.spec.observation.sites)
-        spec = dataclasses.replace(self.spec, pooling=None, centering="noncentred",
-                                   prior_overrides={k2: v for k2, v in self.spec.prior_overrides.items()
-                                                    if k2 in plain_sites})
         info = dict(self.info, label=name, group=name, pooling=self.spec.pooling)
-        view = Posterior(samples=s, stats=self.stats, runs=sub, spec=spec, settings=self.settings, info=info)
+        disc = None if self.discrepancies is None else self.discrepancies.get(name)
+        view = Posterior(samples=s, stats=self.stats, runs=sub, spec=self.group_spec, settings=self.settings,
+                         info=info, extrapolation_mode=self.extrapolation_mode if disc is not None else "none",
+                         discrepancy=disc)
         self._views[name] = view
         return view
+
+    @property
+    def group_spec(self) -> ModelSpec:
+        """The single-fit model of one group (the grouped spec without pooling; its prior overrides that apply)."""
+        plain = dataclasses.replace(self.spec, pooling=None, centering="noncentred", prior_overrides={})
+        return dataclasses.replace(plain, prior_overrides={k: v for k, v in self.spec.prior_overrides.items()
+                                                           if k in plain.sites})
 
     @property
     def params(self) -> dict:
@@ -267,14 +399,15 @@ class GroupedPosterior:
         if a == b:
             raise ValueError(f"compare_groups needs two different groups, got {a!r} twice")
         pa, pb = self.params[a], self.params[b]
+        fa, fb = self._frame(a), self._frame(b)
         if losses is not None:
             if budgets is not None:
                 raise ValueError("give budgets or losses, not both")
             L = np.atleast_1d(np.asarray(losses, dtype=float))
             if np.any(~np.isfinite(L) | (L <= 0)):
                 raise ValueError("losses must be positive, finite numbers")
-            ca = compute_for_frontier_loss(pa, L[None, :])
-            cb = compute_for_frontier_loss(pb, L[None, :])
+            ca = compute_for_frontier_loss(pa, L[None, :], fa)
+            cb = compute_for_frontier_loss(pb, L[None, :], fb)
             with np.errstate(invalid="ignore", divide="ignore"):
                 m = np.where(np.isinf(ca) & np.isinf(cb), np.nan, ca / cb)
             med, lo, hi = _band(np.nan_to_num(m, nan=1.0, posinf=np.inf), ci)
@@ -285,12 +418,12 @@ class GroupedPosterior:
             C = self._default_budgets() if budgets is None else np.atleast_1d(np.asarray(budgets, dtype=float))
             if np.any(~np.isfinite(C) | (C <= 0)):
                 raise ValueError("budgets must be positive, finite numbers of FLOPs")
-            m = compute_multiplier(pa, pb, C)
+            m = compute_multiplier(pa, pb, C, fa, fb)
             med, lo, hi = _band(m, ci)
             df = pd.DataFrame({"C": C, "multiplier": med, m_lo: lo, m_hi: hi,
                                "prob_better": (m > 1).mean(axis=0),
-                               "loss_a": np.median(frontier_loss(pa, C), axis=0),
-                               "loss_b": np.median(frontier_loss(pb, C), axis=0)})
+                               "loss_a": np.median(frontier_loss(pa, C, fa), axis=0),
+                               "loss_b": np.median(frontier_loss(pb, C, fb), axis=0)})
             if N is not None or D is not None:
                 six = laws.FLOPS_PER_PARAM_TOKEN
                 Nx = np.broadcast_to(np.asarray(N if N is not None else C / (six * np.asarray(D, float)), float),
@@ -299,6 +432,10 @@ class GroupedPosterior:
                                      C.shape)
                 la = laws.loss({k: pa[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
                 lb = laws.loss({k: pb[k][:, None] for k in laws.PARAMETERS}, Nx[None, :], Dx[None, :])
+                log_c = np.log(six * Nx * Dx)[None, :]
+                if fa is not None:  # the bend at C = 6 N D (it depends on compute only)
+                    la = la * np.exp(bend_term(pa["kappa"][:, None], log_c, *fa))
+                    lb = lb * np.exp(bend_term(pb["kappa"][:, None], log_c, *fb))
                 dmed, dlo, dhi = _band(lb - la, ci)
                 df["N"], df["D"] = Nx, Dx
                 d_lo, d_hi = band_names("loss_diff", ci)
@@ -306,6 +443,12 @@ class GroupedPosterior:
                 df["prob_lower"] = (lb < la).mean(axis=0)
         df.attrs.update(draws=m, a=a, b=b, ci=ci)
         return df
+
+    def _frame(self, name):
+        """The bend frame of group ``name`` (None without a bend)."""
+        if "z_bend" not in self.samples:
+            return None
+        return bend_frame(self.runs.C[self.runs.group == self.runs.group_index(name)])
 
     def _default_budgets(self) -> np.ndarray:
         return np.geomspace(self.runs.C.min(), 100 * self.runs.C.max(), 8)
@@ -319,8 +462,8 @@ class GroupedPosterior:
         for g, p in self._group_params.items():
             for k, v in p.items():
                 out[f"{k}[{g}]"] = v
-        for k, v in self.samples.items():
-            if v.ndim == 2 and k not in self.law.sites:
+        for k, v in self.samples.items():  # the hyper-parameters and the noise (not the bend's coordinates)
+            if v.ndim == 2 and k not in self.law.sites and k not in ("z_bend", "z_bend_mu"):
                 out[k] = v
         return out
 
@@ -329,7 +472,12 @@ class GroupedPosterior:
         r = self.runs
         nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group]
                for k in self.law.params}
-        mu = self.law.evaluate(nat, covariate_arrays(r, self.law.covariates))
+        mu = np.array(self.law.evaluate(nat, covariate_arrays(r, self.law.covariates)), dtype=np.float64)
+        if "z_bend" in self._sites:  # each group's bend in its own frame
+            kappa = np.stack([self._group_params[g]["kappa"] for g in self.groups], axis=-1)
+            for k in range(len(self.groups)):
+                sel = r.group == k
+                mu[..., sel] += bend_term(kappa[..., k:k + 1], np.log(r.C[sel]), *bend_frame(r.C[sel]))
         obs = self.spec.observation
         return obs.log_prob(np.log(r.loss), mu, {k: self.samples[k][..., None] for k in obs.sites})
 

@@ -59,8 +59,37 @@ Group parameters live in ``group_slots`` slots (1, 2, 4, 8, ...; see
 :func:`group_slots`), so data sets with 3 or 4 groups share one compiled
 program.  Slots without runs are sampled from their prior and dropped.
 
+The bend in log compute (``bend=``)
+-----------------------------------
+As in a single fit (:class:`bayesscale.ModelSpec`), each group's log loss
+gets ``kappa_g (log10 C - m_g)^2``, continued along its tangent beyond the
+group's runs (:func:`bayesscale.model.bend_term`), with ``m_g`` and the
+range taken from the group's own runs, so that :meth:`GroupedPosterior.group
+<bayesscale.groups.GroupedPosterior.group>` is exactly the single-fit model
+of that group.  ``bend="auto"`` turns it on per group by the single fit's
+rule (at least :data:`bayesscale.model.BEND_MIN_BUDGETS` budgets in the
+group); a group where it is off has the prior sd
+:data:`bayesscale.model.BEND_OFF_SCALE`.  With ``b_g`` the group's prior sd
+(``Priors.bend_scale`` when on), sampled non-centred in units of ``b_g``:
+
+* ``"partial"``: ``kappa_g = b_g (z_bend_mu + s_bend z_bend[g])``,
+  ``z_bend_mu, z_bend[g] ~ Normal(0, 1)``, ``s_bend ~ HalfNormal(``
+  :data:`BEND_POOLING_SCALE` ``)``: the curvature is shared in the mean and
+  may differ between variants (always non-centred: the bend is a small
+  term the data rarely pin down, the funnel case);
+* ``"shared"``: one ``z_bend``, ``kappa_g = b_g z_bend``;
+* ``"separate"``: ``kappa_g = b_g z_bend[g]``.
+
+Why partial pooling of the bend (``benchmarks/RESULTS.md``, "Grouped fits
+with the bend"): on Marin's three data sets (largest budget held out) the
+learned ``s_bend`` has median 0.17 and every group's ``kappa`` is -0.0153
+(80%: -0.018 to -0.013), as the three separate fits find (-0.015 each):
+the data ask for one curvature and the partial model finds it without
+imposing it, where variants that curve differently keep their own.
+
 With a single group, ``pooling="shared"`` is exactly the plain Chinchilla
-model; ``"partial"`` differs only by the (weak) hierarchical prior.
+model (bend included); ``"partial"`` differs only by the (weak)
+hierarchical prior.
 """
 
 from __future__ import annotations
@@ -69,14 +98,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["POOLINGS", "CENTERINGS", "POOLING_SCALE", "group_slots", "grouped_sites", "vector_sites",
-           "grouped_priors", "grouped_model", "group_site_draws", "check_grouped_law"]
+__all__ = ["POOLINGS", "CENTERINGS", "POOLING_SCALE", "BEND_POOLING_SCALE", "group_slots", "grouped_sites",
+           "vector_sites", "grouped_priors", "grouped_model", "group_site_draws", "check_grouped_law",
+           "group_bend_scales", "group_bend_data", "group_kappa"]
 
 POOLINGS = ("partial", "shared", "separate")
 CENTERINGS = ("noncentred", "centred")
 
 #: Half-normal scale of the pooling scales ``s_E``, ``s_alpha``, ``s_beta`` (log scale).
 POOLING_SCALE = 0.1
+
+#: Half-normal scale of ``s_bend``, the spread of the groups' bends around their mean, in units of the
+#: bend's prior sd (``Priors.bend_scale``): variants may curve differently, a priori by half as much as
+#: the curvature itself.
+BEND_POOLING_SCALE = 0.5
 
 _HYPER = (("log_E", "s_E", "z_E"), ("alpha", "s_alpha", "z_alpha"), ("beta", "s_beta", "z_beta"))
 
@@ -94,29 +129,38 @@ def check_grouped_law(law) -> None:
                          "separately with bayesscale.fit_many for other laws.")
 
 
-def grouped_sites(pooling: str, centering: str) -> tuple:
-    """Every sampled variable of the grouped model, in sampling order."""
+def _bend_sites(pooling: str) -> tuple:
+    return ("z_bend_mu", "s_bend", "z_bend") if pooling == "partial" else ("z_bend",)
+
+
+def grouped_sites(pooling: str, centering: str, bend: bool = False) -> tuple:
+    """Every sampled variable of the grouped model, in sampling order (the noise's excepted)."""
+    extra = _bend_sites(pooling) if bend else ()
     if pooling == "partial":
         out = []
         for base, scale, z in _HYPER:
             out += [base + "_mu", scale, z if centering == "noncentred" else base]
-        return tuple(out) + ("t_N", "t_D")
+        return tuple(out) + ("t_N", "t_D") + extra
     if pooling in ("shared", "separate"):
-        return ("log_E", "alpha", "beta", "t_N", "t_D")
+        return ("log_E", "alpha", "beta", "t_N", "t_D") + extra
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
-def vector_sites(pooling: str, centering: str) -> tuple:
+def vector_sites(pooling: str, centering: str, bend: bool = False) -> tuple:
     """The sampled variables that have one value per group slot."""
+    extra = ("z_bend",) if bend and pooling != "shared" else ()
     if pooling == "partial":
-        return tuple(z if centering == "noncentred" else base for base, _, z in _HYPER) + ("t_N", "t_D")
+        return tuple(z if centering == "noncentred" else base for base, _, z in _HYPER) + ("t_N", "t_D") + extra
     if pooling == "shared":
         return ("t_N", "t_D")
-    return ("log_E", "alpha", "beta", "t_N", "t_D")
+    return ("log_E", "alpha", "beta", "t_N", "t_D") + extra
 
 
-def grouped_priors(law, ctx: Mapping, config, pooling: str, centering: str) -> dict:
-    """Priors of the variables that have a fixed prior (scalar numpyro distributions, expanded per slot)."""
+def grouped_priors(law, ctx: Mapping, config, pooling: str, centering: str, bend: bool = False) -> dict:
+    """Priors of the variables that have a fixed prior (scalar numpyro distributions, expanded per slot).
+
+    ``z_bend``'s standard normal is added by :meth:`bayesscale.ModelSpec.resolve_priors`.
+    """
     import numpyro.distributions as dist
 
     base = law.priors(ctx, config)
@@ -126,11 +170,51 @@ def grouped_priors(law, ctx: Mapping, config, pooling: str, centering: str) -> d
             out[name + "_mu"] = base[name]
             out[scale] = dist.HalfNormal(POOLING_SCALE)
         out["t_N"], out["t_D"] = base["t_N"], base["t_D"]
+        if bend:
+            out["z_bend_mu"] = dist.Normal(0.0, 1.0)
+            out["s_bend"] = dist.HalfNormal(BEND_POOLING_SCALE)
         return out
     return dict(base)
 
 
-def grouped_model(data, *, law, observation, offsets, prior_def, pooling: str, centering: str):
+def group_bend_scales(spec, runs) -> np.ndarray:
+    """The prior sd of each group's bend, ``(n_groups,)``: the single fit's rule applied to the group's runs."""
+    return np.array([spec.bend_scale(runs.select_group(g)) for g in runs.group_names], dtype=np.float64)
+
+
+def group_bend_data(runs, spec, k_pad: int) -> dict:
+    """Per group slot: the bend's frame (centre, range of ``log10 C`` of the group's runs) and prior sd.
+
+    Padded slots get a zero frame and the off scale.
+    """
+    from .model import BEND_OFF_SCALE, bend_frame
+
+    frame = np.zeros((3, k_pad))
+    scale = np.full(k_pad, BEND_OFF_SCALE)
+    scale[: runs.n_groups] = group_bend_scales(spec, runs)
+    for k in range(runs.n_groups):
+        frame[:, k] = bend_frame(runs.C[runs.group == k])
+    return {"bend_center": frame[0].astype(np.float32), "bend_lo": frame[1].astype(np.float32),
+            "bend_hi": frame[2].astype(np.float32), "bend_scale": scale.astype(np.float32)}
+
+
+def _z_bend(s: Mapping, pooling: str):
+    """The bend of each group slot in units of its prior sd (``kappa_g / b_g``)."""
+    if pooling == "partial":
+        return s["z_bend_mu"][..., None] + s["s_bend"][..., None] * s["z_bend"]
+    return s["z_bend"]
+
+
+def group_kappa(samples: Mapping, pooling: str, scales, n_groups: int) -> np.ndarray:
+    """Each group's bend ``kappa_g``, ``(chains, draws, n_groups)``, from the grouped model's draws."""
+    z = np.asarray(_z_bend({k: np.asarray(v, np.float64) for k, v in samples.items()}, pooling), np.float64)
+    if pooling == "shared":
+        z = np.broadcast_to(z[..., None], z.shape + (n_groups,))
+    return z[..., :n_groups] * np.asarray(scales, np.float64)[:n_groups]
+
+
+def grouped_model(data, *, law, observation, offsets, prior_def, pooling: str, centering: str,
+                  bend: bool = False):
     """NumPyro model of log loss for grouped runs (see the module docstring).
 
     ``data`` is :func:`bayesscale.inference.model_data`'s, plus ``gid`` (the
@@ -173,15 +257,29 @@ def grouped_model(data, *, law, observation, offsets, prior_def, pooling: str, c
     s["t_D"] = vec("t_D", priors["t_D"])
     g = data["gid"]
     mu = law.model_log_loss({k: v[g] for k, v in s.items()}, ctx, *(data[c] for c in law.covariates))
+    if bend:
+        from .model import bend_term
+
+        zb = {}
+        if pooling == "partial":
+            zb["z_bend_mu"] = numpyro.sample("z_bend_mu", priors["z_bend_mu"])
+            zb["s_bend"] = numpyro.sample("s_bend", priors["s_bend"])
+        zb["z_bend"] = (numpyro.sample("z_bend", priors["z_bend"]) if pooling == "shared"
+                        else vec("z_bend", priors["z_bend"]))
+        kappa = data["bend_scale"] * _z_bend(zb, pooling)  # (G,)
+        mu = mu + bend_term(kappa[g], data["bend_logC"], data["bend_center"][g], data["bend_lo"][g],
+                            data["bend_hi"][g])
     obs_s = {name: numpyro.sample(name, priors[name]) for name in observation.sites}
     order = {"y": data["y"], "prev": data["prev"]} if getattr(observation, "ordered", False) else {}
     numpyro.sample("y", observation.distribution(mu, obs_s, **order).mask(data["mask"]), obs=data["y"])
 
 
 def group_site_draws(samples: Mapping, pooling: str, centering: str, n_groups: int) -> dict:
-    """The plain law's sites (``log_E, alpha, beta, t_N, t_D``) per group: ``(..., n_groups)`` arrays.
+    """The plain model's sites (``log_E, alpha, beta, t_N, t_D``, and ``z_bend``) per group: ``(..., n_groups)``.
 
     ``samples`` are the grouped model's draws, ``(chains, draws[, slots])``.
+    ``z_bend`` (with a bend) is the group's bend in units of its prior sd,
+    the single fit's coordinate: ``kappa_g = b_g z_bend[g]``.
     """
     s = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
     shape = s["t_N"].shape[:-1]
@@ -200,4 +298,6 @@ def group_site_draws(samples: Mapping, pooling: str, centering: str, n_groups: i
             out[name] = s[name][..., :n_groups]
     out["t_N"] = s["t_N"][..., :n_groups]
     out["t_D"] = s["t_D"][..., :n_groups]
+    if "z_bend" in s:
+        out["z_bend"] = group_kappa(s, pooling, np.ones(n_groups), n_groups)
     return out

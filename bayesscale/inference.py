@@ -205,9 +205,14 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int, k_pad: int |
     data.update({f"ctx:{k}": np.float32(v) for k, v in ctx.items()})
     if spec.bend != "none":
         data["bend_logC"] = pad(np.log(runs.C)).astype(np.float32)
-        center, lo, hi = bend_frame(runs.C)
-        data.update(bend_center=np.float32(center), bend_lo=np.float32(lo), bend_hi=np.float32(hi))
-        data["bend_scale"] = np.float32(spec.bend_scale(runs))
+        if spec.pooling is not None:  # grouped: one frame and prior sd per group slot
+            from .hierarchy import group_bend_data
+
+            data.update(group_bend_data(runs, spec, data["gid_slots"].shape[0]))
+        else:
+            center, lo, hi = bend_frame(runs.C)
+            data.update(bend_center=np.float32(center), bend_lo=np.float32(lo), bend_hi=np.float32(hi))
+            data["bend_scale"] = np.float32(spec.bend_scale(runs))
     data.update({f"prior:{i}": np.asarray(v, dtype=np.float32) for i, v in enumerate(leaves)})
     return data
 
@@ -368,7 +373,7 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
         from .hierarchy import grouped_model
 
         model = functools.partial(grouped_model, law=law, observation=observation, offsets=offsets,
-                                  prior_def=prior_def, pooling=grouping[0], centering=grouping[1])
+                                  prior_def=prior_def, pooling=grouping[0], centering=grouping[1], bend=bend)
     kernel = NUTS(model, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept,
                   max_tree_depth=settings.max_tree_depth, init_strategy=init_strategy())
     # the draws keep every site but a law's sampler-only coordinates (such as log_L0)
@@ -636,7 +641,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
         from .hierarchy import group_slots, vector_sites
 
         k_pad = group_slots(max(r.n_groups for r in like))
-        n_dims += (k_pad - 1) * len(vector_sites(spec.pooling, spec.centering))
+        n_dims += (k_pad - 1) * len(vector_sites(spec.pooling, spec.centering, spec.bend != "none"))
     per_call = _auto_batch(K, n_pad, g_pad, settings, devices, n_dims) if batch_size is None else max(1, int(batch_size))
     n_calls = math.ceil(K / per_call)
     chains = settings.chains

@@ -265,7 +265,7 @@ class ModelSpec:
         if self.pooling is not None:
             from .hierarchy import grouped_sites
 
-            return grouped_sites(self.pooling, self.centering) + self.observation.sites
+            return grouped_sites(self.pooling, self.centering, self.bend != "none") + self.observation.sites
         return (self.law.sites + self.observation.sites + (("tau",) if self.offsets == "budget" else ())
                 + (("z_bend",) if self.bend != "none" else ()))
 
@@ -282,7 +282,7 @@ class ModelSpec:
         if self.pooling is not None:
             from .hierarchy import grouped_priors
 
-            out = grouped_priors(self.law, ctx, self.priors, self.pooling, self.centering)
+            out = grouped_priors(self.law, ctx, self.priors, self.pooling, self.centering, self.bend != "none")
         else:
             out = dict(self.law.priors(ctx, self.priors))
         out.update(self.observation.priors(ctx, self.priors))

@@ -7,16 +7,19 @@ Three studies:
    leapfrog steps per draw, divergences, smallest bulk ESS, wall time.
 2. ``holdout``: hold out each group's largest budget; compare separate fits
    (one plain fit per group), one law for all groups, ``pooling="shared"``
-   and ``pooling="partial"`` on the held-out runs: mlpd, 90% coverage
-   (counted by held-out budget) and the error of the median N_opt at the
-   held-out budget (Marin: against the held-out IsoFLOP vertex; synthetic:
-   against the true N_opt).
+   and ``pooling="partial"`` on the held-out runs: mlpd, 90% and 50%
+   coverage and the error of the median N_opt at the held-out budget
+   (Marin: against the held-out IsoFLOP vertex; synthetic: against the true
+   N_opt).  ``--extrapolation calibrated`` calibrates every method's
+   extrapolation error (grouped fits: per group); ``--bend none`` turns the
+   bend off everywhere.
 3. ``multiplier``: a calibration study of the compute multiplier: synthetic
    pairs of groups whose only differences are A and B (so the true
    multiplier is ``(K_A / K_B)^(1/gamma)`` at every budget), coverage of the
    90% interval and a reliability table for P(B better).
 
     python benchmarks/pooling.py --quick          # CPU, a few minutes
+    python benchmarks/pooling.py --quick --parts holdout --extrapolation calibrated
     python benchmarks/pooling.py                  # longer chains, more trials
 """
 
@@ -127,16 +130,17 @@ def _score(draws, te: bs.Runs, key: str, n_opt_pred: float, n_opt_true: float) -
                          "n_opt_err": abs(np.log(n_opt_pred) - n_opt_true)})
 
 
-def holdout_case(name: str, frame: pd.DataFrame, truth: dict | None, S: dict, seed: int) -> list[dict]:
+def holdout_case(name: str, frame: pd.DataFrame, truth: dict | None, S: dict, seed: int,
+                 extrapolation: str = "none", bend: str = "auto") -> list[dict]:
     runs = bs.load_runs(frame, group="dataset")
     test = _holdout_masks(runs)
     train = runs.subset(~test)
     points: dict[str, list] = {m: [] for m in ("separate", "one law", "shared", "partial")}
-    fits = {"shared": _quiet(bs.fit, train, groups=True, pooling="shared", seed=seed, **S),
-            "partial": _quiet(bs.fit, train, groups=True, pooling="partial", seed=seed, **S)}
-    sep = _quiet(bs.fit_many, [train.select_group(g) for g in runs.group_names], extrapolation="none",
-                 seed=seed, **S)
-    one = _quiet(bs.fit, dataclasses_replace_nogroups(train), extrapolation="none", seed=seed, **S)
+    M = dict(extrapolation=extrapolation, bend=bend, seed=seed, **S)
+    fits = {"shared": _quiet(bs.fit, train, groups=True, pooling="shared", **M),
+            "partial": _quiet(bs.fit, train, groups=True, pooling="partial", **M)}
+    sep = _quiet(bs.fit_many, [train.select_group(g) for g in runs.group_names], **M)
+    one = _quiet(bs.fit, dataclasses_replace_nogroups(train), **M)
     for k, g in enumerate(runs.group_names):
         te = runs.subset(test & (runs.group == k))
         te = bs.Runs(N=te.N, D=te.D, C=te.C, loss=te.loss, run_id=te.run_id, budget=te.budget)
@@ -148,7 +152,7 @@ def holdout_case(name: str, frame: pd.DataFrame, truth: dict | None, S: dict, se
         views = {"separate": sep[k], "one law": one, "shared": fits["shared"].group(g),
                  "partial": fits["partial"].group(g)}
         for m, post in views.items():
-            n_pred = float(np.median(bs.laws.optimal_allocation(post.law_params, c)[0]))
+            n_pred = float(post.allocate([c])["N_opt"].iloc[0])  # with the calibrated N_opt error, if any
             pts = _score(post.predict_draws(te.N, te.D), te, f"{name}:{g}", n_pred, n_true)
             points[m].append(pts)
     rows = []
@@ -167,18 +171,18 @@ def dataclasses_replace_nogroups(runs: bs.Runs) -> bs.Runs:
     return dataclasses.replace(runs, group=None, group_names=None, sha256="")
 
 
-def holdout(quick: bool) -> str:
+def holdout(quick: bool, extrapolation: str = "none", bend: str = "auto", reps: int | None = None) -> str:
     S = dict(chains=2, warmup=500, draws=500) if quick else dict(chains=4, warmup=1000, draws=1000)
-    reps = 6 if quick else 20
+    reps = reps or (6 if quick else 20)
     rows = []
     m = marin_frame()
     if m is not None:
-        rows += holdout_case("Marin", m, None, S, 0)
+        rows += holdout_case("Marin", m, None, S, 0, extrapolation, bend)
         print(rows[-4:], flush=True)
     syn = []
     for r in range(reps):
         f, truth = synthetic_groups(100 + r)
-        syn += holdout_case(f"synthetic {r}", f, truth, S, r)
+        syn += holdout_case(f"synthetic {r}", f, truth, S, r, extrapolation, bend)
         print(syn[-4:], flush=True)
     sdf = pd.DataFrame(syn)
     agg = sdf.groupby("method", sort=False).mean(numeric_only=True).reset_index()
@@ -192,9 +196,11 @@ def holdout(quick: bool) -> str:
     return (f"### Held-out budgets: separate, one law, shared, partial\n\nEach group's largest budget held out "
             f"(Marin: 3e20, 45 runs; synthetic: 3 groups x 6 budgets 1e18-3e20 x 7 sizes, shared E, alpha, beta, "
             f"A and B scaled by exp(U(-0.2, 0.2)), noise sd 0.01, {reps} replicates). {S['chains']} chains x "
-            f"{S['warmup']} + {S['draws']}, extrapolation='none' everywhere. Coverage counted by held-out budget "
-            "(per group). N_opt error: |log median N_opt - log truth| at the held-out budget (Marin: the "
-            "held-out IsoFLOP vertex).\n\n" + table(allrows, cols))
+            f"{S['warmup']} + {S['draws']}, extrapolation={extrapolation!r}, bend={bend!r} for every method "
+            "(grouped fits: per group, by the single fit's rule). Coverage counted by held-out budget (per "
+            "group: the share of its runs inside, averaged). N_opt error: |log median N_opt - log truth| at the held-out budget (Marin: the "
+            "held-out IsoFLOP vertex), from Posterior.allocate (with the calibrated N_opt error when "
+            "calibrated).\n\n" + table(allrows, cols))
 
 
 # -- 3. multiplier calibration -----------------------------------------------------
@@ -254,15 +260,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--parts", default="centring,holdout,multiplier")
+    ap.add_argument("--extrapolation", default="none", choices=("none", "calibrated"),
+                    help="holdout: extrapolation error of every method (default: none)")
+    ap.add_argument("--bend", default="auto", choices=("auto", "none"), help="holdout: the bend of every method")
+    ap.add_argument("--reps", type=int, default=None, help="holdout: synthetic replicates (6 quick, 20 full)")
     args = ap.parse_args()
     parts = args.parts.split(",")
-    body = [f"## pooling.py{' --quick' if args.quick else ''}\n\nMachine: {machine()}\n"]
+    flags = "".join(f" --{k} {v}" for k, v in (("extrapolation", args.extrapolation), ("bend", args.bend),
+                                               ("reps", args.reps)) if v not in (None, "none", "auto"))
+    body = [f"## pooling.py{' --quick' if args.quick else ''} --parts {args.parts}{flags}\n\nMachine: {machine()}\n"]
     for name, fn in (("centring", centring), ("holdout", holdout), ("multiplier", multiplier)):
         if name in parts:
             t0 = time.perf_counter()
-            body.append(fn(args.quick) + f"\n({name}: {time.perf_counter() - t0:.0f} s)\n")
+            extra = dict(extrapolation=args.extrapolation, bend=args.bend, reps=args.reps) if name == "holdout" else {}
+            body.append(fn(args.quick, **extra) + f"\n({name}: {time.perf_counter() - t0:.0f} s)\n")
             print(body[-1], flush=True)
-    write_section("pooling" + ("_" + "_".join(parts) if len(parts) < 3 else ""), "\n".join(body))
+    suffix = "" if args.extrapolation == "none" else "_" + args.extrapolation
+    suffix += "" if args.bend == "auto" else "_nobend"
+    write_section("pooling" + ("_" + "_".join(parts) if len(parts) < 3 else "") + suffix, "\n".join(body))
 
 
 if __name__ == "__main__":

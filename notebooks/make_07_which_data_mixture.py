@@ -54,9 +54,10 @@ the label `C_nominal` (passed as the `budget` column), not by compute."""),
     ("md", """## The hierarchical fit
 
 `bs.fit(runs, groups=True)` fits one law per data set with partial pooling (the default,
-`pooling="partial"`; `"shared"` and `"separate"` are the two limits). Grouped fits do not calibrate the
-extrapolation error (`extrapolation="none"`): the intervals below carry parameter and noise uncertainty
-only. The sampler uses the non-centred parameterisation: on these sweeps the centred one diverged
+`pooling="partial"`; `"shared"` and `"separate"` are the two limits). Each data set gets the single
+fit's model: the bend in log compute (with at least 5 budgets, as here), and an extrapolation error
+calibrated on the data set's own rolling-origin folds (`extrapolation="calibrated"`, the default), which
+its predictions and allocations beyond 3e20 FLOPs carry. The sampler uses the non-centred parameterisation: on these sweeps the centred one diverged
 (measurements in `benchmarks/RESULTS.md`, section pooling), and `target_accept=0.95` removes the few
 divergences the non-centred form has at 0.8."""),
     ("code", """if HAVE_DATA:
@@ -122,11 +123,14 @@ if HAVE_DATA:
     print(f"Lowest irreducible loss E (median): {best}.")"""),
     ("md", """**Which data mixture?** Within the range of the runs (up to 3e20 FLOPs) the multipliers above are
 measured, and their intervals say how sure the data are. Beyond it they are extrapolations of three laws
-that differ mostly in `E`: the longer the extrapolation, the more the answer rests on the law's form, and
-these intervals do not include the law's own extrapolation error (grouped fits are not calibrated yet).
+that differ mostly in `E`: the longer the extrapolation, the more the answer rests on the law's form. The
+multiplier's intervals include each law's bend but not the calibrated extrapolation error that each data
+set's own predictions and allocations carry (`post.group(name)`): how the errors of two mixtures trained
+on one ladder move together is not measured, and an error common to both cancels in the multiplier.
 Before promoting a mixture on the strength of a multiplier far beyond the data, run its sweep one budget
-further. `benchmarks/pooling.py` checks on held-out budgets that the pooled fit predicts at least as well
-as separate fits, and that the multiplier's intervals are calibrated on synthetic groups."""),
+further. `benchmarks/pooling.py` compares the pooled fit with separate fits on held-out budgets
+(`benchmarks/RESULTS.md`, section pooling), and checks that the multiplier's intervals are calibrated on
+synthetic groups."""),
 ]
 
 
