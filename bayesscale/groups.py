@@ -70,7 +70,6 @@ import pandas as pd
 
 from . import hierarchy, laws
 from ._validate import check_ci
-from .discrepancy import Discrepancy
 from .intervals import band_names
 from .data import Runs
 from .diagnostics import Verdict, convergence_table, diagnose
