@@ -708,6 +708,15 @@ def _coupled_log_loss(p, log_N, log_D):
                 _log(p["F"]) - p["alpha"] * log_N - p["beta"] * log_D)
 
 
+#: The additive law plus a coupling term ``F / (N^alpha D^beta)``.  Sites as for ``chinchilla`` plus
+#: ``t_F``, the log of the coupling term at the data's centre (prior ``Normal(log(median loss) - 2,
+#: Priors.t_scale)``).  NUTS moves ``log_L0`` (the loss at the centre, :func:`level_form`) instead of
+#: ``log_E``, and ``u`` with ``exp(t_F) = e^-4 (min loss) softplus(u)`` (:func:`softplus_site`) instead
+#: of ``t_F``; both are exact changes of variables (the priors are unchanged).  ``auto_bend=False``:
+#: on an isoFLOP design the coupling term is nearly a function of compute alone, and a bend next to it
+#: is not identified.  Measured on 20 synthetic sweeps from ``PUBLISHED["coupled"]`` (4 chains x 500 +
+#: 500, no retry): fits passing every check 0/20 before (log E and log F sampled, bend on), 7/20 with
+#: the bend off alone, 8/20 with the new coordinates alone, 19/20 with both (benchmarks/RESULTS.md).
 COUPLED = Law(
     name="coupled", params=PARAMETERS + ("F",), covariates=("logN", "logD"), log_loss=_coupled_log_loss,
     sites=("log_E", "alpha", "beta", "t_N", "t_D", "t_F"), priors=_coupled_priors, to_natural=_coupled_natural,
