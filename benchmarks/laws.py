@@ -132,6 +132,8 @@ def main():
     ap.add_argument("--selection-only", action="store_true", help="skip the recovery table")
     ap.add_argument("--laws", default=None, help="recovery: these laws only (comma-separated; prints, writes nothing)")
     ap.add_argument("--seed0", type=int, default=0, help="recovery: first data set's seed (prints, writes nothing)")
+    ap.add_argument("--no-retry", action="store_true", help="recovery: keep fits that fail their checks as they are")
+    ap.add_argument("--bend", default=None, choices=["auto", "on", "none"], help="recovery: the bend (default auto)")
     ap.add_argument("--trials", type=int, default=None, help="synthetic trials per ordered pair of laws")
     ap.add_argument("--pairs", default=None, help="ordered pairs to run, e.g. chinchilla:kaplan,kaplan:chinchilla")
     ap.add_argument("--chains", type=int, default=None)
@@ -160,9 +162,10 @@ def main():
         selection(pairs, n_sel, settings, backtest=not args.no_backtest, on_row=store)
         print(_selection_section(n_sel, settings))
         return
-    rec = recovery(n_rec, settings, laws=args.laws.split(",") if args.laws else None, seed0=args.seed0)
+    extra = {k: v for k, v in (("retry", False if args.no_retry else None), ("bend", args.bend)) if v is not None}
+    rec = recovery(n_rec, dict(settings, **extra), laws=args.laws.split(",") if args.laws else None, seed0=args.seed0)
     if args.recovery_only:
-        if args.laws or args.seed0:  # a partial run: print it, leave the results file alone
+        if args.laws or args.seed0 or extra:  # a partial run: print it, leave the results file alone
             print(table(rec, list(rec[0])))
             return
         body = (f"## Law library: recovery ({n_rec} data sets per law)\n\nMachine: {machine()}. Sampler: {settings}. "
