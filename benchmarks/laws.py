@@ -86,13 +86,16 @@ def selection(pairs, n: int, settings: dict, backtest: bool, on_row=None) -> lis
             warnings.simplefilter("ignore", bs.FitWarning)
             px = bs.fit_many(data, law=x, extrapolation="none", progress=False, **settings)
             py = bs.fit_many(data, law=y, extrapolation="none", progress=False, **settings)
-        by_elpd = by_bt = 0
+        by_elpd = by_bt = wrong = 0
         for a, b in zip(px, py):
             t = bs.compare([a, b], backtest=backtest, backtest_settings=settings, progress=False).set_index("law")
             by_elpd += int(t.loc[x, "elpd_loo"] > t.loc[y, "elpd_loo"])
+            # the rival ahead by more than twice the standard error of the difference: a confident wrong call
+            wrong += int(t.loc[y, "elpd_loo"] - t.loc[x, "elpd_loo"] > 2 * float(t["diff_se"].max()))
             if backtest:
                 by_bt += int(t.loc[x, "backtest_mlpd"] > t.loc[y, "backtest_mlpd"])
-        row = {"truth": x, "rival": y, "trials": n, "truth first by elpd": by_elpd / n}
+        row = {"truth": x, "rival": y, "trials": n, "truth first by elpd": by_elpd / n,
+               "rival ahead by > 2 se": wrong / n}
         if backtest:
             row["truth first by backtest mlpd"] = by_bt / n
         row["seconds"] = time.perf_counter() - t0
@@ -106,20 +109,27 @@ def selection(pairs, n: int, settings: dict, backtest: bool, on_row=None) -> lis
 SELECTION_CSV = Path(__file__).with_name("laws_selection.csv")
 
 
-def _selection_section(n_sel: int, settings: dict):
+def _selection_csv(backtest: bool) -> Path:
+    return SELECTION_CSV if backtest else SELECTION_CSV.with_name("laws_selection_elpd.csv")
+
+
+def _selection_section(n_sel: int, settings: dict, backtest: bool = True):
     """Rewrite the selection section from every stored row measured with these trials and settings."""
     import pandas as pd
 
-    df = pd.read_csv(SELECTION_CSV)
+    df = pd.read_csv(_selection_csv(backtest))
     df = df[(df["trials"] == n_sel) & (df["settings"] == repr(settings))].drop_duplicates(["truth", "rival"], keep="last")
     rows = df.drop(columns=["settings"]).to_dict("records")
-    body = (f"## Law library: selection ({n_sel} trials per ordered pair)\n\nMachine: {machine()} (rows measured "
+    body = (f"## Law library: selection{'' if backtest else ' by elpd only'} ({n_sel} trials per ordered pair)\n\n"
+            f"Machine: {machine()} (rows measured "
             f"at the dates shown). Sampler: {settings} (fits and backtest refits). Data: `sweeps(truth, trials, "
             "seed0=100)` (isoFLOP design, 7 budgets x 9 sizes, sigma 0.01); default model (bend auto, plain "
             "extrapolation).\n\nData from the first law, both laws fitted; share of trials in which the true law "
-            "ranks first by PSIS-LOO elpd and by the rolling-origin backtest mlpd (`bs.compare`). Rows: "
-            "benchmarks/laws_selection.csv.\n\n" + table(rows, [c for c in df.columns if c != "settings"]))
-    write_section("laws-selection", body)
+            "ranks first by PSIS-LOO elpd and by the rolling-origin backtest mlpd (`bs.compare`); `rival ahead by "
+            "> 2 se`: trials in which the rival's elpd exceeds the truth's by more than twice the standard error of "
+            f"the difference (a confident wrong call). Rows: benchmarks/{_selection_csv(backtest).name}.\n\n"
+            + table(rows, [c for c in df.columns if c != "settings"]))
+    write_section("laws-selection" if backtest else "laws-selection-elpd", body)
     return body
 
 
@@ -156,11 +166,12 @@ def main():
 
         def store(row):
             row = dict(row, settings=repr(settings), date=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
-            pd.DataFrame([row]).to_csv(SELECTION_CSV, mode="a", header=not SELECTION_CSV.exists(), index=False)
-            _selection_section(n_sel, settings)
+            path = _selection_csv(not args.no_backtest)
+            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+            _selection_section(n_sel, settings, not args.no_backtest)
 
         selection(pairs, n_sel, settings, backtest=not args.no_backtest, on_row=store)
-        print(_selection_section(n_sel, settings))
+        print(_selection_section(n_sel, settings, not args.no_backtest))
         return
     extra = {k: v for k, v in (("retry", False if args.no_retry else None), ("bend", args.bend)) if v is not None}
     rec = recovery(n_rec, dict(settings, **extra), laws=args.laws.split(",") if args.laws else None, seed0=args.seed0)
