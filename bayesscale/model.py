@@ -296,9 +296,10 @@ class ModelSpec:
     def bend_scale(self, runs) -> float:
         """Prior sd of the bend for these runs (:data:`BEND_OFF_SCALE` when it is off)."""
         # auto: on with enough budgets, for laws of N and D (a compute-only law is itself a curve in log C,
-        # and a bend on top of it is not identified apart from its exponent)
+        # and a bend on top of it is not identified apart from its exponent; likewise a law with such a term
+        # of its own, Law.auto_bend = False)
         on = self.bend == "on" or (self.bend == "auto" and runs.n_budgets >= BEND_MIN_BUDGETS
-                                   and self.law.depends_on_size())
+                                   and self.law.depends_on_size() and self.law.auto_bend)
         return float(self.priors.bend_scale) if on else BEND_OFF_SCALE
 
     def to_dict(self) -> dict:
