@@ -38,6 +38,7 @@ import pandas as pd
 from .data import Runs
 from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
+from .posterior import bend, law_log_loss
 from .model import BEND_OFF_SCALE, ModelSpec
 
 __all__ = ["calibrate", "calibrate_extrapolation", "horizon_folds", "estimate_kappa", "isoflop_vertex",
@@ -158,7 +159,7 @@ def _score_origin(post, runs: Runs, label: str, tests, full, ok: bool, problem: 
     for h, mask in tests:
         te = runs.subset(mask)
         Cb = float(np.exp(np.log(te.C).mean()))
-        mu = post.law_log_loss(te.N, te.D, U=te.U) + post.bend(te.C)  # (S, n): the fold model's mean, bend included
+        mu = law_log_loss(post, te.N, te.D, U=te.U) + bend(post, te.C)  # (S, n): the fold model's mean, bend included
         err_runs = np.log(te.loss) - np.median(mu, axis=0)
         m_loss.append(mu.mean(axis=1))
         extra_loss.append(tau2 + noise_f * sigma2 / len(te))
@@ -214,7 +215,7 @@ def _anchors(full) -> list[dict]:
     c_max = float(runs.C.max())
     noise_f = _median_noise_factor(full.spec.likelihood, full.spec.priors.df)
     sigma2 = float(np.median(obs.noise_scale(full.params)) ** 2)
-    mu = full.law_log_loss(runs.N, runs.D, U=runs.U) + full.bend(runs.C)
+    mu = law_log_loss(full, runs.N, runs.D, U=runs.U) + bend(full, runs.C)
     rows = []
     for b in np.unique(runs.budget):
         sel = runs.budget == b

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .calibration import calibrate
 from .data import DataError, Runs, as_runs, load_runs
-from .diagnostics import THRESHOLDS, screen
+from .diagnostics import THRESHOLDS, diagnose, screen
 from .inference import SamplerSettings, sample
 from .laws import get_law
 from .model import ModelSpec, Priors
@@ -338,7 +338,10 @@ def _warn(posts, retried: list, ok: np.ndarray, settings: SamplerSettings, label
             said.append(f"The first run ({r['first_settings']}) failed its checks ({r['first_checks']}); it was "
                         f"rerun once with {r['settings']}, and that run " + ("passes." if ok[0] else "fails too."))
         if not ok[0]:
-            said.append("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in posts[0].check().problems))
+            # the sampler checks only: PSIS-LOO and the residuals (notes, never problems) wait for check()
+            p0 = posts[0]
+            problems = diagnose(p0._natural, p0.stats, max_tree_depth=p0.settings.max_tree_depth).problems
+            said.append("The fit's diagnostics failed:\n" + "\n".join(f"- {p}" for p in problems))
         if said:
             warnings.warn("\n".join(said), FitWarning, stacklevel=4)
         return

@@ -47,8 +47,9 @@ import pandas as pd
 from . import hierarchy, laws
 from ._validate import check_ci
 from .intervals import band_names
+from .intervals import quantiles as _band
 from .data import Runs
-from .diagnostics import Verdict, convergence_table, diagnose
+from .diagnostics import Verdict, convergence_table, diagnose, pareto_k
 from .inference import Draws, SamplerSettings, covariate_arrays
 from .model import ModelSpec, context
 from .posterior import Posterior
@@ -93,11 +94,6 @@ def compute_multiplier(params_a: Mapping, params_b: Mapping, C) -> np.ndarray:
     target = frontier_loss(params_a, C)
     with np.errstate(divide="ignore", over="ignore"):
         return C[None, :] / compute_for_frontier_loss(params_b, target)
-
-
-def _band(x: np.ndarray, ci: float):
-    lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=0)
-    return med, lo, hi
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,14 +320,20 @@ class GroupedPosterior:
                 out[k] = v
         return out
 
-    @cached_property
-    def _log_lik(self) -> np.ndarray:
+    def _log_lik_chunks(self):
+        """The pointwise log-likelihood, chunk by chunk of runs (never held whole: ``S x n`` values)."""
+        from .posterior import _run_chunks
+
         r = self.runs
-        nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group]
-               for k in self.law.params}
-        mu = self.law.evaluate(nat, covariate_arrays(r, self.law.covariates))
+        covs = covariate_arrays(r, self.law.covariates)
         obs = self.spec.observation
-        return obs.log_prob(np.log(r.loss), mu, {k: self.samples[k][..., None] for k in obs.sites})
+        op = {k: self.samples[k][..., None] for k in obs.sites}
+        y = np.log(r.loss)
+        for idx in _run_chunks(self):
+            nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group[idx]]
+                   for k in self.law.params}
+            mu = self.law.evaluate(nat, {c: a[idx] for c, a in covs.items()})
+            yield obs.log_prob(y[idx], mu, op)
 
     def summary(self, *, ci: float | None = None) -> pd.DataFrame:
         """Posterior summary per group (rows ``(group, parameter)``), then the shared variables (group ``"*"``).
@@ -345,7 +347,7 @@ class GroupedPosterior:
         rows = []
         for key, v in nat.items():
             x = v.reshape(-1)
-            lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+            med, lo, hi = _band(x, ci)
             group, param = (key[key.index("[") + 1:-1], key[: key.index("[")]) if "[" in key else ("*", key)
             rows.append({"group": group, "parameter": param, "median": med, "mean": x.mean(),
                          "sd": x.std(ddof=1), lo_name: lo, hi_name: hi, **conv.loc[key].to_dict()})
@@ -359,8 +361,12 @@ class GroupedPosterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
+        try:
+            k = np.concatenate([pareto_k(ll) for ll in self._log_lik_chunks()])
+        except (ValueError, FloatingPointError) as e:
+            k = str(e)
         return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                        log_lik=self._log_lik, run_ids=self.runs.run_id)
+                        k_hat=k, run_ids=self.runs.run_id)
 
     def __repr__(self) -> str:
         s = self.settings

@@ -67,7 +67,7 @@ from . import laws
 from ._validate import check_ci as _check_ci
 from ._validate import positive as _positive
 from .intervals import band_names, quantiles
-from .posterior import atomic_write
+from .posterior import atomic_write, log_noise, posterior_predictive
 
 __all__ = [
     "PF_DAY_FLOPS",
@@ -364,7 +364,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float | None = None, ax=None, co
     mu = post.law.log_loss_ND(P, N[None], D[None])  # (S, B, G)
     # one noise draw per (posterior draw, budget), shared along the curve: every point keeps its
     # exact predictive marginal, and the quantile curves come out smooth
-    noise = post.log_noise(C)[idx][:, :, None]
+    noise = log_noise(post, C)[idx][:, :, None]
     med, lo, hi = _quantiles(np.exp(mu + noise), ci)
 
     cmap = _budget_cmap()
@@ -711,7 +711,7 @@ def excess_compute(post, C, *, k=None, ci: float | None = None, fig=None, thresh
 
 def _replicated_log_loss(post, max_draws: int = MAX_DRAWS) -> np.ndarray:
     """Replicated log loss at the runs from the tree's posterior_predictive group, ``(S, n)``."""
-    y = np.asarray(post.tree["posterior_predictive"]["y"].values, dtype=float)
+    y = posterior_predictive(post)  # computed now (S x n), not kept by the posterior
     y = y.reshape(-1, y.shape[-1])
     return y[_thin_index(y.shape[0], max_draws)]
 

@@ -54,7 +54,8 @@ from . import plots as _plots  # figure functions are looked up at call time
 from ._validate import check_ci as _check_ci
 from .intervals import DEFAULT_CI, band_names
 from .diagnostics import THRESHOLDS
-from .posterior import _umask
+from .allocation import bayes_decision, compute_for_loss, efficient_size_range, frontier_exponents, prob_below
+from .posterior import _umask, to_arviz
 
 __all__ = ["report", "ReportPaths", "check_out", "default_command", "EXTRAPOLATION_CAUTION_DEX",
            "EXTRAPOLATION_WARNING_DEX", "SIZE_THRESHOLDS"]
@@ -594,7 +595,7 @@ def _loo_pit_check(posterior) -> dict:
 
     runs = posterior.runs
     try:
-        pit = np.asarray(azs.loo_pit(posterior.tree, var_names="y")["y"]).reshape(-1)
+        pit = np.asarray(azs.loo_pit(to_arviz(posterior), var_names="y")["y"]).reshape(-1)
     except (ValueError, FloatingPointError) as e:  # degenerate draws (a failed fit): PSIS cannot smooth them
         return {"method": "LOO-PIT (PSIS, arviz_stats.loo_pit)", "n_runs": len(runs), "n_outside": 0,
                 "tail": LOO_PIT_TAIL, "chance_limit": 0, "misfit": False, "runs_outside": [],
@@ -626,13 +627,13 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
     runs = posterior.runs
     verdict = posterior.check()
     summ = posterior.summary(ci=ci)
-    fe = posterior.frontier_exponents(ci=ci)
+    fe = frontier_exponents(posterior, ci=ci)
     alloc = posterior.allocate(budgets, ci=ci)
-    bayes = posterior.bayes_decision(budgets)
+    bayes = bayes_decision(posterior, budgets)
     N_b = bayes["N_bayes"].to_numpy(dtype=float)
     D_b = bayes["D_bayes"].to_numpy(dtype=float)
     pred = posterior.predict(N_b, D_b, ci=ci)
-    prob = posterior.prob_below(N_b, D_b, target) if target is not None else None
+    prob = prob_below(posterior, N_b, D_b, target) if target is not None else None
     c_max = float(runs.C.max())
     c_min = float(runs.C.min())
     largest = int(np.argmax(runs.C))
@@ -647,7 +648,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
         level, message = _extrapolation(dex, dex_below)
         ranges = []
         for thr in SIZE_THRESHOLDS:
-            sr = posterior.efficient_size_range(C, threshold=thr, ci=ci)
+            sr = efficient_size_range(posterior, C, threshold=thr, ci=ci)
             t = sr.table
             lo, hi = band_names("", ci)
             N_lo, N_hi = band_names("N", ci)
@@ -683,7 +684,7 @@ def _compute(posterior, budgets, target, ci, backtest) -> dict:
 
     target_compute = None
     if target is not None:
-        cf = posterior.compute_for_loss(target, ci=ci).iloc[0]
+        cf = compute_for_loss(posterior, target, ci=ci).table.iloc[0]
         target_compute = {"target_loss": target, "reachable_share": float(cf["reachable"]),
                           "compute_flops": _band(*_cols(cf, "C", ci)),
                           "n_opt": _band(*_cols(cf, "N_opt", ci)),
