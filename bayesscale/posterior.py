@@ -101,8 +101,9 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
 
 
 #: Draws x runs per chunk when a pointwise quantity (mean log loss, log-likelihood) is computed on
-#: demand: 2**22 float64 values, 32 MiB per array; a chunk's temporaries are a few such arrays.
-CHUNK_ELEMENTS = 2**22
+#: demand: 2**20 float64 values, 8 MiB per array; a chunk's temporaries (the law's log-sum-exp, the
+#: likelihood, PSIS) are several such arrays.
+CHUNK_ELEMENTS = 2**20
 
 #: Calls that computed pointwise (per run and draw) arrays, for tests: reading a result must not.
 _POINTWISE = {"chunks": 0}
@@ -633,12 +634,10 @@ def log_likelihood(post: Posterior, *, chunk: int | None = None) -> np.ndarray:
     :data:`CHUNK_ELEMENTS`) into one array of ``S x n x 8`` bytes.  A
     posterior does not keep it: each call computes it again.
     """
-    S = post.n_draws
     out = np.empty(post.samples[post.law.sites[0]].shape + (len(post.runs),))
     covs = covariate_arrays(post.runs, post.law.covariates)
     for idx in _run_chunks(post, chunk):
         out[..., idx] = _log_lik_at(post, idx, _mean_log_loss(post, idx, covs=covs), covs=covs)
-    del S
     return out
 
 

@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     for n in a.runs:
         draws = a.draws_100k if (n >= 100_000 and a.draws_100k) else a.draws
         r = measure(n, a.chains, a.warmup, draws, a.extrapolation, a.pythonpath)
-        per = (r["fit_peak_mb"] * 2**20) / (r["S"] * r["runs"])
+        per = (r["check_peak_mb"] * 2**20) / (r["S"] * r["runs"])  # the whole peak, per run and draw
         row = {"code": a.label, "runs": r["runs"], "chains x (warm-up + draws)": r["settings"],
                "extrapolation": r["extrapolation"], "fit s": r["fit_s"], "check s": r["check_s"],
                "peak MB, fit": r["fit_peak_mb"], "peak MB, fit + check": r["check_peak_mb"],
