@@ -7,6 +7,7 @@ allocations with honest uncertainty bands.
 >>> import bayesscale as bs
 >>> post = bs.fit(bs.datasets.chinchilla(drop_highest_loss=5))   # doctest: +SKIP
 >>> post.summary(); post.check()                                  # doctest: +SKIP
+>>> bs.frontier_exponents(post); post.allocate([1e24])           # doctest: +SKIP
 """
 
 import os as _os
@@ -43,6 +44,12 @@ _LAZY = {
     "Approach1Result": ".curves", "Curves": ".curves", "approach1": ".curves", "envelope": ".curves",
     "load_curves": ".curves", "simulate_curves": ".curves", "GroupedPosterior": ".groups",
     "DEFAULT_CI": ".intervals",
+    # analyses of a posterior: functions, not methods (bs.frontier_exponents(post), ...)
+    "bayes_decision": ".allocation", "best_D_for_N": ".allocation", "best_N_for_D": ".allocation",
+    "compute_for_loss": ".allocation", "efficient_size_range": ".allocation", "excess_compute": ".allocation",
+    "frontier_exponents": ".allocation", "prob_below": ".allocation",
+    # pointwise quantities at the fitted runs, computed on demand
+    "log_likelihood": ".posterior", "posterior_predictive": ".posterior", "to_arviz": ".posterior",
 }
 _MODULES = {"datasets", "plots", "laws", "allocation", "calibration", "data", "diagnostics", "fitting",
             "inference", "isoflop", "model", "posterior", "reporting", "sbc", "simulate", "backtest", "kaplan",
@@ -58,6 +65,9 @@ __all__ = [
 ]
 __all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "load_curves", "simulate_curves"]
 __all__ += ["steps_analysis"]
+__all__ += ["bayes_decision", "best_D_for_N", "best_N_for_D", "compute_for_loss", "efficient_size_range",
+            "excess_compute", "frontier_exponents", "prob_below", "log_likelihood", "posterior_predictive",
+            "to_arviz"]
 
 
 def __getattr__(name):

@@ -10,7 +10,7 @@ Predictive uncertainty enters through the optional ``log_noise``: additive
 draws on log loss, an array broadcastable to ``(S, n)`` (one value per draw
 and budget) or of shape ``(S,)`` (one value per draw, shared by all
 budgets).  The predictive loss of draw ``s`` is
-``exp(log L_s + log_noise_s)``; :meth:`bayesscale.Posterior.log_noise`
+``exp(log L_s + log_noise_s)``; :func:`bayesscale.posterior.log_noise`
 supplies such draws.
 
 Results: tables are :class:`pandas.DataFrame`.  Where a table summarises per-draw
@@ -48,6 +48,7 @@ import pandas as pd
 from . import laws
 from ._validate import check_ci as _check_ci
 from .intervals import DEFAULT_CI, band_names
+from .intervals import quantiles as _band
 from ._validate import positive as _positive
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "SizeRange",
     "allocate",
     "bayes_optimal_N",
+    "bayes_decision",
     "prob_below",
     "best_D_for_N",
     "best_N_for_D",
@@ -197,6 +199,36 @@ class SizeRange:
         return self.sentence
 
 
+
+# ---------------------------------------------------------------------------
+# a posterior in place of draws
+# ---------------------------------------------------------------------------
+
+
+def _unpack(params, law):
+    """``(posterior or None, draws, law)``: a :class:`bayesscale.Posterior` gives its draws and its law."""
+    if isinstance(params, Mapping):
+        return None, params, law
+    from .posterior import Posterior
+
+    if isinstance(params, Posterior):
+        if law is not None and laws.get_law(law) is not params.law:
+            raise ValueError(f"law={getattr(law, 'name', law)!r} does not match the posterior's law "
+                             f"{params.law.name!r}; drop law= when passing a posterior")
+        return params, params.law_params, params.law
+    if hasattr(params, "compare_groups"):
+        raise ValueError("a grouped posterior holds one law per group: pass one group's posterior, "
+                         "grouped.group(name), or its draws, grouped.params[name]")
+    return None, params, law
+
+
+def _predictive_noise(post, C) -> np.ndarray:
+    """The posterior's predictive noise on log loss at compute ``C``, ``(S, C.size)``."""
+    from .posterior import log_noise
+
+    return log_noise(post, np.ravel(C))
+
+
 # ---------------------------------------------------------------------------
 # input checks
 # ---------------------------------------------------------------------------
@@ -260,29 +292,6 @@ def _col(p: Mapping) -> dict:
 # ---------------------------------------------------------------------------
 # summaries over draws
 # ---------------------------------------------------------------------------
-
-
-def _band(x: np.ndarray, ci: float):
-    """Median and equal-tailed interval over axis 0; ``+inf`` draws are allowed.
-
-    A quantile whose interpolation touches an infinite draw is ``inf``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    qs = np.array([0.5, (1 - ci) / 2, (1 + ci) / 2])
-    inf = np.isposinf(x)
-    if not inf.any():
-        med, lo, hi = np.quantile(x, qs, axis=0)
-        return med, lo, hi
-    S = x.shape[0]
-    n_inf = inf.sum(axis=0)
-    finite_max = np.where(inf, -np.inf, x).max(axis=0)
-    finite_max = np.where(np.isfinite(finite_max), finite_max, 0.0)
-    filled = np.where(inf, finite_max, x)
-    out = np.quantile(filled, qs, axis=0)
-    last_finite = S - 1 - n_inf
-    pos = np.ceil((S - 1) * qs).reshape((3,) + (1,) * (x.ndim - 1))
-    out = np.where(pos > last_finite, np.inf, out)
-    return out[0], out[1], out[2]
 
 
 def _bands_by_rank(key: np.ndarray, arrays: Mapping, ci: float) -> dict:
@@ -559,7 +568,8 @@ def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e
     Parameters
     ----------
     params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+        Posterior draws ``E, A, B, alpha, beta`` (for a
+        :class:`bayesscale.Posterior`, see :func:`bayes_decision`).
     budgets : array_like
         Training compute in FLOPs (C = 6 N D).
     log_noise : array_like, optional
@@ -624,13 +634,44 @@ def bayes_optimal_N(params: Mapping, budgets, *, log_noise=None, tol: float = 1e
                          "expected_loss": expected})
 
 
-def prob_below(params: Mapping, N, D, target, *, log_noise=None, law=None, U=None) -> np.ndarray:
+def bayes_decision(params, budgets, *, log_noise=None, tol: float = 1e-10, law=None, U=None) -> pd.DataFrame:
+    """The N that minimises the posterior *expected* predictive loss at each budget.
+
+    :func:`bayes_optimal_N` for a :class:`bayesscale.Posterior`: its draws,
+    its law and, unless ``log_noise`` is given, its predictive noise at each
+    budget (observation noise, a new budget's offset and beyond the data the
+    calibrated extrapolation error).  A decision, not a quantile: it differs
+    from the median of ``N_opt`` when the posterior is skewed.
+
+    Parameters
+    ----------
+    params : Posterior or mapping
+        The fit (or posterior draws, as for :func:`bayes_optimal_N`).
+    budgets : array_like
+        Training compute in FLOPs.
+    log_noise, tol, law, U
+        As for :func:`bayes_optimal_N`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``C, N_bayes, D_bayes, tokens_per_param, expected_loss``.
+    """
+    post, params, law = _unpack(params, law)
+    if post is not None and log_noise is None:
+        log_noise = _predictive_noise(post, _positive(budgets, "budgets", unit=" of FLOPs"))
+    return bayes_optimal_N(params, budgets, log_noise=log_noise, tol=tol, law=law, U=U)
+
+
+def prob_below(params, N, D, target, *, log_noise=None, law=None, U=None) -> np.ndarray:
     """Posterior probability that a planned run reaches a loss below ``target``.
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     N, D : array_like
         Planned model size and training tokens.
     target : array_like
@@ -639,7 +680,11 @@ def prob_below(params: Mapping, N, D, target, *, log_noise=None, law=None, U=Non
         Predictive noise on log loss, broadcastable to ``(S,) + shape`` or
         of shape ``(S,)``.  Without it the probability covers parameter
         uncertainty only (whether the law's mean loss is below target);
-        with it, whether an actual run's loss is.
+        with it, whether an actual run's loss is.  With a posterior for
+        ``params`` the default is its predictive noise at ``(N, D)``
+        (:func:`bayesscale.posterior.log_noise`, as in
+        :meth:`bayesscale.Posterior.predict`): whether the run itself ends
+        below target.
     law : Law or str, optional
         The fitted law; default the Chinchilla law.
     U : array_like, optional
@@ -652,6 +697,7 @@ def prob_below(params: Mapping, N, D, target, *, log_noise=None, law=None, U=Non
         ``P(loss < target)`` with the broadcast shape of the inputs (a 0-d
         array for scalar inputs).
     """
+    post, params, law = _unpack(params, law)
     law = _resolve_law(law)
     p = _params(params) if law is None else _law_params(params, law)
     N = np.asarray(N, dtype=np.float64)
@@ -665,6 +711,10 @@ def prob_below(params: Mapping, N, D, target, *, log_noise=None, law=None, U=Non
     except ValueError:
         raise ValueError(f"N {N.shape}, D {D.shape} and target {target.shape} do not broadcast together") from None
     S = next(iter(p.values())).shape[0]
+    if post is not None and log_noise is None:  # a posterior: the predictive noise of a new run at (N, D)
+        Nb, Db = np.broadcast_arrays(N, D)
+        log_noise = _predictive_noise(post, laws.FLOPS_PER_PARAM_TOKEN * Nb * Db).reshape(
+            (S,) + (1,) * (len(shape) - Nb.ndim) + Nb.shape)
     P = {k: v.reshape((S,) + (1,) * len(shape)) for k, v in p.items()}
     if law is None:
         log_L = laws.log_loss(P, N, D)
@@ -690,7 +740,7 @@ def _allocation_table(first: dict, draws: dict, ci: float) -> Allocation:
     return Allocation(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def best_D_for_N(params: Mapping, N, *, C=None, ci: float | None = None, law=None, U=None) -> Allocation:
+def best_D_for_N(params, N, *, C=None, ci: float | None = None, law=None, U=None) -> Allocation:
     """Training tokens for a model of fixed size ``N``.
 
     Without a compute constraint the loss falls with every extra token, so
@@ -708,8 +758,10 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float | None = None, law=Non
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     N : array_like
         Model sizes (parameters).
     C : array_like, optional
@@ -736,6 +788,7 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float | None = None, law=Non
         bands of ``loss``, ``loss_opt`` (optimal allocation of ``C``) and
         ``loss_penalty = loss - loss_opt``.
     """
+    post, params, law = _unpack(params, law)
     law = _resolve_law(law)
     if law is not None:
         return _best_for_law(law, params, N, which="N", C=C, ci=ci, U=U)
@@ -754,7 +807,7 @@ def best_D_for_N(params: Mapping, N, *, C=None, ci: float | None = None, law=Non
     return _forced(P, Nv, None, C, ci)
 
 
-def best_N_for_D(params: Mapping, D, *, C=None, ci: float | None = None, law=None, U=None) -> Allocation:
+def best_N_for_D(params, D, *, C=None, ci: float | None = None, law=None, U=None) -> Allocation:
     """Model size for a fixed number of training tokens ``D``.
 
     The mirror image of :func:`best_D_for_N`:
@@ -769,8 +822,10 @@ def best_N_for_D(params: Mapping, D, *, C=None, ci: float | None = None, law=Non
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     D : array_like
         Training tokens.
     C : array_like, optional
@@ -794,6 +849,7 @@ def best_N_for_D(params: Mapping, D, *, C=None, ci: float | None = None, law=Non
         ``N, C, D, tokens_per_param`` and bands of ``loss``, ``loss_opt``
         and ``loss_penalty``.
     """
+    post, params, law = _unpack(params, law)
     law = _resolve_law(law)
     if law is not None:
         return _best_for_law(law, params, D, which="D", C=C, ci=ci, U=U)
@@ -828,7 +884,7 @@ def _forced(P: Mapping, N, D, C, ci: float) -> Allocation:
     return _allocation_table({"N": N, "C": C, "D": D, "tokens_per_param": D / N}, draws, ci)
 
 
-def compute_for_loss(params: Mapping, target, *, ci: float | None = None, law=None, U=None) -> Allocation:
+def compute_for_loss(params, target, *, ci: float | None = None, law=None, U=None) -> Allocation:
     """Least compute that reaches a target loss, with its optimal N and D.
 
     Along the compute-optimal frontier (C = 6 N D) the two power-law terms
@@ -844,8 +900,10 @@ def compute_for_loss(params: Mapping, target, *, ci: float | None = None, law=No
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     target : array_like
         Target losses (law value, no observation noise).
     ci : float, optional
@@ -872,6 +930,7 @@ def compute_for_loss(params: Mapping, target, *, ci: float | None = None, law=No
         and ``D_opt``; ``draws``: ``C, N_opt, D_opt``, each
         ``(S, n_targets)``.
     """
+    post, params, law = _unpack(params, law)
     law = _resolve_law(law)
     if law is not None:
         return _compute_for_loss_law(law, params, target, ci=ci, U=U)
@@ -895,7 +954,7 @@ def compute_for_loss(params: Mapping, target, *, ci: float | None = None, law=No
     return _allocation_table({"target": T, "reachable": reach.mean(axis=0)}, draws, ci)
 
 
-def frontier_exponents(params: Mapping, *, ci: float | None = None, law=None, budgets=None, U=None) -> pd.DataFrame:
+def frontier_exponents(params, *, ci: float | None = None, law=None, budgets=None, U=None) -> pd.DataFrame:
     """Posterior of the frontier's exponents and coefficient (Chinchilla Table 2).
 
     ``N_opt = G (C/6)^a`` and ``D_opt = G^-1 (C/6)^b`` with
@@ -904,8 +963,10 @@ def frontier_exponents(params: Mapping, *, ci: float | None = None, law=None, bu
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     ci : float, optional
         Probability mass of the intervals.
         Default :data:`bayesscale.DEFAULT_CI`.
@@ -923,7 +984,12 @@ def frontier_exponents(params: Mapping, *, ci: float | None = None, law=None, bu
     budgets : array_like, optional
         Budgets (FLOPs) at which to give the local exponents; required for
         laws without the closed form.  With the Chinchilla law and budgets,
-        the closed form is given in the same per-budget layout.
+        the closed form is given in the same per-budget layout.  With a
+        posterior of another law the default is the largest fitted budget,
+        10x and 100x it; with a ``kaplan_steps`` posterior this is
+        :func:`bayesscale.steps_analysis.frontier_exponents` (the exponents
+        of ``N``, ``B`` and ``S_min`` against ``C_min``, and of ``N``
+        against ``C`` at a fixed batch, fitted over ``budgets``).
 
     Returns
     -------
@@ -937,6 +1003,14 @@ def frontier_exponents(params: Mapping, *, ci: float | None = None, law=None, bu
         ``C``; ``df.attrs["note"]`` says how they were computed.  A
         compute-only law gives NaN.
     """
+    post, params, law = _unpack(params, law)
+    if post is not None:
+        if post.law.name == "kaplan_steps":
+            from .steps_analysis import frontier_exponents as steps_exponents
+
+            return steps_exponents(post, ci=ci, budgets=budgets)
+        if budgets is None and post.law is not laws.LAWS["chinchilla"]:
+            budgets = post.runs.C.max() * np.array([1.0, 10.0, 100.0])
     law = _resolve_law(law)
     if law is not None:
         return _frontier_exponents_law(law, params, budgets, ci=ci, U=U)
@@ -993,7 +1067,7 @@ def _check_threshold(threshold) -> float:
     return thr
 
 
-def excess_compute(params: Mapping, C, k, *, ci: float | None = None, law=None, U=None) -> DrawTable:
+def excess_compute(params, C, k=None, *, ci: float | None = None, law=None, U=None) -> DrawTable:
     """Extra compute and tokens needed at a non-optimal model size (Kaplan et al. 2020, Fig. 12).
 
     For a model of size ``N = k N_opt(C)`` the loss ``L_opt`` of the optimal
@@ -1010,13 +1084,15 @@ def excess_compute(params: Mapping, C, k, *, ci: float | None = None, law=None, 
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     C : float
         The compute budget defining ``N_opt`` and ``L_opt``.
-    k : array_like
-        Model sizes as multiples of ``N_opt``, e.g.
-        ``np.geomspace(0.2, 5, 61)``.
+    k : array_like, optional
+        Model sizes as multiples of ``N_opt``; default
+        ``np.geomspace(0.25, 4, 49)``.
     ci : float, optional
         Probability mass of the intervals.
         Default :data:`bayesscale.DEFAULT_CI`.
@@ -1039,6 +1115,8 @@ def excess_compute(params: Mapping, C, k, *, ci: float | None = None, law=None, 
         ``excess_compute`` (``C' / C``) and ``excess_tokens``
         (``D' / D_opt``); ``draws``: those two, ``(S, n_k)``.
     """
+    post, params, law = _unpack(params, law)
+    k = np.geomspace(0.25, 4, 49) if k is None else k
     law = _resolve_law(law)
     if law is not None:
         return _excess_compute_law(law, params, C, k, ci=ci, U=U)
@@ -1059,7 +1137,7 @@ def excess_compute(params: Mapping, C, k, *, ci: float | None = None, law=None, 
     return DrawTable(table=pd.DataFrame(cols), draws=draws, ci=ci)
 
 
-def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: float | None = None, law=None,
+def efficient_size_range(params, C, *, threshold: float = 0.2, ci: float | None = None, law=None,
                          U=None) -> SizeRange:
     """The range of model sizes whose excess compute stays within ``threshold``.
 
@@ -1071,8 +1149,10 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
 
     Parameters
     ----------
-    params : mapping
-        Posterior draws ``E, A, B, alpha, beta``.
+    params : mapping or Posterior
+        Posterior draws ``E, A, B, alpha, beta`` (or the fitted law's
+        parameters, with ``law=``), or a :class:`bayesscale.Posterior`,
+        whose draws and law are then used.
     C : float
         The compute budget.
     threshold : float
@@ -1097,6 +1177,7 @@ def efficient_size_range(params: Mapping, C, *, threshold: float = 0.2, ci: floa
         Medians and bands of ``k_lo`` and ``k_hi`` (and the sizes in
         parameters), per-draw endpoints, and :attr:`SizeRange.sentence`.
     """
+    post, params, law = _unpack(params, law)
     law = _resolve_law(law)
     if law is not None:
         return _efficient_size_range_law(law, params, C, threshold=threshold, ci=ci, U=U)
@@ -1343,26 +1424,6 @@ def _invert(law, P: Mapping, values: np.ndarray, which: str, U=None):
     return x, log_N, log_D, log_L, found
 
 
-def _nan_bands(x: np.ndarray, ci: float):
-    """Median and equal-tailed interval over draws, ignoring NaN draws (all-NaN columns stay NaN)."""
-    x = np.asarray(x, dtype=np.float64)
-    qs = [0.5, (1 - ci) / 2, (1 + ci) / 2]
-    out = np.full((3,) + x.shape[1:], np.nan)
-    ok = ~np.all(np.isnan(x), axis=0)
-    if ok.any():
-        with np.errstate(invalid="ignore"):
-            out[:, ok] = np.nanquantile(x[:, ok], qs, axis=0)
-    return out[0], out[1], out[2]
-
-
-def _summary_any(name: str, x: np.ndarray, ci: float) -> dict:
-    if np.isnan(x).any():
-        med, lo, hi = _nan_bands(x, ci)
-        lo_name, hi_name = band_names(name, ci)
-        return {name: med, lo_name: lo, hi_name: hi}
-    return _summary(name, x, ci)
-
-
 def _note_missing(table: pd.DataFrame, law, frac_nan: float, what: str = "N_opt") -> None:
     if not _splits(law):
         table.attrs["note"] = _NOTE_NO_SPLIT.format(name=law.name, covs=list(law.covariates))
@@ -1406,11 +1467,11 @@ def _allocate_law(law, params, budgets, *, ci, cost, log_noise, U, log_N_error=N
     cols = {"C": C}
     if np.isnan(N).any():
         for name in ("N_opt", "D_opt", "tokens_per_param"):
-            cols.update(_summary_any(name, draws[name], ci))
+            cols.update(_summary(name, draws[name], ci))
     else:
         cols.update(_bands_by_rank(N, {"N_opt": (N, True), "D_opt": (D, False),
                                        "tokens_per_param": (draws["tokens_per_param"], False)}, ci))
-    cols.update(_summary_any("loss", draws["loss"], ci))
+    cols.update(_summary("loss", draws["loss"], ci))
     table = pd.DataFrame(cols)
     _note_missing(table, law, float(np.isnan(N).mean()))
     return Allocation(table=table, draws=draws, ci=ci)
@@ -1487,7 +1548,7 @@ def _best_for_law(law, params, given, *, which: str, C, ci, U) -> Allocation:
         draws = {"C": np.exp(log_C), "N": Nd, "tokens_per_param": Dd / Nd, "loss": np.exp(log_L)}
     cols = {name: v}
     for k, x in draws.items():
-        cols.update(_summary_any(k, x, ci))
+        cols.update(_summary(k, x, ci))
     table = pd.DataFrame(cols)
     _note_missing(table, law, float(np.isnan(log_C).mean()), "allocation")
     return Allocation(table=table, draws=draws, ci=ci)
@@ -1511,7 +1572,7 @@ def _forced_law(law, P: Mapping, N, D, C, ci: float, U) -> Allocation:
     draws = {"loss": L, "loss_opt": L_opt, "loss_penalty": L - L_opt}
     cols = {"N": N, "C": C, "D": D, "tokens_per_param": D / N}
     for name, x in draws.items():
-        cols.update(_summary_any(name, x, ci))
+        cols.update(_summary(name, x, ci))
     table = pd.DataFrame(cols)
     _note_missing(table, law, float(np.isnan(L_opt).mean()))
     return Allocation(table=table, draws=draws, ci=ci)
@@ -1543,7 +1604,7 @@ def _compute_for_loss_law(law, params, target, *, ci, U) -> Allocation:
     draws = {"C": np.exp(log_C), "N_opt": np.exp(log_N), "D_opt": np.exp(log_D)}
     cols = {"target": T, "reachable": reach.mean(axis=0)}
     for name, x in draws.items():
-        cols.update(_summary_any(name, x, ci))
+        cols.update(_summary(name, x, ci))
     table = pd.DataFrame(cols)
     if not _splits(law):
         _note_missing(table, law, 1.0)
@@ -1634,7 +1695,7 @@ def _excess_compute_law(law, params, C, k, *, ci, U) -> DrawTable:
     draws = {"excess_compute": kv[None, :] * tokens, "excess_tokens": tokens}
     cols = {"k": kv, "reachable": np.isfinite(tokens).mean(axis=0)}
     for name, x in draws.items():
-        cols.update(_summary_any(name, x, ci))
+        cols.update(_summary(name, x, ci))
     table = pd.DataFrame(cols)
     _note_missing(table, law, float(np.isnan(tokens).mean()))
     return DrawTable(table=table, draws=draws, ci=ci)
@@ -1693,10 +1754,10 @@ def _size_range(C, thr, ci, k_lo, k_hi, N_opt) -> SizeRange:
     lo_name, hi_name = band_names("", ci)
     N_lo, N_hi = band_names("N", ci)
     for name, kd in (("k_lo", k_lo), ("k_hi", k_hi)):
-        med, lo, hi = (float(x[0]) for x in _nan_bands(kd[:, None], ci)) if np.isnan(kd).any() else _band(kd, ci)
+        med, lo, hi = (float(v) for v in _band(kd, ci))
         with np.errstate(invalid="ignore"):
             nd = kd * N_opt
-        nmed, nlo, nhi = (float(x[0]) for x in _nan_bands(nd[:, None], ci)) if np.isnan(nd).any() else _band(nd, ci)
+        nmed, nlo, nhi = (float(v) for v in _band(nd, ci))
         rows[name] = {"median": float(med), lo_name: float(lo), hi_name: float(hi),
                       "N": float(nmed), N_lo: float(nlo), N_hi: float(nhi)}
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -38,6 +38,7 @@ import pandas as pd
 from .data import Runs
 from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
+from .posterior import CHUNK_ELEMENTS, bend, law_log_loss
 from .model import BEND_OFF_SCALE, ModelSpec
 
 __all__ = ["calibrate", "calibrate_extrapolation", "horizon_folds", "estimate_kappa", "isoflop_vertex",
@@ -158,7 +159,7 @@ def _score_origin(post, runs: Runs, label: str, tests, full, ok: bool, problem: 
     for h, mask in tests:
         te = runs.subset(mask)
         Cb = float(np.exp(np.log(te.C).mean()))
-        mu = post.law_log_loss(te.N, te.D, U=te.U) + post.bend(te.C)  # (S, n): the fold model's mean, bend included
+        mu = law_log_loss(post, te.N, te.D, U=te.U) + bend(post, te.C)  # (S, n): the fold model's mean, bend included
         err_runs = np.log(te.loss) - np.median(mu, axis=0)
         m_loss.append(mu.mean(axis=1))
         extra_loss.append(tau2 + noise_f * sigma2 / len(te))
@@ -214,13 +215,20 @@ def _anchors(full) -> list[dict]:
     c_max = float(runs.C.max())
     noise_f = _median_noise_factor(full.spec.likelihood, full.spec.priors.df)
     sigma2 = float(np.median(obs.noise_scale(full.params)) ** 2)
-    mu = full.law_log_loss(runs.N, runs.D, U=runs.U) + full.bend(runs.C)
+    S = full.n_draws
     rows = []
     for b in np.unique(runs.budget):
         sel = runs.budget == b
+        idx = np.flatnonzero(sel)
         Cb = float(np.exp(np.log(runs.C[sel]).mean()))
-        resid = np.log(runs.loss[sel]) - np.median(mu[:, sel], axis=0)
-        loss_sd = math.sqrt(float(np.var(mu[:, sel].mean(axis=1))) + noise_f * sigma2 / int(sel.sum()))
+        med, total = np.empty(idx.size), np.zeros(S)  # chunked: never S x n values at once
+        for part in np.array_split(np.arange(idx.size), max(1, idx.size * S // CHUNK_ELEMENTS)):
+            i = idx[part]
+            mu = law_log_loss(full, runs.N[i], runs.D[i], U=None if runs.U is None else runs.U[i]) + bend(full, runs.C[i])
+            med[part] = np.median(mu, axis=0)
+            total += mu.sum(axis=1)
+        resid = np.log(runs.loss[sel]) - med
+        loss_sd = math.sqrt(float(np.var(total / idx.size)) + noise_f * sigma2 / int(sel.sum()))
         vx, vvar = isoflop_vertex(runs.N[sel], runs.loss[sel])
         ln = log_n_opt(full.law, full.law_params, Cb) if np.isfinite(vx) else np.array([])
         ln = ln[np.isfinite(ln)]

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ._validate import check_ci
 from .intervals import band_names, quantiles
+from .posterior import to_arviz
 
 __all__ = ["compare", "average", "law_labels"]
 
@@ -102,7 +103,8 @@ def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float | None
     labels = law_labels(posteriors)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ArviZ warns about high Pareto k; we count them in a column
-        loos = {lab: azs.loo(p.tree, pointwise=True) for lab, p in zip(labels, posteriors)}
+        loos = {lab: azs.loo(to_arviz(p, groups=("log_likelihood",)), pointwise=True)
+                for lab, p in zip(labels, posteriors)}
         table = (azs.compare(loos, method="stacking", round_to="none") if len(posteriors) > 1 else None)
     rows = []
     for lab, p in zip(labels, posteriors):

@@ -88,10 +88,21 @@ def convergence_table(draws: dict) -> pd.DataFrame:
                          "ess_tail": [float(tail[k]) for k in draws]}, index=list(draws))
 
 
+#: How many times PSIS-LOO ran in this process (for tests: reading a posterior must not run it).
+_CALLS = {"pareto_k": 0}
+
+
 def pareto_k(log_lik: np.ndarray) -> np.ndarray:
-    """PSIS-LOO Pareto k of each observation from ``(chains, draws, runs)`` log-likelihoods."""
+    """PSIS-LOO Pareto k of each observation from ``(chains, draws, runs)`` log-likelihoods.
+
+    Each run's k depends on its own column only, so the runs can be given
+    in chunks and the results concatenated (as :meth:`bayesscale.Posterior.check`
+    does, to keep memory bounded).
+    """
     import arviz_stats as azs
     import xarray as xr
+
+    _CALLS["pareto_k"] += 1
 
     da = xr.DataArray(log_lik, dims=("chain", "draw", "run"))
     with warnings.catch_warnings():
@@ -129,7 +140,7 @@ def outliers(residuals, *, threshold: float | None = None) -> tuple[np.ndarray, 
 
 
 def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarray | None = None,
-             run_ids=None, residuals=None) -> Verdict:
+             run_ids=None, residuals=None, k_hat=None) -> Verdict:
     """Check convergence and sampler health.
 
     Parameters
@@ -142,6 +153,12 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
         The sampler's tree-depth limit.
     log_lik : ndarray, optional
         ``(chains, draws, runs)`` pointwise log-likelihood, for PSIS-LOO.
+    k_hat : ndarray or str, optional
+        The PSIS-LOO Pareto k of each run, already computed (e.g. chunk by
+        chunk of runs with :func:`pareto_k`, as
+        :meth:`bayesscale.Posterior.check` does, which never holds the whole
+        log-likelihood), or a string saying why it could not be; instead
+        of ``log_lik``.
     run_ids : sequence of str, optional
         Names of the runs, for the notes.
     residuals : array_like, optional
@@ -196,13 +213,17 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
                         "reparameterise.")
     rows.append(("draws at max tree depth", int(saturated.sum()), "= 0"))
 
-    if log_lik is not None:
+    k = None
+    if isinstance(k_hat, str):
+        notes.append(f"PSIS-LOO could not be computed ({k_hat}); influential runs are not checked.")
+    elif k_hat is not None:
+        k = np.asarray(k_hat, dtype=float)
+    elif log_lik is not None:
         try:
             k = pareto_k(log_lik)
         except (ValueError, FloatingPointError) as e:
             notes.append(f"PSIS-LOO could not be computed ({e}); influential runs are not checked.")
-            log_lik = None
-    if log_lik is not None:
+    if k is not None:
         high = np.flatnonzero(k > t["pareto_k"])
         if len(high):
             ids = np.asarray(run_ids) if run_ids is not None else np.arange(len(k)).astype(str)

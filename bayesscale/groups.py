@@ -71,8 +71,9 @@ import pandas as pd
 from . import hierarchy, laws
 from ._validate import check_ci
 from .intervals import band_names
+from .intervals import quantiles as _band
 from .data import Runs
-from .diagnostics import Verdict, convergence_table, diagnose
+from .diagnostics import Verdict, convergence_table, diagnose, pareto_k
 from .inference import Draws, SamplerSettings, covariate_arrays
 from .model import ModelSpec, bend_frame, bend_term, context
 from .posterior import Posterior
@@ -204,11 +205,6 @@ def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | No
         disc = {g: d for (j, g, _), d in zip(views, found) if j == k}
         out.append(dataclasses.replace(p, extrapolation_mode="calibrated", discrepancies=disc))
     return out
-
-
-def _band(x: np.ndarray, ci: float):
-    lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2], axis=0)
-    return med, lo, hi
 
 
 @dataclass(frozen=True, eq=False)
@@ -466,19 +462,29 @@ class GroupedPosterior:
                 out[k] = v
         return out
 
-    @cached_property
-    def _log_lik(self) -> np.ndarray:
+    def _log_lik_chunks(self):
+        """The pointwise log-likelihood, chunk by chunk of runs (never held whole: ``S x n`` values)."""
+        from .posterior import _run_chunks
+
         r = self.runs
-        nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group]
-               for k in self.law.params}
-        mu = np.array(self.law.evaluate(nat, covariate_arrays(r, self.law.covariates)), dtype=np.float64)
-        if "z_bend" in self._sites:  # each group's bend in its own frame
+        covs = covariate_arrays(r, self.law.covariates)
+        bent = "z_bend" in self._sites  # each group's bend in its own frame
+        if bent:
             kappa = np.stack([self._group_params[g]["kappa"] for g in self.groups], axis=-1)
-            for k in range(len(self.groups)):
-                sel = r.group == k
-                mu[..., sel] += bend_term(kappa[..., k:k + 1], np.log(r.C[sel]), *bend_frame(r.C[sel]))
+            frames = [bend_frame(r.C[r.group == k]) for k in range(len(self.groups))]
         obs = self.spec.observation
-        return obs.log_prob(np.log(r.loss), mu, {k: self.samples[k][..., None] for k in obs.sites})
+        op = {k: self.samples[k][..., None] for k in obs.sites}
+        y = np.log(r.loss)
+        for idx in _run_chunks(self):
+            nat = {k: np.stack([self._group_params[g][k] for g in self.groups], axis=-1)[..., r.group[idx]]
+                   for k in self.law.params}
+            mu = np.array(self.law.evaluate(nat, {c: a[idx] for c, a in covs.items()}), dtype=np.float64)
+            if bent:
+                for k in range(len(self.groups)):
+                    sel = r.group[idx] == k
+                    if sel.any():
+                        mu[..., sel] += bend_term(kappa[..., k:k + 1], np.log(r.C[idx][sel]), *frames[k])
+            yield obs.log_prob(y[idx], mu, op)
 
     def summary(self, *, ci: float | None = None) -> pd.DataFrame:
         """Posterior summary per group (rows ``(group, parameter)``), then the shared variables (group ``"*"``).
@@ -492,7 +498,7 @@ class GroupedPosterior:
         rows = []
         for key, v in nat.items():
             x = v.reshape(-1)
-            lo, med, hi = np.quantile(x, [(1 - ci) / 2, 0.5, (1 + ci) / 2])
+            med, lo, hi = _band(x, ci)
             group, param = (key[key.index("[") + 1:-1], key[: key.index("[")]) if "[" in key else ("*", key)
             rows.append({"group": group, "parameter": param, "median": med, "mean": x.mean(),
                          "sd": x.std(ddof=1), lo_name: lo, hi_name: hi, **conv.loc[key].to_dict()})
@@ -506,8 +512,12 @@ class GroupedPosterior:
 
     @cached_property
     def _verdict(self) -> Verdict:
+        try:
+            k = np.concatenate([pareto_k(ll) for ll in self._log_lik_chunks()])
+        except (ValueError, FloatingPointError) as e:
+            k = str(e)
         return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                        log_lik=self._log_lik, run_ids=self.runs.run_id)
+                        k_hat=k, run_ids=self.runs.run_id)
 
     def __repr__(self) -> str:
         s = self.settings

@@ -80,16 +80,24 @@ def band_names(name: str, ci) -> tuple[str, str]:
 def quantiles(x, ci, axis: int = 0):
     """Median and equal-tailed ``ci`` bounds of ``x`` along ``axis``: ``(median, lo, hi)``.
 
-    NaN draws are ignored (a slice of NaN only stays NaN).  This is the
-    helper behind the tables and the figures alike, so a figure's median is
-    the table's median for the same draws.
+    The one quantile helper of the package: tables, figures, allocations,
+    group comparisons and summaries all call it, so a figure's median is the
+    table's median for the same draws.  Linear interpolation between order
+    statistics (NumPy's default), with two extensions:
+
+    * NaN draws are ignored (a slice of NaN only stays NaN);
+    * infinite draws (``+inf`` for "never reached", say) take part in the
+      ranking, and a quantile whose interpolation touches one is that
+      infinity (NumPy would give NaN where the weight is 0).
     """
     import numpy as np  # here, not at the top: the command line reads DEFAULT_CI without NumPy
 
     c = resolve_ci(ci)
     x = np.asarray(x, dtype=np.float64)
     q = [0.5, (1 - c) / 2, (1 + c) / 2]
-    if np.isnan(x).any():
+    if np.isinf(x).any():
+        med, lo, hi = _quantiles_inf(np.moveaxis(x, axis, 0), q)
+    elif np.isnan(x).any():
         with warnings.catch_warnings():  # an all-NaN slice gives NaN, which is the answer
             warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
             med, lo, hi = np.nanquantile(x, q, axis=axis)
@@ -97,3 +105,23 @@ def quantiles(x, ci, axis: int = 0):
         med, lo, hi = np.quantile(x, q, axis=axis)
     return med, lo, hi
 
+
+def _quantiles_inf(x, q):
+    """Linear-interpolation quantiles over axis 0 of ``x`` with infinite (and NaN) values, ``(len(q), ...)``."""
+    import numpy as np
+
+    s = np.sort(x, axis=0)  # NaN sorts last
+    n = (~np.isnan(x)).sum(axis=0)
+    out = []
+    for p in q:
+        h = (np.maximum(n, 1) - 1) * p
+        j = np.floor(h).astype(np.int64)
+        g = h - j
+        v0 = np.take_along_axis(s, j[None, ...], axis=0)[0]
+        v1 = np.take_along_axis(s, np.minimum(j + 1, np.maximum(n - 1, 0))[None, ...], axis=0)[0]
+        with np.errstate(invalid="ignore"):
+            v = np.where((g == 0) | (v0 == v1), v0, v0 + (v1 - v0) * g)
+        v = np.where(np.isposinf(v1) & (g > 0), np.inf, v)
+        v = np.where(np.isneginf(v0) & (g > 0), -np.inf, v)
+        out.append(np.where(n == 0, np.nan, v))
+    return out

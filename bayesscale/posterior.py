@@ -1,11 +1,34 @@
-"""The fit result: an immutable posterior with the methods that read it.
+"""The fit result: an immutable record of the draws, and the pure functions that read it.
 
 A :class:`Posterior` holds the draws, the sampler statistics, the runs it was
-fitted to, the model and the settings.  Everything else is derived from
-those, lazily and once: the ArviZ ``DataTree`` (:attr:`Posterior.tree`), the
-parameters on their natural scale (:attr:`Posterior.params`), the summary
-table and the verdict.  :meth:`Posterior.to_netcdf` and
-:func:`load_posterior` round-trip it exactly.
+fitted to, the model and the settings, and a few methods that read them
+(parameters, predictions, allocation, summary, verdict, the ArviZ tree and
+netCDF output).  :meth:`Posterior.to_netcdf` and :func:`load_posterior`
+round-trip it exactly.
+
+Functions here evaluate the fitted model at the draws: :func:`law_log_loss`,
+:func:`log_noise` and :func:`bend` for new runs (the building blocks of
+predictions and allocations), and, at the fitted runs, the pointwise
+:func:`log_likelihood`, the replicated data :func:`posterior_predictive` and
+:func:`to_arviz`, all computed on demand and never kept.
+
+Memory
+------
+A posterior holds no array per run and draw: its arrays are the parameter
+draws (``chains x draws`` values per site, plus one per budget in the
+budget-offset model), the sampler statistics and the runs, about 1 MB at
+4 x 1,000 draws whatever the number of runs.  A pointwise array of ``n``
+runs and ``S`` draws costs ``8 S n`` bytes only while it is asked for
+(:func:`log_likelihood`, :func:`posterior_predictive`, :func:`to_arviz`,
+a report's LOO-PIT, the PPC figure), and :meth:`Posterior.check` works
+through the runs in chunks of :data:`CHUNK_ELEMENTS` values.  Measured
+(``benchmarks/memory.py``, RESULTS.md "memory", 2-core CPU, 4 x (1,000 +
+1,000), ``extrapolation="none"``): a fit and its check peak at 0.38 GB
+above the interpreter with 1,000 runs and 0.57 GB with 10,000 (2.55 GB
+before, when a checked posterior kept 67 bytes per run and draw).  The
+default calibration (:mod:`bayesscale.calibration`) still evaluates the
+fit's mean at every run and draw at once, about 56 bytes per run and draw
+while it runs (a 10,000-run default fit peaks at 2.65 GB).
 """
 
 from __future__ import annotations
@@ -25,14 +48,16 @@ import pandas as pd
 from . import allocation, laws
 from ._validate import check_ci, positive
 from .intervals import band_names, quantiles
-from .data import BUDGET_TOL_DEX, Runs
-from .diagnostics import Verdict, convergence_table, diagnose
+from .data import Runs, match_budgets
+from .diagnostics import Verdict, convergence_table, diagnose, pareto_k
 from .inference import Draws, SamplerSettings
 from .discrepancy import Discrepancy, joint_draws
 from .inference import covariate_arrays
 from .model import ModelSpec, bend_frame, bend_term, context
 
-__all__ = ["Posterior", "PosteriorFileError", "load_posterior", "atomic_write", "file_mode"]
+__all__ = ["Posterior", "PosteriorFileError", "load_posterior", "atomic_write", "file_mode", "law_log_loss",
+           "log_noise", "bend", "log_likelihood", "posterior_predictive", "to_arviz", "CHUNK_ELEMENTS",
+           "POINTWISE_GROUPS"]
 
 
 class PosteriorFileError(ValueError):
@@ -80,15 +105,44 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     return path
 
 
-def _quantiles(x: np.ndarray, ci: float, axis=0):
-    return quantiles(x, check_ci(ci), axis=axis)
+#: Draws x runs per chunk when a pointwise quantity (mean log loss, log-likelihood) is computed on
+#: demand: 2**20 float64 values, 8 MiB per array; a chunk's temporaries (the law's log-sum-exp, the
+#: likelihood, PSIS) are several such arrays.
+CHUNK_ELEMENTS = 2**20
+
+#: Calls that computed pointwise (per run and draw) arrays, for tests: reading a result must not.
+_POINTWISE = {"chunks": 0}
 
 
 @dataclass(frozen=True, eq=False)
 class Posterior:
-    """A fitted scaling law: posterior draws, diagnostics and derived quantities.
+    """A fitted scaling law: the record of a fit.
 
     Build one with :func:`bayesscale.fit`; do not construct it by hand.
+
+    A record holds the draws of the parameters, the sampler statistics, the
+    runs, the model and the settings, and reads them with a small set of
+    methods: :attr:`params`, :meth:`predict_draws`, :meth:`predict`,
+    :meth:`allocate`, :meth:`summary`, :meth:`check`, :attr:`tree` and
+    :meth:`to_netcdf` (plus :attr:`law`, :attr:`law_params`,
+    :attr:`reported`, :attr:`n_draws`, :attr:`extrapolation` and
+    :meth:`from_draws`).  Analyses are functions of a posterior:
+    ``bs.frontier_exponents(post)``, ``bs.best_D_for_N(post, N)``,
+    ``bs.compute_for_loss(post, target)``, ``bs.excess_compute(post, C)``,
+    ``bs.efficient_size_range(post, C)``, ``bs.bayes_decision(post, C)``,
+    ``bs.prob_below(post, N, D, target)`` (:mod:`bayesscale.allocation`);
+    pointwise quantities are :func:`log_likelihood`,
+    :func:`posterior_predictive` and :func:`to_arviz`.
+
+    Memory: nothing per run and draw is held.  A posterior keeps its
+    parameter draws (a few dozen float64 values per draw, plus one per
+    budget in the budget-offset model) and the runs; the pointwise
+    log-likelihood and the replicated data (``S x n x 8`` bytes each for
+    ``S`` draws and ``n`` runs) are computed only when asked, and
+    :meth:`check` computes PSIS-LOO and the residuals in chunks of
+    :data:`CHUNK_ELEMENTS` draws x runs.  Reading a posterior (``repr``,
+    :meth:`predict`, :meth:`allocate`, :attr:`tree`, :meth:`to_netcdf`)
+    never runs the sampler, the calibration or PSIS-LOO.
 
     Attributes
     ----------
@@ -130,9 +184,10 @@ class Posterior:
     def from_draws(cls, draws: Draws, runs: Runs, spec: ModelSpec, settings: SamplerSettings,
                    info: dict, extrapolation_mode: str = "none",
                    discrepancy: Discrepancy | None = None) -> "Posterior":
+        """The posterior of one data set's :class:`~bayesscale.inference.Draws` (used by the fit)."""
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
-        if "z_budget" in samples:
-            samples["z_budget"] = samples["z_budget"][..., : runs.n_budgets]
+        if "z_budget" in samples:  # a copy: the padded budget slots are not kept alive by a view
+            samples["z_budget"] = np.ascontiguousarray(samples["z_budget"][..., : runs.n_budgets])
         info = dict(info, device=draws.device, timing=dict(draws.timing))
         return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info,
                    extrapolation_mode=extrapolation_mode, discrepancy=discrepancy)
@@ -173,19 +228,6 @@ class Posterior:
             out["kappa"] = self.spec.bend_scale(self.runs) * s["z_bend"]
         return out
 
-    def bend(self, C) -> np.ndarray:
-        """The bend in log compute at ``C`` for every draw, ``(S, n)`` (zeros without one).
-
-        ``kappa * (log10 C - m)**2`` with ``m`` the runs' mean ``log10 C``,
-        continued along its tangent beyond the runs' compute (see
-        :class:`bayesscale.ModelSpec`): added to the law's log loss in every
-        prediction.
-        """
-        C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
-        if "kappa" not in self._natural:
-            return np.zeros((self.n_draws, C.size))
-        return bend_term(self.params["kappa"][:, None], np.log(C)[None, :], *bend_frame(self.runs.C))
-
     @property
     def reported(self) -> tuple:
         """The parameters that summaries report, in order: the law's, the observation model's, ``tau``."""
@@ -208,126 +250,17 @@ class Posterior:
 
     # -- predictions -------------------------------------------------------
 
-    def _offsets(self, C, *, N=None, run=None) -> np.ndarray:
-        """Budget (for curves: run) offset draws ``(S, n)`` for new points at compute ``C``.
-
-        Runs: a run whose compute matches a fitted budget group shares that
-        group's offset; a new budget draws a fresh offset from ``Normal(0,
-        tau)``, seeded by the budget (to 0.01 decades), so runs at one new
-        budget share it and it does not depend on the other budgets asked for.
-
-        Curves (``runs.is_curves``: the offset belongs to a run, not to a
-        compute): compute says nothing about which run a point is on, so
-        each point is a new run with a fresh offset, seeded by its ``C``,
-        ``N`` and repeat count, unless ``run`` names the run of each point:
-        a fitted run's label shares that run's offset; another label is a
-        new run whose points share one fresh offset, seeded by the label.
-        """
-        C = np.atleast_1d(np.asarray(C, dtype=float))
-        S = self.n_draws
-        if "tau" not in self.samples:
-            return np.zeros((S, C.size))
-        seed = int(self.info.get("seed", 0))
-        tau = self.samples["tau"].reshape(S, 1)
-        zb = self.samples["z_budget"].reshape(S, -1)
-        if self.runs.is_curves:
-            names = None if run is None else np.broadcast_to(np.asarray(run, dtype=str), C.shape).ravel()
-            Nk = np.zeros_like(C) if N is None else np.broadcast_to(np.asarray(N, dtype=float), C.shape).ravel()
-            fitted = {}
-            for rid, g in zip(self.runs.run_id.tolist(), self.runs.budget.tolist()):
-                fitted.setdefault(rid.rsplit("@", 1)[0], g)
-            z = np.empty((S, C.size))
-            seen: dict = {}
-            for i in range(C.size):
-                if names is not None and names[i] in fitted:
-                    z[:, i] = zb[:, fitted[names[i]]]
-                    continue
-                if names is not None:   # a new run by name: its points share one offset
-                    key = [int(hashlib.sha256(names[i].encode()).hexdigest()[:15], 16)]
-                else:                   # an anonymous point: a new run of its own
-                    k = (C[i:i + 1].view(np.uint64)[0].item(), Nk[i:i + 1].view(np.uint64)[0].item())
-                    rep = seen[k] = seen.get(k, -1) + 1
-                    key = [*k, rep]
-                z[:, i] = np.random.default_rng([seed, 13, *key]).standard_normal(S)
-            return tau * z
-        z = np.stack([np.random.default_rng([seed, 7, int(round(np.log10(c) * 100)) % 2**32]).standard_normal(S)
-                      for c in C], axis=1)
-        dist = np.abs(np.log10(C)[:, None] - np.log10(self.runs.budget_compute())[None, :])
-        nearest = dist.argmin(axis=1)
-        known = dist[np.arange(C.size), nearest] <= 1.5 * BUDGET_TOL_DEX
-        z[:, known] = zb[:, nearest[known]]
-        return tau * z
-
-    def log_noise(self, C, *, seed: int | None = None, N=None, run=None) -> np.ndarray:
-        """Predictive noise on log loss for new runs at compute ``C``: ``(S, n)`` draws.
-
-        Observation noise (Student-t or Normal with the drawn ``sigma``),
-        in the budget-offset model the offset of a new budget, and beyond
-        the data the calibrated extrapolation error (:attr:`extrapolation`,
-        :func:`bayesscale.discrepancy.joint_draws`: one error per distinct
-        compute per draw, shared by runs at that compute, zero at the
-        largest run).
-
-        A run whose size or tokens (``N`` given) lie farther beyond the data
-        than its compute takes the extrapolation error of that distance
-        (:meth:`_reach`).
-
-        Every element's draws are seeded by its own value (``C``, and ``N``
-        when given) and its repeat count, so a run's band does not depend on
-        the other runs asked for in the same call.  For curves, ``run``
-        names the run of each point (see :meth:`_offsets`); without it each
-        point is a new run.
-        """
-        C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
-        seed = int(self.info.get("seed", 0)) if seed is None else int(seed)
-        Nk = np.zeros_like(C) if N is None else np.broadcast_to(np.asarray(N, dtype=float), C.shape).ravel()
-        S = self.n_draws
-        obs = self.spec.observation
-        noise_params = {k: self.params[k] for k in obs.sites}
-        eps = np.empty((S, C.size))
-        seen: dict = {}
-        for i, key in enumerate(zip(C.view(np.uint64).tolist(), Nk.view(np.uint64).tolist())):
-            rep = seen[key] = seen.get(key, -1) + 1
-            rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
-            eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
-        out = eps + self._offsets(C, N=None if N is None else Nk, run=run) + self.bend(C)
-        return out + joint_draws(self.extrapolation, self._reach(C, Nk), S, seed=seed, quantity="loss")
-
-    def _reach(self, C: np.ndarray, N: np.ndarray) -> np.ndarray:
-        """The compute at which a run's extrapolation error is drawn.
-
-        Its own compute, unless its size or its tokens lie farther beyond the
-        data (in decades) than its compute does: a model 0.2 decades larger
-        than any fitted one extrapolates 0.2 decades even at a compute inside
-        the data, so it takes the error at ``c_max * 10**0.2``.  ``N = 0``
-        means unknown (compute only).
-        """
-        r = self.runs
-        known = N > 0
-        if not np.any(known):
-            return C
-        c_max = float(np.max(r.C))
-        d_c = np.log10(C / c_max)
-        Nk = np.where(known, N, 1.0)
-        D = C / (laws.FLOPS_PER_PARAM_TOKEN * Nk)
-        d = np.maximum(np.log10(Nk / np.max(r.N)), np.log10(D / np.max(r.D)))
-        return np.where(known & (d > np.maximum(d_c, 0.0)), c_max * 10.0 ** d, C)
-
-    def law_log_loss(self, N, D, *, U=None) -> np.ndarray:
-        """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise)."""
-        arrays = [np.atleast_1d(np.asarray(a, dtype=float)) for a in ((N, D) if U is None else (N, D, U))]
-        arrays = np.broadcast_arrays(*arrays)
-        if any(np.any(~np.isfinite(a) | (a <= 0)) for a in arrays[:2]) or (U is not None and np.any(arrays[2] <= 0)):
-            raise ValueError("N, D (and U) must be positive and finite")
-        p = {k: v[:, None] for k, v in self.law_params.items()}
-        return self.law.log_loss_ND(p, arrays[0][None, :], arrays[1][None, :],
-                                    U=None if U is None else arrays[2][None, :])
-
     def predict_draws(self, N, D, *, U=None) -> np.ndarray:
-        """Posterior predictive draws of loss for new runs, ``(S, n)``."""
-        mu = self.law_log_loss(N, D, U=U)
+        """Posterior predictive draws of loss for new runs, ``(S, n)``.
+
+        The law at every draw (:func:`law_log_loss`) plus the predictive
+        noise of a new run (:func:`log_noise`: observation noise, a new
+        budget's offset, the bend, and beyond the data the calibrated
+        extrapolation error).
+        """
+        mu = law_log_loss(self, N, D, U=U)
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float)))
-        return np.exp(mu + self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * N * D, N=N))
+        return np.exp(mu + log_noise(self, laws.FLOPS_PER_PARAM_TOKEN * N * D, N=N))
 
     def predict(self, N, D, *, ci: float | None = None) -> pd.DataFrame:
         """Posterior predictive loss for new runs.
@@ -350,30 +283,13 @@ class Posterior:
         """
         ci = check_ci(ci)
         draws = self.predict_draws(N, D)
-        med, lo, hi = _quantiles(draws, ci)
+        med, lo, hi = quantiles(draws, ci)
         N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
         lo_name, hi_name = band_names("loss", ci)
         df = pd.DataFrame({"N": N, "D": D, "C": laws.FLOPS_PER_PARAM_TOKEN * N * D, "loss": med,
                            lo_name: lo, hi_name: hi, "loss_mean": draws.mean(axis=0)})
         df.attrs["ci"] = ci
         return df
-
-    @cached_property
-    def _fitted(self) -> dict:
-        """Mean log loss, pointwise log-likelihood and replicated log loss at the runs."""
-        r = self.runs
-        nat = {k: v[..., None] for k, v in self._natural.items()}
-        mu = self.law.evaluate({k: nat[k] for k in self.law.params}, covariate_arrays(r, self.law.covariates))
-        if "tau" in self.samples:
-            mu = mu + self.samples["tau"][..., None] * self.samples["z_budget"][..., r.budget]
-        if "kappa" in nat:
-            mu = mu + bend_term(nat["kappa"], np.log(r.C), *bend_frame(r.C))
-        obs = self.spec.observation
-        op = {k: nat[k] for k in obs.sites}
-        y = np.log(r.loss)
-        rng = np.random.default_rng([int(self.info.get("seed", 0)), 3])
-        order = {"prev": r.previous_index()} if getattr(obs, "ordered", False) else {}
-        return {"mu": mu, "log_lik": obs.log_prob(y, mu, op, **order), "y_rep": obs.sample(rng, mu, op, **order)}
 
     # -- compute-optimal allocation (see bayesscale.allocation) ---------------
 
@@ -418,10 +334,16 @@ class Posterior:
             level).  ``df.attrs["ci"]`` holds the level and
             ``df.attrs["draws"]`` the ``(S, n_budgets)`` draws behind it
             (``N_opt, D_opt, tokens_per_param, loss``).
+
+        See Also
+        --------
+        bayesscale.bayes_decision, bayesscale.frontier_exponents,
+        bayesscale.compute_for_loss, bayesscale.best_D_for_N,
+        bayesscale.excess_compute, bayesscale.efficient_size_range
         """
         ci = check_ci(ci)
         budgets = positive(budgets, "budgets", unit=" of FLOPs")
-        noise = self._budget_noise(budgets)
+        noise = log_noise(self, budgets)
         shift = joint_draws(self.extrapolation, budgets, self.n_draws, seed=int(self.info.get("seed", 0)),
                             quantity="n_opt")
         res = allocation.allocate(self.law_params, budgets, ci=ci, cost=cost, log_noise=noise, log_N_error=shift,
@@ -430,70 +352,6 @@ class Posterior:
         table.attrs["draws"] = res.draws
         table.attrs["ci"] = ci
         return table
-
-    def _budget_noise(self, budgets):
-        return self.log_noise(positive(budgets, "budgets", unit=" of FLOPs"))
-
-    def bayes_decision(self, budgets) -> pd.DataFrame:
-        """The N that minimises the posterior *expected* loss at each budget.
-
-        A decision, not a quantile: it differs from the median of ``N_opt``
-        when the posterior is skewed.  See
-        :func:`bayesscale.allocation.bayes_optimal_N`.
-        """
-        return allocation.bayes_optimal_N(self.law_params, budgets, log_noise=self._budget_noise(budgets), law=self.law)
-
-    def prob_below(self, N, D, target) -> np.ndarray:
-        """Posterior predictive probability that a run of (N, D) ends with loss below ``target``."""
-        N, D = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(D, dtype=float))
-        noise = self.log_noise(laws.FLOPS_PER_PARAM_TOKEN * np.ravel(N) * np.ravel(D)).reshape(
-            (self.n_draws,) + N.shape)
-        return allocation.prob_below(self.law_params, N, D, target, log_noise=noise, law=self.law)
-
-    def best_D_for_N(self, N, *, C=None, ci: float | None = None) -> pd.DataFrame:
-        """Tokens for a fixed model size (see :func:`bayesscale.allocation.best_D_for_N`)."""
-        return allocation.best_D_for_N(self.law_params, N, C=C, ci=ci, law=self.law).table
-
-    def best_N_for_D(self, D, *, C=None, ci: float | None = None) -> pd.DataFrame:
-        """Model size for a fixed token count (see :func:`bayesscale.allocation.best_N_for_D`)."""
-        return allocation.best_N_for_D(self.law_params, D, C=C, ci=ci, law=self.law).table
-
-    def compute_for_loss(self, target, *, ci: float | None = None) -> pd.DataFrame:
-        """The least compute that reaches a target loss on the frontier, with its band."""
-        return allocation.compute_for_loss(self.law_params, target, ci=ci, law=self.law).table
-
-    def frontier_exponents(self, *, ci: float | None = None, budgets=None) -> pd.DataFrame:
-        """``a``, ``b`` and ``G`` of ``N_opt = G (C/6)^a``, ``D_opt = (C/6)^b / G`` with intervals.
-
-        The analogue of Table 2 of Hoffmann et al. (2022).  A law without the
-        Chinchilla closed form gives local exponents at ``budgets`` (default:
-        the largest fitted budget, 10x and 100x it); see
-        :func:`bayesscale.allocation.frontier_exponents`.  For a
-        ``kaplan_steps`` posterior: the exponents of ``N``, ``B`` and
-        ``S_min`` against ``C_min`` and of ``N`` against ``C`` at a fixed
-        batch (fitted over ``budgets``, default the fitted compute range;
-        :func:`bayesscale.steps_analysis.frontier_exponents`).
-        """
-        if self.law.name == "kaplan_steps":
-            from .steps_analysis import frontier_exponents
-            return frontier_exponents(self, ci=ci, budgets=budgets)
-        if budgets is None and self.law is not laws.LAWS["chinchilla"]:
-            budgets = self.runs.C.max() * np.array([1.0, 10.0, 100.0])
-        return allocation.frontier_exponents(self.law_params, ci=ci, law=self.law, budgets=budgets)
-
-    def excess_compute(self, C, k=None, *, ci: float | None = None) -> pd.DataFrame:
-        """Excess compute and tokens for model sizes ``k * N_opt(C)`` (Kaplan et al. 2020, Fig. 12)."""
-        k = np.geomspace(0.25, 4, 49) if k is None else k
-        return allocation.excess_compute(self.law_params, C, k, ci=ci, law=self.law).table
-
-    def efficient_size_range(self, C, *, threshold: float = 0.2, ci: float | None = None):
-        """Range of ``k = N / N_opt`` whose extra compute stays under ``threshold``.
-
-        Returns a :class:`bayesscale.allocation.SizeRange`; ``.sentence``
-        reads like "sizes between 0.53x and 2.25x the optimum cost at most
-        20% more compute".
-        """
-        return allocation.efficient_size_range(self.law_params, C, threshold=threshold, ci=ci, law=self.law)
 
     # -- summaries and checks ----------------------------------------------
 
@@ -521,7 +379,7 @@ class Posterior:
         rows = {}
         for k in self.reported:
             x = nat[k].reshape(-1)
-            med, lo, hi = _quantiles(x, ci)
+            med, lo, hi = quantiles(x, ci)
             rows[k] = {"median": med, "mean": x.mean(), "sd": x.std(ddof=1), lo_name: lo, hi_name: hi,
                        **conv.loc[k].to_dict()}
         df = pd.DataFrame.from_dict(rows, orient="index")
@@ -532,16 +390,28 @@ class Posterior:
     def check(self) -> Verdict:
         """Verdict on the sampler: R-hat, ESS, divergences, E-BFMI, tree depth, influential runs.
 
-        See :mod:`bayesscale.diagnostics` for the thresholds.
+        See :mod:`bayesscale.diagnostics` for the thresholds.  The first
+        call computes PSIS-LOO (influential runs) and the residuals (runs
+        far off the law) from the pointwise log-likelihood, chunk by chunk
+        of runs (:data:`CHUNK_ELEMENTS` draws x runs at a time), and keeps
+        the verdict only.
         """
         return self._verdict
 
     @cached_property
     def _verdict(self) -> Verdict:
-        mu = self._fitted["mu"]
+        n = len(self.runs)
+        resid = np.empty(n)
+        ks, why = [], None
+        for idx, mu in _mean_chunks(self):
+            resid[idx] = np.log(self.runs.loss[idx]) - np.median(mu.reshape(-1, idx.size), axis=0)
+            if why is None:
+                try:
+                    ks.append(pareto_k(_log_lik_at(self, idx, mu)))
+                except (ValueError, FloatingPointError) as e:
+                    why = str(e)
         v = diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                     log_lik=self._fitted["log_lik"], run_ids=self.runs.run_id,
-                     residuals=np.log(self.runs.loss) - np.median(mu.reshape(-1, mu.shape[-1]), axis=0))
+                     k_hat=np.concatenate(ks) if why is None else why, run_ids=self.runs.run_id, residuals=resid)
         x = self.extrapolation
         if x is None:
             return v
@@ -560,64 +430,335 @@ class Posterior:
 
     @cached_property
     def tree(self):
-        """The posterior as an ArviZ ``DataTree``.
+        """The posterior as an ArviZ ``DataTree``: the record, nothing per run and draw.
 
         Groups: ``posterior`` (sampled and natural-scale parameters),
         ``sample_stats`` (``diverging``, ``tree_depth``, ``n_steps``,
         ``energy``, ``lp``, ``acceptance_rate``, ``step_size``,
-        ``reached_max_treedepth``), ``observed_data`` and
-        ``posterior_predictive`` (``y`` = log loss), ``log_likelihood``
-        and ``constant_data`` (the runs).
+        ``reached_max_treedepth``), ``observed_data`` (``y`` = log loss)
+        and ``constant_data`` (the runs).  For ``log_likelihood`` and
+        ``posterior_predictive`` (``S x n`` each, computed when asked), use
+        :func:`to_arviz`.
         """
-        from arviz_base import from_dict
-
-        r = self.runs
-        post = {**self.samples, **{k: v for k, v in self._natural.items() if k not in self.samples}}
-        st = self.stats
-        sample_stats = {"diverging": st["diverging"].astype(bool), "tree_depth": st["tree_depth"],
-                        "n_steps": st["num_steps"], "energy": st["energy"], "lp": -st["potential_energy"],
-                        "acceptance_rate": st["accept_prob"], "step_size": st["step_size"],
-                        "reached_max_treedepth": st["reached_max_depth"].astype(bool)}
-        fitted = self._fitted
-        dims = {"y": ["run"], "z_budget": ["budget"], "N": ["run"], "D": ["run"], "C": ["run"],
-                "loss": ["run"], "budget_index": ["run"]}
-        coords = {"run": r.run_id.tolist(), "budget": np.arange(r.n_budgets)}
-        constant = {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}
-        for k in ("U", "S", "B"):
-            if getattr(r, k) is not None:
-                constant[k] = getattr(r, k)
-                dims[k] = ["run"]
-        tree = from_dict(
-            {"posterior": post, "sample_stats": sample_stats,
-             "observed_data": {"y": np.log(r.loss)},
-             "posterior_predictive": {"y": fitted["y_rep"]},
-             "log_likelihood": {"y": fitted["log_lik"]},
-             "constant_data": constant},
-            dims=dims, coords=coords, check_conventions=False)
-        tree.attrs.update(self._attrs())
-        return tree
-
-    def _attrs(self) -> dict:
-        import dataclasses
-
-        return {"bayesscale_spec": json.dumps(self.spec.to_dict()),
-                "bayesscale_extrapolation_mode": self.extrapolation_mode,
-                "bayesscale_settings": json.dumps(dataclasses.asdict(self.settings)),
-                "bayesscale_info": json.dumps(self.info, default=str),
-                "bayesscale_source": self.runs.source, "bayesscale_sha256": self.runs.sha256}
+        return _record_tree(self)
 
     def to_netcdf(self, path: str | os.PathLike) -> Path:
         """Write the posterior to a netCDF file, atomically.
 
         :func:`load_posterior` reads it back to an identical posterior.  The
-        file carries a SHA-256 of every array and every ``bayesscale_*``
-        attribute (``bayesscale_checksum``), checked when it is read.
+        file holds :attr:`tree` (the draws, the sampler statistics and the
+        runs; the pointwise groups are recomputed from them on demand) and
+        the extrapolation-error posterior, and carries a SHA-256 of every
+        array and every ``bayesscale_*`` attribute (``bayesscale_checksum``),
+        checked when it is read.
         """
         tree = self.tree.copy()
         x = self.discrepancy
         tree.attrs["bayesscale_discrepancy"] = json.dumps(None if x is None else x.to_json())
         tree.attrs[_CHECKSUM] = _tree_checksum(tree)
         return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
+
+
+# ---------------------------------------------------------------------------
+# the model at the draws: building blocks of predictions (pure functions of a posterior)
+# ---------------------------------------------------------------------------
+
+
+def bend(post: Posterior, C) -> np.ndarray:
+    """The bend in log compute at ``C`` for every draw, ``(S, n)`` (zeros without one).
+
+    ``kappa * (log10 C - m)**2`` with ``m`` the runs' mean ``log10 C``,
+    continued along its tangent beyond the runs' compute (see
+    :class:`bayesscale.ModelSpec`): added to the law's log loss in every
+    prediction.
+    """
+    C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
+    if "kappa" not in post._natural:
+        return np.zeros((post.n_draws, C.size))
+    return bend_term(post.params["kappa"][:, None], np.log(C)[None, :], *bend_frame(post.runs.C))
+
+
+def _offsets(post: Posterior, C, *, N=None, run=None) -> np.ndarray:
+    """Budget (for curves: run) offset draws ``(S, n)`` for new points at compute ``C``.
+
+    Runs: a run whose compute matches a fitted budget group shares that
+    group's offset; a new budget draws a fresh offset from ``Normal(0,
+    tau)``, seeded by the budget (to 0.01 decades), so runs at one new
+    budget share it and it does not depend on the other budgets asked for.
+
+    Curves (``runs.is_curves``: the offset belongs to a run, not to a
+    compute): compute says nothing about which run a point is on, so
+    each point is a new run with a fresh offset, seeded by its ``C``,
+    ``N`` and repeat count, unless ``run`` names the run of each point:
+    a fitted run's label shares that run's offset; another label is a
+    new run whose points share one fresh offset, seeded by the label.
+    """
+    C = np.atleast_1d(np.asarray(C, dtype=float))
+    S = post.n_draws
+    if "tau" not in post.samples:
+        return np.zeros((S, C.size))
+    seed = int(post.info.get("seed", 0))
+    tau = post.samples["tau"].reshape(S, 1)
+    zb = post.samples["z_budget"].reshape(S, -1)
+    runs = post.runs
+    if runs.is_curves:
+        names = None if run is None else np.broadcast_to(np.asarray(run, dtype=str), C.shape).ravel()
+        Nk = np.zeros_like(C) if N is None else np.broadcast_to(np.asarray(N, dtype=float), C.shape).ravel()
+        fitted = {}
+        for rid, g in zip(runs.run_id.tolist(), runs.budget.tolist()):
+            fitted.setdefault(rid.rsplit("@", 1)[0], g)
+        z = np.empty((S, C.size))
+        seen: dict = {}
+        for i in range(C.size):
+            if names is not None and names[i] in fitted:
+                z[:, i] = zb[:, fitted[names[i]]]
+                continue
+            if names is not None:   # a new run by name: its points share one offset
+                key = [int(hashlib.sha256(names[i].encode()).hexdigest()[:15], 16)]
+            else:                   # an anonymous point: a new run of its own
+                k = (C[i:i + 1].view(np.uint64)[0].item(), Nk[i:i + 1].view(np.uint64)[0].item())
+                rep = seen[k] = seen.get(k, -1) + 1
+                key = [*k, rep]
+            z[:, i] = np.random.default_rng([seed, 13, *key]).standard_normal(S)
+        return tau * z
+    z = np.stack([np.random.default_rng([seed, 7, int(round(np.log10(c) * 100)) % 2**32]).standard_normal(S)
+                  for c in C], axis=1)
+    g = match_budgets(runs, C)
+    known = g >= 0
+    z[:, known] = zb[:, g[known]]
+    return tau * z
+
+
+def log_noise(post: Posterior, C, *, seed: int | None = None, N=None, run=None) -> np.ndarray:
+    """Predictive noise on log loss for new runs at compute ``C``: ``(S, n)`` draws.
+
+    Observation noise (Student-t or Normal with the drawn ``sigma``),
+    in the budget-offset model the offset of a new budget, the bend, and
+    beyond the data the calibrated extrapolation error
+    (:attr:`Posterior.extrapolation`,
+    :func:`bayesscale.discrepancy.joint_draws`: one error per distinct
+    compute per draw, shared by runs at that compute, zero at the
+    largest run).  A run whose size or tokens (``N`` given) lie farther
+    beyond the data than its compute takes the extrapolation error of that
+    distance (:func:`_reach`).
+
+    Every element's draws are seeded by its own value (``C``, and ``N``
+    when given) and its repeat count, so a run's band does not depend on
+    the other runs asked for in the same call.  For curves, ``run``
+    names the run of each point (see :func:`_offsets`); without it each
+    point is a new run.
+    """
+    C = np.atleast_1d(np.asarray(C, dtype=float)).ravel()
+    seed = int(post.info.get("seed", 0)) if seed is None else int(seed)
+    Nk = np.zeros_like(C) if N is None else np.broadcast_to(np.asarray(N, dtype=float), C.shape).ravel()
+    S = post.n_draws
+    obs = post.spec.observation
+    noise_params = {k: post.params[k] for k in obs.sites}
+    eps = np.empty((S, C.size))
+    seen: dict = {}
+    for i, key in enumerate(zip(C.view(np.uint64).tolist(), Nk.view(np.uint64).tolist())):
+        rep = seen[key] = seen.get(key, -1) + 1
+        rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
+        eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
+    out = eps + _offsets(post, C, N=None if N is None else Nk, run=run) + bend(post, C)
+    return out + joint_draws(post.extrapolation, _reach(post, C, Nk), S, seed=seed, quantity="loss")
+
+
+def _reach(post: Posterior, C: np.ndarray, N: np.ndarray) -> np.ndarray:
+    """The compute at which a run's extrapolation error is drawn.
+
+    Its own compute, unless its size or its tokens lie farther beyond the
+    data (in decades) than its compute does: a model 0.2 decades larger
+    than any fitted one extrapolates 0.2 decades even at a compute inside
+    the data, so it takes the error at ``c_max * 10**0.2``.  ``N = 0``
+    means unknown (compute only).
+    """
+    r = post.runs
+    known = N > 0
+    if not np.any(known):
+        return C
+    c_max = float(np.max(r.C))
+    d_c = np.log10(C / c_max)
+    Nk = np.where(known, N, 1.0)
+    D = C / (laws.FLOPS_PER_PARAM_TOKEN * Nk)
+    d = np.maximum(np.log10(Nk / np.max(r.N)), np.log10(D / np.max(r.D)))
+    return np.where(known & (d > np.maximum(d_c, 0.0)), c_max * 10.0 ** d, C)
+
+
+def law_log_loss(post: Posterior, N, D, *, U=None) -> np.ndarray:
+    """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise, no bend)."""
+    arrays = [np.atleast_1d(np.asarray(a, dtype=float)) for a in ((N, D) if U is None else (N, D, U))]
+    arrays = np.broadcast_arrays(*arrays)
+    if any(np.any(~np.isfinite(a) | (a <= 0)) for a in arrays[:2]) or (U is not None and np.any(arrays[2] <= 0)):
+        raise ValueError("N, D (and U) must be positive and finite")
+    p = {k: v[:, None] for k, v in post.law_params.items()}
+    return post.law.log_loss_ND(p, arrays[0][None, :], arrays[1][None, :],
+                                U=None if U is None else arrays[2][None, :])
+
+
+# ---------------------------------------------------------------------------
+# pointwise quantities at the fitted runs: computed on demand, chunk by chunk
+# ---------------------------------------------------------------------------
+
+
+def _run_chunks(post: Posterior, chunk: int | None = None):
+    """Index arrays of consecutive runs, each at most ``chunk`` (default :data:`CHUNK_ELEMENTS`) draws x runs."""
+    n = len(post.runs)
+    step = max(1, int(chunk or CHUNK_ELEMENTS) // max(post.n_draws, 1))
+    for a in range(0, n, step):
+        yield np.arange(a, min(n, a + step))
+
+
+def _mean_log_loss(post: Posterior, idx, chains=slice(None), covs: dict | None = None) -> np.ndarray:
+    """The model's mean log loss at fitted runs ``idx``: law, budget offset and bend, ``(chains, draws, k)``."""
+    _POINTWISE["chunks"] += 1
+    r = post.runs
+    idx = np.asarray(idx)
+    nat = {k: v[chains][..., None] for k, v in post._natural.items()}
+    covs = covariate_arrays(r, post.law.covariates) if covs is None else covs
+    mu = post.law.evaluate({k: nat[k] for k in post.law.params}, {c: a[idx] for c, a in covs.items()})
+    if "tau" in post.samples:
+        mu = mu + post.samples["tau"][chains][..., None] * post.samples["z_budget"][chains][..., r.budget[idx]]
+    if "kappa" in nat:
+        mu = mu + bend_term(nat["kappa"], np.log(r.C[idx]), *bend_frame(r.C))
+    return mu
+
+
+def _mean_chunks(post: Posterior, chunk: int | None = None):
+    """``(idx, mean log loss at idx)`` for consecutive chunks of the runs."""
+    covs = covariate_arrays(post.runs, post.law.covariates)
+    for idx in _run_chunks(post, chunk):
+        yield idx, _mean_log_loss(post, idx, covs=covs)
+
+
+def _log_lik_at(post: Posterior, idx, mu, chains=slice(None), covs: dict | None = None) -> np.ndarray:
+    """Pointwise log-likelihood of runs ``idx`` given their mean log loss ``mu`` ``(chains, draws, k)``.
+
+    An ordered observation model (AR(1) along a curve) conditions each
+    point on the previous one of its sequence, whose mean is computed here
+    when it lies outside the chunk.
+    """
+    r, obs = post.runs, post.spec.observation
+    idx = np.asarray(idx)
+    op = {k: post._natural[k][chains][..., None] for k in obs.sites}
+    y = np.log(r.loss)
+    if not getattr(obs, "ordered", False):
+        return obs.log_prob(y[idx], mu, op)
+    prev = r.previous_index()
+    before = prev[idx]
+    extra = np.setdiff1d(before[before >= 0], idx)
+    if extra.size:
+        mu = np.concatenate([mu, _mean_log_loss(post, extra, chains, covs)], axis=-1)
+    where = np.concatenate([idx, extra])
+    local = {int(g): i for i, g in enumerate(where.tolist())}
+    prev_local = np.array([local[int(j)] if j >= 0 else -1 for j in before] + [-1] * extra.size, dtype=np.int64)
+    return obs.log_prob(y[where], mu, op, prev=prev_local)[..., : idx.size]
+
+
+def log_likelihood(post: Posterior, *, chunk: int | None = None) -> np.ndarray:
+    """The pointwise log-likelihood of every fitted run, ``(chains, draws, runs)``: computed now.
+
+    ``log p(y_i | draw)`` of the model the posterior was fitted with (the
+    law, budget offsets, bend and observation model), evaluated in chunks
+    of runs (``chunk`` draws x runs at a time, default
+    :data:`CHUNK_ELEMENTS`) into one array of ``S x n x 8`` bytes.  A
+    posterior does not keep it: each call computes it again.
+    """
+    out = np.empty(post.samples[post.law.sites[0]].shape + (len(post.runs),))
+    covs = covariate_arrays(post.runs, post.law.covariates)
+    for idx in _run_chunks(post, chunk):
+        out[..., idx] = _log_lik_at(post, idx, _mean_log_loss(post, idx, covs=covs), covs=covs)
+    return out
+
+
+def posterior_predictive(post: Posterior) -> np.ndarray:
+    """Replicated log loss of every fitted run, ``(chains, draws, runs)``: computed now.
+
+    One replicated data set per draw from the fitted model (the law,
+    budget offsets, bend and observation noise), chain by chain: chain
+    ``c`` uses the generator seeded ``(seed, 3, c)``, so the result does
+    not depend on anything but the posterior.  ``S x n x 8`` bytes; a
+    posterior does not keep it.
+    """
+    r, obs = post.runs, post.spec.observation
+    seed = int(post.info.get("seed", 0))
+    order = {"prev": r.previous_index()} if getattr(obs, "ordered", False) else {}
+    chains = post.samples[post.law.sites[0]].shape[0]
+    covs = covariate_arrays(r, post.law.covariates)
+    out = np.empty(post.samples[post.law.sites[0]].shape + (len(r),))
+    every = np.arange(len(r))
+    for c in range(chains):
+        sl = slice(c, c + 1)
+        mu = _mean_log_loss(post, every, sl, covs)
+        op = {k: post._natural[k][sl][..., None] for k in obs.sites}
+        out[sl] = obs.sample(np.random.default_rng([seed, 3, c]), mu, op, **order)
+    return out
+
+
+def _record_tree(post: Posterior, extra: dict | None = None):
+    """The ArviZ DataTree of the record, with ``extra`` groups (name -> ``{"y": (chains, draws, runs)}``)."""
+    from arviz_base import from_dict
+
+    r = post.runs
+    data = {**post.samples, **{k: v for k, v in post._natural.items() if k not in post.samples}}
+    st = post.stats
+    sample_stats = {"diverging": st["diverging"].astype(bool), "tree_depth": st["tree_depth"],
+                    "n_steps": st["num_steps"], "energy": st["energy"], "lp": -st["potential_energy"],
+                    "acceptance_rate": st["accept_prob"], "step_size": st["step_size"],
+                    "reached_max_treedepth": st["reached_max_depth"].astype(bool)}
+    dims = {"y": ["run"], "z_budget": ["budget"], "N": ["run"], "D": ["run"], "C": ["run"],
+            "loss": ["run"], "budget_index": ["run"]}
+    coords = {"run": r.run_id.tolist(), "budget": np.arange(r.n_budgets)}
+    constant = {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}
+    for k in ("U", "S", "B"):
+        if getattr(r, k) is not None:
+            constant[k] = getattr(r, k)
+            dims[k] = ["run"]
+    tree = from_dict({"posterior": data, "sample_stats": sample_stats, "observed_data": {"y": np.log(r.loss)},
+                      **(extra or {}), "constant_data": constant},
+                     dims=dims, coords=coords, check_conventions=False)
+    tree.attrs.update(_attrs(post))
+    return tree
+
+
+#: The pointwise groups :func:`to_arviz` can add.
+POINTWISE_GROUPS = ("log_likelihood", "posterior_predictive")
+
+
+def to_arviz(post: Posterior, *, groups=POINTWISE_GROUPS):
+    """The posterior as an ArviZ ``DataTree`` with pointwise groups, computed now.
+
+    :attr:`Posterior.tree` plus ``log_likelihood`` (:func:`log_likelihood`)
+    and ``posterior_predictive`` (:func:`posterior_predictive`), each
+    ``y`` of shape ``(chains, draws, runs)`` and ``S x n x 8`` bytes: what
+    ArviZ's PSIS-LOO, LOO-PIT and model comparison read
+    (``arviz_stats.loo(bs.to_arviz(post))``).  The tree is new on every
+    call and the posterior does not keep it.
+
+    Parameters
+    ----------
+    post : Posterior
+    groups : sequence of str
+        Which of ``"log_likelihood"`` and ``"posterior_predictive"`` to add.
+    """
+    groups = tuple(groups)
+    unknown = [g for g in groups if g not in POINTWISE_GROUPS]
+    if unknown:
+        raise ValueError(f"unknown group(s) {unknown}; to_arviz adds {', '.join(POINTWISE_GROUPS)}")
+    extra = {}
+    if "posterior_predictive" in groups:
+        extra["posterior_predictive"] = {"y": posterior_predictive(post)}
+    if "log_likelihood" in groups:
+        extra["log_likelihood"] = {"y": log_likelihood(post)}
+    return _record_tree(post, extra)
+
+
+def _attrs(post: Posterior) -> dict:
+    return {"bayesscale_spec": json.dumps(post.spec.to_dict()),
+            "bayesscale_extrapolation_mode": post.extrapolation_mode,
+            "bayesscale_settings": json.dumps(dataclasses.asdict(post.settings)),
+            "bayesscale_info": json.dumps(post.info, default=str),
+            "bayesscale_source": post.runs.source, "bayesscale_sha256": post.runs.sha256}
 
 
 #: The attribute that holds the checksum of a saved posterior.

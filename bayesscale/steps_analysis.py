@@ -16,7 +16,7 @@ and an equal-tailed interval:
 :func:`size_range`            the sizes ``N / N_eff`` that cost at most 20% (any share) more compute
 ============================  ===============================================================
 
-:meth:`bayesscale.Posterior.frontier_exponents` calls :func:`frontier_exponents`
+:func:`bayesscale.frontier_exponents` calls :func:`frontier_exponents`
 for a ``kaplan_steps`` posterior.
 
 Parameter conventions.  The law's ``N`` (and ``N_c``) is the parameter count
@@ -43,6 +43,7 @@ import pandas as pd
 from . import kaplan
 from ._validate import check_ci as _check_ci
 from .intervals import band_names
+from .intervals import quantiles as _band
 from ._validate import positive as _positive
 
 __all__ = [
@@ -114,21 +115,6 @@ def _convention(post, convention) -> str:
                          f"every N it implies are in that count. Pass convention={fitted!r} (or None), or refit "
                          f"with bs.fit(curves.to_runs({convention!r}), law='kaplan_steps').")
     return convention
-
-
-def _band(x, ci, axis=0):
-    q = [0.5, (1 - ci) / 2, (1 + ci) / 2]
-    x = np.asarray(x, dtype=float)
-    if np.isnan(x).any():
-        return np.nanquantile(x, q, axis=axis)
-    return np.quantile(x, q, axis=axis)
-
-
-def _band_inf(x, ci):
-    """Quantiles over axis 0 where ``inf`` marks "never" (kept as ``inf``, not interpolated to NaN)."""
-    big = np.finfo(float).max
-    q = np.quantile(np.where(np.isinf(x), big, x), [0.5, (1 - ci) / 2, (1 + ci) / 2], axis=0)
-    return np.where(q >= big / 2, np.inf, q)
 
 
 def _thin(params: dict, max_draws: int) -> dict:
@@ -452,7 +438,7 @@ def excess(post, r=None, *, ci: float | None = None, threshold: float = 0.2) -> 
         s = kaplan.excess_steps(P, r[None, :])
     cols = {"ratio": r}
     for name, d in (("excess_compute", c), ("excess_steps", s)):
-        med, lo, hi = _band_inf(d, ci)
+        med, lo, hi = _band(d, ci)  # inf (never) stays inf
         lo_name, hi_name = band_names(name, ci)
         cols.update({name: med, lo_name: lo, hi_name: hi})
     df = pd.DataFrame(cols)

@@ -88,7 +88,7 @@ post.summary(ci=0.9).join(truth)[["truth", "median", "lo90", "hi90", "r_hat", "e
 md("""
 ## Derived quantities with bands
 
-`post.frontier_exponents()` dispatches to `bayesscale.steps_analysis.frontier_exponents` for this law:
+`bs.frontier_exponents(post)` dispatches to `bayesscale.steps_analysis.frontier_exponents` for this law:
 the exponents of $N_\\mathrm{eff}$, $B_\\mathrm{crit}$ and $S_\\mathrm{min}$ against $C_\\mathrm{min}$
 (compute spent at the critical batch), and of the loss-optimal $N$ against $C$ when the batch is held
 fixed. Each comes with a 90% interval over the posterior draws.
@@ -104,7 +104,7 @@ simulated from the constants can only recover the implied values.
 """)
 
 code("""
-fe = post.frontier_exponents(ci=0.9)
+fe = bs.frontier_exponents(post, ci=0.9)
 fe.drop(columns="description")
 """)
 
@@ -210,7 +210,7 @@ else:
 
 code("""
 if post_opt is not None:
-    display(post_opt.frontier_exponents(ci=0.9).drop(columns="description"))
+    display(bs.frontier_exponents(post_opt, ci=0.9).drop(columns="description"))
     display(sa.efficient_size(post_opt, [1e2, 1e3, 1e4], units="pf_days")[
         ["C_min_pf_days", "N", "N_lo80", "N_hi80", "B", "B_lo80", "B_hi80", "S", "loss"]])
     print(sa.excess(post_opt).attrs["sentence"])

@@ -219,15 +219,15 @@ def test_posterior_methods_use_the_fitted_law(kaplan_post):
     assert t.attrs["draws"]["N_opt"].shape == (post.n_draws, 3)
     same = al.allocate(post.law_params, BUDGETS, law=post.law).table
     np.testing.assert_allclose(t["N_opt"], same["N_opt"], rtol=1e-12)
-    fe = post.frontier_exponents()
+    fe = bs.frontier_exponents(post)
     assert len(fe.loc["a"]) == 3 and np.isfinite(fe["median"]).all()
-    assert post.compute_for_loss([2.5])["C"].notna().all()
-    assert 0 < post.efficient_size_range(C0).k_lo < 1
-    assert post.best_D_for_N([1e9])["D"].notna().all()
-    assert post.best_N_for_D([1e11])["N"].notna().all()
-    assert len(post.excess_compute(C0, [0.5, 1, 2])) == 3
-    assert post.bayes_decision(BUDGETS)["N_bayes"].notna().all()
-    assert 0 <= float(post.prob_below(7e10, 1.4e12, 2.2)) <= 1
+    assert bs.compute_for_loss(post, [2.5]).table["C"].notna().all()
+    assert 0 < bs.efficient_size_range(post, C0).k_lo < 1
+    assert bs.best_D_for_N(post, [1e9]).table["D"].notna().all()
+    assert bs.best_N_for_D(post, [1e11]).table["N"].notna().all()
+    assert len(bs.excess_compute(post, C0, [0.5, 1, 2]).table) == 3
+    assert bs.bayes_decision(post, BUDGETS)["N_bayes"].notna().all()
+    assert 0 <= float(bs.prob_below(post, 7e10, 1.4e12, 2.2)) <= 1
 
 
 def test_figures_for_a_law_other_than_chinchilla(kaplan_post):

@@ -5,6 +5,8 @@ import pytest
 
 import bayesscale as bs
 from bayesscale.model import BEND_MIN_BUDGETS, ModelSpec, bend_frame, bend_term
+from bayesscale.posterior import bend as bend_of
+from bayesscale.posterior import law_log_loss
 
 from .conftest import fit_quietly
 
@@ -43,8 +45,8 @@ def test_predictions_carry_the_bend_and_allocation_does_not_move(synthetic_runs)
     assert "kappa" in post.params and "kappa" in post.summary().index
     C = np.array([1e22, 1e23])
     N = np.sqrt(C / (6 * 20))
-    law_only = post.law_log_loss(N, 20 * N)
-    bend = post.bend(C)
+    law_only = law_log_loss(post, N, 20 * N)
+    bend = bend_of(post, C)
     assert bend.shape == law_only.shape
     med = np.median(np.log(post.predict_draws(N, 20 * N)) - law_only - bend, axis=0)
     assert np.all(np.abs(med) < 0.01)  # what is left is zero-centred noise

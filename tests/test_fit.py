@@ -46,15 +46,22 @@ def test_params_and_summary_columns(small_post):
     assert s.attrs["ci"] == 0.8
 
 
-def test_tree_has_all_groups(small_post):
+def test_tree_has_the_record_and_to_arviz_the_pointwise_groups(small_post):
     tree = small_post.tree
-    for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive", "log_likelihood"):
-        assert group in tree.children, group
+    assert set(tree.children) == {"posterior", "sample_stats", "observed_data", "constant_data"}
     ss = tree["sample_stats"]
     for v in ("diverging", "tree_depth", "energy"):
         assert v in ss.data_vars
-    assert tree["log_likelihood"]["y"].shape == (SMALL["chains"], SMALL["draws"], 240)
     assert tree["posterior"]["A"].shape == (SMALL["chains"], SMALL["draws"])
+    full = bs.to_arviz(small_post)
+    for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive", "log_likelihood"):
+        assert group in full.children, group
+    assert full["log_likelihood"]["y"].shape == (SMALL["chains"], SMALL["draws"], 240)
+    assert full["posterior_predictive"]["y"].shape == (SMALL["chains"], SMALL["draws"], 240)
+    assert set(bs.to_arviz(small_post, groups=("log_likelihood",)).children) >= {"log_likelihood"}
+    assert "posterior_predictive" not in bs.to_arviz(small_post, groups=("log_likelihood",)).children
+    with pytest.raises(ValueError, match="unknown group"):
+        bs.to_arviz(small_post, groups=("prior",))
 
 
 def test_posterior_is_immutable(small_post):
@@ -86,8 +93,9 @@ def test_netcdf_round_trip_is_exact(small_post, tmp_path):
     assert back.spec == small_post.spec and back.settings == small_post.settings
     assert back.extrapolation_mode == "calibrated" and back.extrapolation == small_post.extrapolation
     pd.testing.assert_frame_equal(back.summary(), small_post.summary())
-    for group in ("posterior_predictive", "log_likelihood"):
-        np.testing.assert_array_equal(back.tree[group]["y"].values, small_post.tree[group]["y"].values)
+    # the pointwise groups are recomputed from the draws, identically
+    np.testing.assert_array_equal(bs.log_likelihood(back), bs.log_likelihood(small_post))
+    np.testing.assert_array_equal(bs.posterior_predictive(back), bs.posterior_predictive(small_post))
     assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]  # no temporary file left behind
 
 

@@ -100,7 +100,7 @@ def test_item11_allocate_rejects_strings_like_report(tiny_posts):
         with pytest.raises(ValueError, match="not text"):
             a.allocate(bad)
     with pytest.raises(ValueError, match="not text"):
-        a.bayes_decision("1e22")
+        bs.bayes_decision(a, "1e22")
     assert len(a.allocate([1e22])) == 1
 
 

@@ -11,6 +11,7 @@ from matplotlib.colors import LogNorm
 import bayesscale as bs
 from bayesscale import kaplan, plots_steps
 from bayesscale import steps_analysis as sa
+from bayesscale.posterior import _offsets, log_noise
 
 TINY = dict(chains=2, warmup=200, draws=200, progress=False, extrapolation="none")
 
@@ -54,7 +55,7 @@ def _in_band(df, med, lo, hi):
 
 
 def test_frontier_exponents_table(post):
-    t = post.frontier_exponents(ci=0.9)  # dispatches to steps_analysis for kaplan_steps
+    t = bs.frontier_exponents(post, ci=0.9)  # dispatches to steps_analysis for kaplan_steps
     assert list(t.index[:5]) == ["alpha_C_min", "N_vs_C_min", "B_vs_C_min", "S_min_vs_C_min", "N_vs_C_fixed_batch"]
     assert _in_band(t, "median", "lo90", "hi90")
     assert t.attrs["convention"] == "kaplan" and t.attrs["ci"] == 0.9
@@ -209,16 +210,16 @@ def test_curve_offsets_are_per_run(post, curves):
     zb = post.samples["z_budget"].reshape(S, -1)
     name = str(curves.run_ids[3])
     C_run = float(post.runs.budget_compute()[3])
-    named = post._offsets([C_run], run=[name])
+    named = _offsets(post, [C_run], run=[name])
     np.testing.assert_allclose(named[:, 0], tau[:, 0] * zb[:, 3])
     # an anonymous point at that run's compute is a new run: its offset is not run 3's
-    anon = post._offsets([C_run, C_run])
+    anon = _offsets(post, [C_run, C_run])
     assert not np.allclose(anon[:, 0], named[:, 0])
     assert not np.allclose(anon[:, 0], anon[:, 1])  # two anonymous points: two runs
     assert abs(np.std(anon[:, 0] / tau[:, 0]) - 1) < 0.15  # a fresh Normal(0, tau) draw
     # the points of one new, named run share its offset, and it does not depend on the call
-    new = post._offsets([1e15, 1e17, 3e17], run=["mine", "mine", "other"])
+    new = _offsets(post, [1e15, 1e17, 3e17], run=["mine", "mine", "other"])
     np.testing.assert_array_equal(new[:, 0], new[:, 1])
     assert not np.allclose(new[:, 0], new[:, 2])
-    np.testing.assert_array_equal(post._offsets([5e16], run="mine")[:, 0], new[:, 0])
-    assert post.log_noise([1e15, 1e16], run=["mine", name]).shape == (S, 2)
+    np.testing.assert_array_equal(_offsets(post, [5e16], run="mine")[:, 0], new[:, 0])
+    assert log_noise(post, [1e15, 1e16], run=["mine", name]).shape == (S, 2)

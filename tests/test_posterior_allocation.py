@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+import bayesscale as bs
 from bayesscale import allocation
 
 
@@ -14,7 +15,7 @@ def test_chinchilla_tokens_per_parameter_and_exponent(full_post):
     row = alloc.iloc[0]
     assert 12 < row.tokens_per_param < 24
     assert row.tokens_per_param_lo80 < 18 < row.tokens_per_param_hi80  # published point estimate ~18
-    ex = full_post.frontier_exponents(ci=0.95)
+    ex = bs.frontier_exponents(full_post, ci=0.95)
     assert abs(ex.loc["a", "median"] - 0.513) < 0.04
     assert ex.loc["a", "lo95"] < ex.loc["a", "median"] < ex.loc["a", "hi95"]
 
@@ -48,15 +49,15 @@ def test_closed_form_matches_brute_force_per_draw(small_post):
 
 
 def test_decisions_beyond_quantiles(small_post):
-    dec = small_post.bayes_decision([5.88e23])
+    dec = bs.bayes_decision(small_post, [5.88e23])
     assert dec.N_bayes.iloc[0] > 0 and np.isclose(6 * dec.N_bayes * dec.D_bayes, 5.88e23).all()
-    p_easy, p_hard = small_post.prob_below(70e9, 1.4e12, [2.5, 1.5])
+    p_easy, p_hard = bs.prob_below(small_post, 70e9, 1.4e12, [2.5, 1.5])
     assert p_easy >= 0.98 and p_hard < 0.01  # the Student-t extrapolation error has heavy tails
-    need = small_post.compute_for_loss(2.0)
+    need = bs.compute_for_loss(small_post, 2.0).table
     assert need.C.iloc[0] > 1e21
-    rng = small_post.efficient_size_range(5.88e23, threshold=0.2)
+    rng = bs.efficient_size_range(small_post, 5.88e23, threshold=0.2)
     assert rng.k_lo < 1 < rng.k_hi and "20%" in rng.sentence
-    ex = small_post.excess_compute(5.88e23)
+    ex = bs.excess_compute(small_post, 5.88e23).table
     assert np.isclose(ex.loc[np.argmin(np.abs(np.log(ex.k))), "excess_compute"], 1.0, atol=1e-6)
 
 

@@ -143,7 +143,7 @@ def test_json_has_every_number(small_report, small_post):
 
     assert [b["compute_flops"] for b in d["budgets"]] == BUDGETS
     expected = small_post.allocate(BUDGETS, ci=0.8)
-    bayes = small_post.bayes_decision(BUDGETS)
+    bayes = bs.bayes_decision(small_post, BUDGETS)
     for i, b in enumerate(d["budgets"]):
         n = b["n_opt"]
         assert n["lo"] < n["median"] < n["hi"]
@@ -158,7 +158,7 @@ def test_json_has_every_number(small_report, small_post):
         assert (r10["threshold"], r20["threshold"]) == (0.1, 0.2)
         assert r20["k_lo"]["median"] < r10["k_lo"]["median"] < 1 < r10["k_hi"]["median"] < r20["k_hi"]["median"]
         assert r20["n_lo"]["median"] < n["median"] < r20["n_hi"]["median"]
-    p = small_post.prob_below(bayes["N_bayes"].to_numpy(), bayes["D_bayes"].to_numpy(), TARGET)
+    p = bs.prob_below(small_post, bayes["N_bayes"].to_numpy(), bayes["D_bayes"].to_numpy(), TARGET)
     assert [b["prob_below_target"] for b in d["budgets"]] == pytest.approx(p.tolist())
     # 5.88e23 is 1.66 decades past the largest Chinchilla run, 1e25 is 2.89
     assert [b["extrapolation"]["level"] for b in d["budgets"]] == ["caution", "strong"]

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..allocation import bayes_decision, compute_for_loss, efficient_size_range, frontier_exponents, prob_below
 from ..diagnostics import THRESHOLDS
+from ..posterior import to_arviz
 from ..intervals import DEFAULT_CI, band_names
 from .fmt import finite, fmt_num, fmt_sci, plain, snake, times
 
@@ -206,7 +208,7 @@ def predictive_check_facts(posterior) -> dict:
     runs = posterior.runs
     method = "LOO-PIT (PSIS, arviz_stats.loo_pit)"
     try:
-        pit = np.asarray(azs.loo_pit(posterior.tree, var_names="y")["y"]).reshape(-1)
+        pit = np.asarray(azs.loo_pit(to_arviz(posterior), var_names="y")["y"]).reshape(-1)
     except (ValueError, FloatingPointError) as e:  # degenerate draws (a failed fit): PSIS cannot smooth them
         return {"method": method, "n_runs": len(runs), "n_outside": 0, "tail": LOO_PIT_TAIL, "chance_limit": 0,
                 "misfit": False, "runs_outside": [], "sentence": f"not computed ({e}).", "ks_distance": None}
@@ -358,7 +360,7 @@ def parameter_facts(posterior, ci: float) -> list[dict]:
 
 def frontier_facts(posterior, ci: float) -> list[dict]:
     """The compute-optimal frontier's exponents ``a``, ``b`` and coefficient ``G``, with ``ci`` intervals."""
-    fe = _lo_hi(posterior.frontier_exponents(ci=ci), ci)
+    fe = _lo_hi(frontier_exponents(posterior, ci=ci), ci)
     return [{"name": k, **_snake_record(r)} for k, r in fe.iterrows()]
 
 
@@ -383,7 +385,7 @@ def _size_ranges(posterior, C: float, ci: float) -> list[dict]:
     N_lo, N_hi = band_names("N", ci)
     ranges = []
     for thr in SIZE_THRESHOLDS:
-        sr = posterior.efficient_size_range(C, threshold=thr, ci=ci)
+        sr = efficient_size_range(posterior, C, threshold=thr, ci=ci)
         t = sr.table
         ranges.append({
             "threshold": thr,
@@ -401,11 +403,11 @@ def budget_facts(posterior, budgets, target: float | None, ci: float) -> list[di
     how far it lies beyond the data, and the efficient model-size ranges."""
     runs = posterior.runs
     alloc = posterior.allocate(budgets, ci=ci)
-    bayes = posterior.bayes_decision(budgets)
+    bayes = bayes_decision(posterior, budgets)
     N_b = bayes["N_bayes"].to_numpy(dtype=float)
     D_b = bayes["D_bayes"].to_numpy(dtype=float)
     pred = posterior.predict(N_b, D_b, ci=ci)
-    prob = posterior.prob_below(N_b, D_b, target) if target is not None else None
+    prob = prob_below(posterior, N_b, D_b, target) if target is not None else None
     c_max, c_min = float(runs.C.max()), float(runs.C.min())
     x_obj = getattr(posterior, "extrapolation", None)
     rows = []
@@ -440,7 +442,7 @@ def target_facts(posterior, target: float | None, ci: float) -> dict | None:
     """The least compute that reaches ``target`` on the compute-optimal frontier (None without a target)."""
     if target is None:
         return None
-    cf = posterior.compute_for_loss(target, ci=ci).iloc[0]
+    cf = compute_for_loss(posterior, target, ci=ci).table.iloc[0]
     return {"target_loss": target, "reachable_share": float(cf["reachable"]),
             "compute_flops": _band_of(cf, "C", ci), "n_opt": _band_of(cf, "N_opt", ci),
             "d_opt": _band_of(cf, "D_opt", ci)}

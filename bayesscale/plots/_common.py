@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import FuncFormatter, Locator, LogLocator, NullFormatter, NullLocator
 
-from ..posterior import atomic_write
+from ..posterior import atomic_write, posterior_predictive
 
 __all__ = ["PF_DAY_FLOPS", "MAX_DRAWS", "save_figure"]
 #: FLOPs in one petaflop/s-day.
@@ -196,7 +196,7 @@ def _loss_axis(axis):
 
 def _replicated_log_loss(post, max_draws: int = MAX_DRAWS) -> np.ndarray:
     """Replicated log loss at the runs from the tree's posterior_predictive group, ``(S, n)``."""
-    y = np.asarray(post.tree["posterior_predictive"]["y"].values, dtype=float)
+    y = posterior_predictive(post)
     y = y.reshape(-1, y.shape[-1])
     return y[_thin_index(y.shape[0], max_draws)]
 

@@ -31,6 +31,7 @@ from matplotlib.patches import Patch
 
 from .._validate import check_ci as _check_ci
 from ..intervals import quantiles
+from ..posterior import posterior_predictive, to_arviz
 from ._common import _TEX, _check_posterior, _panel_figure, _replicated_log_loss, _root_figure, _single_axes, _style
 from ._common import _thin_index
 
@@ -92,7 +93,7 @@ def _replicates_tree(post, n_replicates: int):
     the subset spread over all chains.
     """
     tree = post.tree
-    y_rep = np.asarray(tree["posterior_predictive"]["y"].values, dtype=float)
+    y_rep = posterior_predictive(post)
     y_rep = y_rep.reshape(-1, y_rep.shape[-1])
     reps = y_rep[_thin_index(y_rep.shape[0], max(int(n_replicates), 1))]
     run = tree["observed_data"]["run"].values
@@ -166,7 +167,7 @@ def _ppc_collection(post, *, ax, kind: str, n_replicates: int, ci: float):
     """Draw :func:`ppc` (arguments checked) and return ArviZ's ``PlotCollection``."""
     import arviz_plots as azp
 
-    tree = post.tree
+    tree = to_arviz(post) if kind in ("pit", "loo_pit") else post.tree  # pointwise groups only where drawn
     y = np.asarray(tree["observed_data"]["y"].values, dtype=float)
     n = y.size
     fig, ax = _single_axes(ax, (6.5, 4.4))

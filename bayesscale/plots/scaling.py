@@ -33,6 +33,7 @@ from .._validate import check_ci as _check_ci
 from .._validate import positive as _positive
 from ..data import match_budgets
 from ..intervals import band_names, quantiles
+from ..posterior import log_noise
 from ._common import (_BAND_ALPHA, _RUN_GREY, _budget_cmap, _check_posterior, _count, _loss_axis, _panel_figure,
                       _ratio_axis, _root_figure, _sci, _single_axes, _style, _thin_params, _unit)
 
@@ -129,7 +130,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float | None = None, ax=None, co
     mu = post.law.log_loss_ND(P, N[None], D[None])  # (S, B, G)
     # one noise draw per (posterior draw, budget), shared along the curve: every point keeps its
     # exact predictive marginal, and the quantile curves come out smooth
-    noise = post.log_noise(C)[idx][:, :, None]
+    noise = log_noise(post, C)[idx][:, :, None]
     med, lo, hi = quantiles(np.exp(mu + noise), ci)
 
     cmap = _budget_cmap()
