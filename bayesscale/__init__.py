@@ -38,7 +38,7 @@ _LAZY = {
     "ModelSpec": ".model", "Priors": ".model",
     "Posterior": ".posterior", "load_posterior": ".posterior",
     "simulate_runs": ".simulate",
-    "average": ".compare", "compare": ".compare",
+    "average": ".compare", "compare": ".compare", "preferred_law": ".compare",
     "calibrate_extrapolation": ".calibration", "Discrepancy": ".discrepancy",
     "LAWS": ".laws", "Law": ".laws", "get_law": ".laws", "Observation": ".observation",
     "Approach1Result": ".curves", "Curves": ".curves", "approach1": ".curves", "envelope": ".curves",
@@ -67,7 +67,7 @@ __all__ += ["Approach1Result", "Curves", "approach1", "envelope", "kaplan", "loa
 __all__ += ["steps_analysis"]
 __all__ += ["bayes_decision", "best_D_for_N", "best_N_for_D", "compute_for_loss", "efficient_size_range",
             "excess_compute", "frontier_exponents", "prob_below", "log_likelihood", "posterior_predictive",
-            "to_arviz"]
+            "to_arviz", "preferred_law"]
 
 
 def __getattr__(name):

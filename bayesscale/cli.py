@@ -433,6 +433,7 @@ def _cmd_compare(a) -> int:
     import pandas as pd
 
     import bayesscale as bs
+    from bayesscale.compare import PARSIMONY_SE
     from bayesscale.intervals import band_names
     from bayesscale.posterior import atomic_write
 
@@ -453,6 +454,8 @@ def _cmd_compare(a) -> int:
               "estimate is unreliable), stacking weight, and the backtest beyond the data "
               "(mean log predictive density of held-out budgets and their 90% coverage)")
         print(table.to_string(index=False))
+        print(f"\nPreferred: {table.attrs['preferred']} (the simplest law within {PARSIMONY_SE:g} standard errors of "
+              "the best elpd)")
         if a.budget:
             size_laws = [p for p in posts if p.law.depends_on_size()]
             avg = bs.average(size_laws, budgets=a.budget, ci=a.ci)

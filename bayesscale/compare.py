@@ -33,7 +33,10 @@ from ._validate import check_ci
 from .intervals import band_names, quantiles
 from .posterior import to_arviz
 
-__all__ = ["compare", "average", "law_labels"]
+__all__ = ["compare", "average", "law_labels", "preferred_law", "PARSIMONY_SE"]
+
+#: Standard errors of the elpd difference within which two laws count as tied (the simpler one is preferred).
+PARSIMONY_SE = 2.0
 
 
 def law_labels(posteriors: Sequence) -> list[str]:
@@ -89,7 +92,10 @@ def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float | None
     pandas.DataFrame
         One row per law, sorted by ``elpd_loo``: ``law``, ``n_params``,
         ``elpd_loo``, ``elpd_se``, ``elpd_diff``, ``diff_se``, ``p_loo``,
-        ``pareto_k_bad`` (runs with k > 0.7), ``weight`` (stacking), and
+        ``pareto_k_bad`` (runs with k > 0.7), ``weight`` (stacking),
+        ``preferred`` (True for the law to believe: the simplest law within
+        :data:`PARSIMONY_SE` standard errors of the best elpd, see
+        :func:`preferred_law`; also ``df.attrs["preferred"]``), and
         with ``backtest``: ``backtest_mlpd``, ``backtest_coverage_90``,
         ``backtest_folds``; with ``budgets``: ``N_opt@C``,
         ``N_opt_lo80@C``, ``N_opt_hi80@C`` per budget (``ci`` band; the
@@ -131,10 +137,30 @@ def compare(posteriors, *, budgets=None, backtest: bool = True, ci: float | None
                 row[f"{lo}@{c:.3g}"] = a[lo]
                 row[f"{hi}@{c:.3g}"] = a[hi]
     out = pd.DataFrame(rows).sort_values("elpd_loo", ascending=False, ignore_index=True)
-    cols = ["law", "n_params", "elpd_loo", "elpd_se", "elpd_diff", "diff_se", "p_loo", "pareto_k_bad", "weight"]
+    out["preferred"] = out["law"] == preferred_law(out)
+    cols = ["law", "n_params", "elpd_loo", "elpd_se", "elpd_diff", "diff_se", "p_loo", "pareto_k_bad", "weight",
+            "preferred"]
     out = out[cols + [c for c in out.columns if c not in cols]]
     out.attrs["ci"] = ci
+    out.attrs["preferred"] = preferred_law(out)
     return out
+
+
+def preferred_law(table: pd.DataFrame, *, n_se: float = PARSIMONY_SE) -> str:
+    """The law to believe from a :func:`compare` table: the simplest one that is not clearly worse.
+
+    Among the laws whose elpd is within ``n_se`` standard errors of the
+    difference from the best (``|elpd_diff| <= n_se * diff_se``: a tie LOO
+    cannot resolve), the one with the fewest parameters, ties broken by
+    elpd.  Nested laws make this necessary: when the data come from the
+    smaller of two nested laws, the larger one fits them as well (measured:
+    chinchilla data, coupled law ahead by elpd in 9 of 20 trials, never by
+    more than 2 standard errors), so ranking by elpd alone picks the larger
+    law about half the time.
+    """
+    gap = table["elpd_loo"].max() - table["elpd_loo"]
+    within = table[gap <= n_se * table["diff_se"]]
+    return str(within.sort_values(["n_params", "elpd_loo"], ascending=[True, False])["law"].iloc[0])
 
 
 def _backtest_score(post, *, seed, settings, progress) -> dict:

@@ -86,16 +86,18 @@ def selection(pairs, n: int, settings: dict, backtest: bool, on_row=None) -> lis
             warnings.simplefilter("ignore", bs.FitWarning)
             px = bs.fit_many(data, law=x, extrapolation="none", progress=False, **settings)
             py = bs.fit_many(data, law=y, extrapolation="none", progress=False, **settings)
-        by_elpd = by_bt = wrong = 0
+        by_elpd = by_bt = wrong = pref = 0
         for a, b in zip(px, py):
-            t = bs.compare([a, b], backtest=backtest, backtest_settings=settings, progress=False).set_index("law")
+            t = bs.compare([a, b], backtest=backtest, backtest_settings=settings, progress=False)
+            pref += int(t.attrs["preferred"] == x)
+            t = t.set_index("law")
             by_elpd += int(t.loc[x, "elpd_loo"] > t.loc[y, "elpd_loo"])
             # the rival ahead by more than twice the standard error of the difference: a confident wrong call
             wrong += int(t.loc[y, "elpd_loo"] - t.loc[x, "elpd_loo"] > 2 * float(t["diff_se"].max()))
             if backtest:
                 by_bt += int(t.loc[x, "backtest_mlpd"] > t.loc[y, "backtest_mlpd"])
         row = {"truth": x, "rival": y, "trials": n, "truth first by elpd": by_elpd / n,
-               "rival ahead by > 2 se": wrong / n}
+               "truth preferred": pref / n, "rival ahead by > 2 se": wrong / n}
         if backtest:
             row["truth first by backtest mlpd"] = by_bt / n
         row["seconds"] = time.perf_counter() - t0
@@ -119,13 +121,17 @@ def _selection_section(n_sel: int, settings: dict, backtest: bool = True):
 
     df = pd.read_csv(_selection_csv(backtest))
     df = df[(df["trials"] == n_sel) & (df["settings"] == repr(settings))].drop_duplicates(["truth", "rival"], keep="last")
+    first = ["truth", "rival", "trials", "truth first by elpd", "truth preferred"]
+    df = df[[c for c in first if c in df.columns] + [c for c in df.columns if c not in first]]
     rows = df.drop(columns=["settings"]).to_dict("records")
     body = (f"## Law library: selection{'' if backtest else ' by elpd only'} ({n_sel} trials per ordered pair)\n\n"
             f"Machine: {machine()} (rows measured "
             f"at the dates shown). Sampler: {settings} (fits and backtest refits). Data: `sweeps(truth, trials, "
             "seed0=100)` (isoFLOP design, 7 budgets x 9 sizes, sigma 0.01); default model (bend auto, plain "
             "extrapolation).\n\nData from the first law, both laws fitted; share of trials in which the true law "
-            "ranks first by PSIS-LOO elpd and by the rolling-origin backtest mlpd (`bs.compare`); `rival ahead by "
+            "ranks first by PSIS-LOO elpd and by the rolling-origin backtest mlpd (`bs.compare`); `truth preferred`: "
+            "the law `compare` marks `preferred` (the simplest law within 2 se of the best elpd) is the truth; "
+            "`rival ahead by "
             "> 2 se`: trials in which the rival's elpd exceeds the truth's by more than twice the standard error of "
             f"the difference (a confident wrong call). Rows: benchmarks/{_selection_csv(backtest).name}.\n\n"
             + table(rows, [c for c in df.columns if c != "settings"]))
@@ -167,7 +173,8 @@ def main():
         def store(row):
             row = dict(row, settings=repr(settings), date=f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}")
             path = _selection_csv(not args.no_backtest)
-            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+            old = pd.read_csv(path) if path.exists() else pd.DataFrame()
+            pd.concat([old, pd.DataFrame([row])], ignore_index=True).to_csv(path, index=False)  # new columns: union
             _selection_section(n_sel, settings, not args.no_backtest)
 
         selection(pairs, n_sel, settings, backtest=not args.no_backtest, on_row=store)

@@ -64,13 +64,16 @@ md("""## `compare`: in-sample and beyond the data
 `elpd_loo` scores each law on the runs it was fitted to (PSIS-LOO, with the number of runs whose Pareto
 k is too high to trust it); `backtest_mlpd` refits each law on rolling-origin folds and scores the
 held-out budgets, the quantity that matters for a budget. The stacking weights say how to mix the laws'
-predictions. The N_opt columns show what each law recommends at 1e21 and 1e22 FLOPs."""),
+predictions. The N_opt columns show what each law recommends at 1e21 and 1e22 FLOPs. `preferred` marks the
+law to believe when LOO cannot separate them: the simplest law within two standard errors of the best elpd
+(nested laws tie: Chinchilla's law is the coupled law with F = 0, and fits its own data no worse)."""),
 code("""BUDGETS = [1e21, 1e22]
 table = bs.compare(list(posts.values()), budgets=BUDGETS, backtest=True, backtest_settings=BT)
 table"""),
 code("""best_in = table.iloc[0]["law"]
 best_out = table.sort_values("backtest_mlpd", ascending=False).iloc[0]["law"]
 print(f"best in-sample (LOO): {best_in}; best beyond the data (backtest): {best_out}")
+print("preferred (the simplest law within 2 standard errors of the best elpd):", table.attrs["preferred"])
 print("stacking weights:", dict(zip(table.law, table.weight.round(3))))"""),
 md("""## One honest band: the model-averaged allocation
 

@@ -87,3 +87,18 @@ def test_compare_command(tmp_path, capsys):
     assert main(["compare", str(csv), "--law", "chinchilla"]) == 2
     assert "at least two laws" in capsys.readouterr().err
     assert main(["compare", str(csv), "--law", "nope", "--law", "kaplan"]) == 2
+
+
+def test_preferred_law_is_the_simplest_within_two_standard_errors():
+    tied = pd.DataFrame({"law": ["coupled", "chinchilla", "kaplan"], "n_params": [6, 5, 5],
+                         "elpd_loo": [100.0, 99.0, 80.0], "diff_se": [0.0, 1.0, 2.0]})
+    assert bs.preferred_law(tied) == "chinchilla"  # 1 elpd behind with se 1: a tie; kaplan is 20 behind
+    clear = tied.assign(elpd_loo=[100.0, 95.0, 80.0])
+    assert bs.preferred_law(clear) == "coupled"    # 5 behind with se 1: the larger law is clearly better
+    assert bs.preferred_law(tied, n_se=0.5) == "coupled"
+
+
+def test_compare_marks_one_preferred_law(two_laws):
+    table = bs.compare(two_laws, backtest=False)
+    assert table["preferred"].sum() == 1
+    assert table.attrs["preferred"] == table.loc[table["preferred"], "law"].item() == "chinchilla"

@@ -508,8 +508,8 @@ def group_facts(grouped, reference: str, budgets, ci: float) -> dict:
 def law_comparison_rows(table: pd.DataFrame) -> list[dict]:
     """JSON-ready rows of the "which law" section from :func:`bayesscale.compare`."""
     keep = [c for c in table.columns if c in ("law", "n_params", "elpd_loo", "elpd_se", "elpd_diff", "diff_se",
-                                               "pareto_k_bad", "weight", "backtest_mlpd", "backtest_coverage_90",
-                                               "backtest_folds") or c.startswith("N_opt")]
+                                               "pareto_k_bad", "weight", "preferred", "backtest_mlpd",
+                                               "backtest_coverage_90", "backtest_folds") or c.startswith("N_opt")]
     return [{k: plain(v) for k, v in row.items()} for row in table[keep].to_dict(orient="records")]
 
 

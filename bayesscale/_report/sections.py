@@ -458,6 +458,10 @@ def _law_verdict(rows: list[dict], has_bt: bool) -> list:
     in_words = (f"In sample, **{best_in}** fits best (elpd {abs(runner['elpd_diff']):.1f} above "
                 f"{runner['law']}, more than twice the standard error of the difference)." if clear else
                 "In sample the laws cannot be told apart: the elpd differences are within two standard errors.")
+    simplest = next((r for r in rows if r.get("preferred")), None)
+    if not clear and simplest is not None:
+        in_words += (f" The simplest of the tied laws, **{simplest['law']}** ({simplest['n_params']} parameters), is "
+                     "preferred: a larger law that contains it fits its data as well.")
     bt_rows = [r for r in rows if finite(r.get("backtest_mlpd"))] if has_bt else []
     best_out = max(bt_rows, key=lambda r: r["backtest_mlpd"])["law"] if bt_rows else None
     out_words = f" Beyond the data, **{best_out}** scored best on the backtest." if best_out else ""
