@@ -1,6 +1,5 @@
 """Which law to believe: compare, average, the report's "which law" section and the compare command."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -70,6 +69,10 @@ def test_report_has_a_which_law_section(two_laws, tmp_path):
 
     facts = json.loads(paths.json.read_text())
     assert [r["law"] for r in facts["laws"]["rows"]] == ["chinchilla", "kaplan"]
+    tied = table.assign(elpd_diff=[0.0, -0.5], diff_se=[0.0, 1.0], n_params=[6, 5],
+                        preferred=[False, True])  # as if kaplan were the smaller law, half an se behind
+    md = bs.report(two_laws[0], budgets=[1e22], out=tmp_path / "tie", comparison=tied).markdown.read_text()
+    assert "cannot be told apart" in md and "**kaplan** (5 parameters), is preferred" in md
     with pytest.raises(ValueError, match="table of bayesscale.compare"):
         bs.report(two_laws[0], budgets=[1e22], out=tmp_path / "rep2", comparison=pd.DataFrame({"x": [1]}))
 
@@ -83,6 +86,7 @@ def test_compare_command(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code in (0, 1)
     assert "Which law to believe" in text and "Model-averaged allocation" in text
+    assert "Preferred: chinchilla (the simplest law within 2 standard errors" in text
     assert list(pd.read_csv(out).law)[0] == "chinchilla"
     assert main(["compare", str(csv), "--law", "chinchilla"]) == 2
     assert "at least two laws" in capsys.readouterr().err
