@@ -64,6 +64,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -255,6 +256,38 @@ class GroupedPosterior:
                    np.asarray(v, dtype=np.float64) for k, v in draws.samples.items()}
         info = dict(info, device=draws.device, timing=dict(draws.timing))
         return cls(samples=samples, stats=dict(draws.stats), runs=runs, spec=spec, settings=settings, info=info)
+
+    # -- the record ------------------------------------------------------------
+
+    @cached_property
+    def tree(self):
+        """The grouped posterior as an ArviZ ``DataTree``: the record, nothing per run and draw.
+
+        ``posterior`` holds the grouped model's sampled variables (those with
+        one value per group on a ``group`` dimension), ``sample_stats`` the
+        sampler statistics, ``observed_data`` and ``constant_data`` the runs
+        (``group_index`` per run, the group names as the ``group``
+        coordinate).
+        """
+        from .posterior import _record_tree
+
+        dims = {k: ["group"] for k, v in self.samples.items() if np.ndim(v) == 3}
+        return _record_tree(self, data=dict(self.samples), dims=dims)
+
+    def to_netcdf(self, path) -> Path:
+        """Write the grouped posterior to a netCDF file, atomically.
+
+        :func:`bayesscale.load_posterior` reads it back to an identical
+        :class:`GroupedPosterior` (each group's extrapolation-error
+        posterior included); the file carries a SHA-256 of its arrays and
+        attributes, checked when it is read.
+        """
+        import json
+
+        from .posterior import _save_tree
+
+        found = None if self.discrepancies is None else {g: d.to_json() for g, d in self.discrepancies.items()}
+        return _save_tree(self.tree, path, {"bayesscale_discrepancies": json.dumps(found)})
 
     # -- groups ----------------------------------------------------------------
 

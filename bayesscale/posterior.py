@@ -452,11 +452,8 @@ class Posterior:
         array and every ``bayesscale_*`` attribute (``bayesscale_checksum``),
         checked when it is read.
         """
-        tree = self.tree.copy()
         x = self.discrepancy
-        tree.attrs["bayesscale_discrepancy"] = json.dumps(None if x is None else x.to_json())
-        tree.attrs[_CHECKSUM] = _tree_checksum(tree)
-        return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
+        return _save_tree(self.tree, path, {"bayesscale_discrepancy": json.dumps(None if x is None else x.to_json())})
 
 
 # ---------------------------------------------------------------------------
@@ -695,30 +692,46 @@ def posterior_predictive(post: Posterior) -> np.ndarray:
     return out
 
 
-def _record_tree(post: Posterior, extra: dict | None = None):
-    """The ArviZ DataTree of the record, with ``extra`` groups (name -> ``{"y": (chains, draws, runs)}``)."""
+def _record_tree(post, extra: dict | None = None, *, data: dict | None = None, dims: dict | None = None):
+    """The ArviZ DataTree of a record, with ``extra`` groups (name -> ``{"y": (chains, draws, runs)}``).
+
+    ``post`` is a :class:`Posterior` or a grouped posterior (then ``data``,
+    its draws, and ``dims`` of its per-group sites are given); the runs'
+    groups, if any, are stored as ``group_index`` with a ``group`` coordinate.
+    """
     from arviz_base import from_dict
 
     r = post.runs
-    data = {**post.samples, **{k: v for k, v in post._natural.items() if k not in post.samples}}
+    if data is None:
+        data = {**post.samples, **{k: v for k, v in post._natural.items() if k not in post.samples}}
     st = post.stats
     sample_stats = {"diverging": st["diverging"].astype(bool), "tree_depth": st["tree_depth"],
                     "n_steps": st["num_steps"], "energy": st["energy"], "lp": -st["potential_energy"],
                     "acceptance_rate": st["accept_prob"], "step_size": st["step_size"],
                     "reached_max_treedepth": st["reached_max_depth"].astype(bool)}
     dims = {"y": ["run"], "z_budget": ["budget"], "N": ["run"], "D": ["run"], "C": ["run"],
-            "loss": ["run"], "budget_index": ["run"]}
+            "loss": ["run"], "budget_index": ["run"], **(dims or {})}
     coords = {"run": r.run_id.tolist(), "budget": np.arange(r.n_budgets)}
     constant = {"N": r.N, "D": r.D, "C": r.C, "loss": r.loss, "budget_index": r.budget}
     for k in ("U", "S", "B"):
         if getattr(r, k) is not None:
             constant[k] = getattr(r, k)
             dims[k] = ["run"]
+    if r.group is not None:
+        constant["group_index"], dims["group_index"], coords["group"] = r.group, ["run"], list(r.group_names)
     tree = from_dict({"posterior": data, "sample_stats": sample_stats, "observed_data": {"y": np.log(r.loss)},
                       **(extra or {}), "constant_data": constant},
                      dims=dims, coords=coords, check_conventions=False)
     tree.attrs.update(_attrs(post))
     return tree
+
+
+def _save_tree(tree, path, attrs: dict) -> Path:
+    """Add ``attrs`` and the checksum to a record's tree and write it atomically."""
+    tree = tree.copy()
+    tree.attrs.update(attrs)
+    tree.attrs[_CHECKSUM] = _tree_checksum(tree)
+    return atomic_write(path, lambda tmp: tree.to_netcdf(tmp, engine="netcdf4"))
 
 
 #: The pointwise groups :func:`to_arviz` can add.
@@ -758,7 +771,9 @@ def _attrs(post: Posterior) -> dict:
             "bayesscale_extrapolation_mode": post.extrapolation_mode,
             "bayesscale_settings": json.dumps(dataclasses.asdict(post.settings)),
             "bayesscale_info": json.dumps(post.info, default=str),
-            "bayesscale_source": post.runs.source, "bayesscale_sha256": post.runs.sha256}
+            "bayesscale_source": post.runs.source, "bayesscale_sha256": post.runs.sha256,
+            **({} if post.runs.group_names is None else
+               {"bayesscale_group_names": json.dumps(list(post.runs.group_names))})}
 
 
 #: The attribute that holds the checksum of a saved posterior.
@@ -804,8 +819,8 @@ def _json_attr(attrs, key: str, path: Path, default=None):
                                  "(or bayesscale fit --out).") from None
 
 
-def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
-    """Read a posterior written by :meth:`Posterior.to_netcdf`.
+def load_posterior(path: str | os.PathLike, *, law=None):
+    """Read a posterior written by :meth:`Posterior.to_netcdf` (or :meth:`GroupedPosterior.to_netcdf`).
 
     A posterior of a law you wrote (:meth:`bayesscale.Law.from_function`)
     needs that law again: ``load_posterior(path, law=my_law)``; built-in
@@ -813,6 +828,12 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
 
     The file is read completely and closed before this returns, so a path
     overwritten later reads back the new posterior.
+
+    Returns
+    -------
+    Posterior or GroupedPosterior
+        A grouped fit (``fit(runs, groups=...)``) reads back as a
+        :class:`bayesscale.GroupedPosterior`.
 
     Raises
     ------
@@ -852,22 +873,29 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
     try:
         settings = SamplerSettings(**_json_attr(attrs, "bayesscale_settings", path))
         info = _json_attr(attrs, "bayesscale_info", path)
-        x = _json_attr(attrs, "bayesscale_discrepancy", path, default="null")
         cd = tree["constant_data"]
+        grouped = "group_index" in cd
         runs = Runs(N=cd["N"].values, D=cd["D"].values, C=cd["C"].values, loss=cd["loss"].values,
                     run_id=cd["run"].values.astype(str), budget=cd["budget_index"].values,
                     source=attrs["bayesscale_source"], sha256=attrs["bayesscale_sha256"],
                     U=cd["U"].values if "U" in cd else None, S=cd["S"].values if "S" in cd else None,
-                    B=cd["B"].values if "B" in cd else None)
+                    B=cd["B"].values if "B" in cd else None,
+                    group=cd["group_index"].values if grouped else None,
+                    group_names=tuple(_json_attr(attrs, "bayesscale_group_names", path)) if grouped else None)
         post = tree["posterior"]
-        names = [k for k in post.data_vars if k in spec.sites or k == "z_budget"]
+        names = list(post.data_vars) if grouped else [k for k in post.data_vars if k in spec.sites or k == "z_budget"]
         samples = {k: post[k].values for k in names}
         ss = tree["sample_stats"]
         stats = {"diverging": ss["diverging"].values, "tree_depth": ss["tree_depth"].values,
                  "num_steps": ss["n_steps"].values, "energy": ss["energy"].values,
                  "potential_energy": -ss["lp"].values, "accept_prob": ss["acceptance_rate"].values,
                  "step_size": ss["step_size"].values, "reached_max_depth": ss["reached_max_treedepth"].values}
-        discrepancy = None if x is None else Discrepancy.from_json(x)
+        if grouped:
+            found = _json_attr(attrs, "bayesscale_discrepancies", path, default="null")
+            discrepancy = None if found is None else {g: Discrepancy.from_json(d) for g, d in found.items()}
+        else:
+            x = _json_attr(attrs, "bayesscale_discrepancy", path, default="null")
+            discrepancy = None if x is None else Discrepancy.from_json(x)
     except PosteriorFileError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -875,6 +903,11 @@ def load_posterior(path: str | os.PathLike, *, law=None) -> Posterior:
         raise PosteriorFileError(f"{path}: not a complete bayesscale posterior ({what}). It was written by another "
                                  "version or changed by hand; refit and save it again with post.to_netcdf "
                                  "(or bayesscale fit --out).") from None
+    mode = attrs.get("bayesscale_extrapolation_mode", "none")
+    if grouped:
+        from .groups import GroupedPosterior
+
+        return GroupedPosterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info,
+                                extrapolation_mode=mode, discrepancies=discrepancy)
     return Posterior(samples=samples, stats=stats, runs=runs, spec=spec, settings=settings, info=info,
-                     extrapolation_mode=attrs.get("bayesscale_extrapolation_mode", "none"),
-                     discrepancy=discrepancy)
+                     extrapolation_mode=mode, discrepancy=discrepancy)

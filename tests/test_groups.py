@@ -221,6 +221,35 @@ def test_grouped_fit_carries_calibrated_extrapolation(calibrated_post):
         assert w(a_cal) > w(a_plain)
 
 
+def test_grouped_posterior_saves_and_loads(calibrated_post, tmp_path):
+    from bayesscale.posterior import PosteriorFileError
+
+    post = calibrated_post
+    path = post.to_netcdf(tmp_path / "grouped.nc")
+    back = bs.load_posterior(path)
+    assert isinstance(back, bs.GroupedPosterior)
+    assert back.groups == post.groups and back.pooling == post.pooling and back.spec == post.spec
+    assert back.extrapolation_mode == "calibrated" and back.discrepancies == post.discrepancies
+    np.testing.assert_array_equal(back.runs.group, post.runs.group)
+    assert set(back.samples) == set(post.samples)
+    for k, v in post.samples.items():
+        np.testing.assert_array_equal(back.samples[k], v)
+    pd.testing.assert_frame_equal(back.summary(), post.summary())
+    budgets = [1e21, 1e22]
+    pd.testing.assert_frame_equal(back.compare_groups("a", "b", budgets=budgets),
+                                  post.compare_groups("a", "b", budgets=budgets))
+    pd.testing.assert_frame_equal(back.group("b").allocate(budgets), post.group("b").allocate(budgets))
+    # a damaged file is refused, as for a single fit
+    import xarray as xr
+
+    with xr.open_datatree(path, engine="netcdf4") as t:
+        tree = t.load()
+    tree["posterior"]["alpha_z" if "alpha_z" in tree["posterior"] else "t_N"].values[..., 0] += 1e-3
+    tree.to_netcdf(tmp_path / "damaged.nc", engine="netcdf4")
+    with pytest.raises(PosteriorFileError, match="checksum"):
+        bs.load_posterior(tmp_path / "damaged.nc")
+
+
 def test_pooling_switch(pair_frame):
     runs = bs.load_runs(pair_frame, group="dataset")
     shared = _fit(runs, groups=True, pooling="shared", seed=0, extrapolation="none", **FAST)
