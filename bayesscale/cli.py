@@ -199,7 +199,8 @@ def _print_fit(post, out=None, ci=None):
     ci = s.attrs["ci"]
     lo, hi = band_names("", ci)
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
-        print(f"Posterior of {post.law.formula} (law {post.law.name}) from {len(post.runs)} runs "
+        groups = "" if post.runs.group_names is None else f" in groups {', '.join(post.runs.group_names)}"
+        print(f"Posterior of {post.law.formula} (law {post.law.name}) from {len(post.runs)} runs{groups} "
               f"({post.settings.chains} chains x {post.settings.draws} draws); {lo} .. {hi} = {ci:.0%} interval",
               file=out)
         print(s[["median", lo, hi, "r_hat", "ess_bulk", "ess_tail"]].to_string(), file=out)
@@ -209,7 +210,26 @@ def _print_fit(post, out=None, ci=None):
 
 def _cmd_fit(a) -> int:
     _check_out_file(a.out)
+    if a.group:
+        return _fit_groups(a)
     return _fit_and_report(_load(a.runs, a), a)
+
+
+def _fit_groups(a) -> int:
+    """``fit --group COLUMN``: the hierarchical fit, one law per group, calibrated per group inside the fit."""
+    import bayesscale as bs
+
+    runs = _select(bs.load_runs(a.runs, columns=_columns(a.column), group=a.group), a)
+    if a.extrapolation == "calibrated":
+        print(f"fitting {runs.n_groups} groups ({', '.join(runs.group_names)}), then calibrating each group's "
+              "extrapolation error (--extrapolation none skips it) ...", file=sys.stderr, flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.FitWarning)  # the verdict is printed instead
+        post = bs.fit(runs, **{**_fit_kwargs(a), "groups": True})
+    _print_fit(post, ci=a.ci)
+    if a.out:
+        print(f"\nwrote {post.to_netcdf(a.out)}")
+    return 0 if post.check().ok else 1
 
 
 def _cmd_demo(a) -> int:
@@ -237,8 +257,8 @@ def _calibrate(post, a):
 
     import bayesscale as bs
 
-    if a.extrapolation != "calibrated" or post.discrepancy is not None:
-        return post
+    if a.extrapolation != "calibrated" or isinstance(post, bs.GroupedPosterior) or post.discrepancy is not None:
+        return post  # a grouped fit is calibrated per group inside the fit
     print("calibrating the extrapolation error: rolling-origin refits of the runs, in one batch "
           "(about as long as the fit; --extrapolation none skips it) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -489,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", help="CSV of runs with columns N, loss and D (or C)")
     p.add_argument("--out", help="write the posterior to this netCDF file (read it with load_posterior)")
+    p.add_argument("--group", metavar="COLUMN", default=None,
+                   help="a column naming the variant of each run (e.g. the data mixture): fit one law per group, "
+                        "partially pooled (the hierarchical fit; Chinchilla law)")
     _add_data_options(p)
     _law_option(p)
     _ci_option(p)

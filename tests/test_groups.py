@@ -404,3 +404,18 @@ def test_report_of_a_grouped_fit(pair_post, tmp_path):
     rows = facts["groups"]["comparisons"][0]["rows"]
     df = pair_post.compare_groups("a", "b", budgets=[1e20, 1e21], ci=0.8)
     assert [r["multiplier"] for r in rows] == pytest.approx(df.multiplier.tolist())
+
+
+def test_fit_command_with_groups(pair_frame, tmp_path, capsys):
+    from bayesscale.cli import main
+
+    csv, out = tmp_path / "runs.csv", tmp_path / "g.nc"
+    pair_frame.to_csv(csv, index=False)
+    code = main(["fit", str(csv), "--group", "dataset", "--extrapolation", "none", "--chains", "2", "--warmup", "200",
+                 "--draws", "200", "--no-progress", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code in (0, 1) and "in groups a, b" in text and f"wrote {out}" in text
+    back = bs.load_posterior(out)
+    assert isinstance(back, GroupedPosterior) and back.groups == ("a", "b")
+    assert main(["fit", str(csv), "--group", "mixture", "--no-progress"]) == 2  # no such column
+    assert "mixture" in capsys.readouterr().err
