@@ -140,7 +140,7 @@ def outliers(residuals, *, threshold: float | None = None) -> tuple[np.ndarray, 
 
 
 def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarray | None = None,
-             run_ids=None, residuals=None, k_hat=None) -> Verdict:
+             run_ids=None, residuals=None, k_hat=None, retried: dict | None = None) -> Verdict:
     """Check convergence and sampler health.
 
     Parameters
@@ -165,6 +165,9 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
         Observed minus posterior-median fitted log loss per run: runs more
         than ``THRESHOLDS["outlier"]`` robust noise scales off are named in
         the notes (see :func:`outliers`).
+    retried : dict, optional
+        ``posterior.info["retried"]`` of a fit that was retried: the
+        verdict says so in its notes.
 
     Returns
     -------
@@ -253,6 +256,10 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
                      f"<= {t['outlier']:g} (note only)"))
 
     table = pd.DataFrame(rows, columns=["check", "value", "target"]).set_index("check")
+    if retried:
+        notes.append(f"Retried once automatically with safer settings ({retried.get('settings', '?')}) after the "
+                     f"first run failed its checks ({retried.get('first_checks', '?')}); these are the retry's "
+                     "draws.")
     return Verdict(ok=not problems, problems=problems, notes=notes, table=table)
 
 

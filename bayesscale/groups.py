@@ -550,7 +550,7 @@ class GroupedPosterior:
         except (ValueError, FloatingPointError) as e:
             k = str(e)
         return diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                        k_hat=k, run_ids=self.runs.run_id)
+                        k_hat=k, run_ids=self.runs.run_id, retried=self.info.get("retried"))
 
     def __repr__(self) -> str:
         s = self.settings

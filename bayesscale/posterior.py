@@ -411,7 +411,8 @@ class Posterior:
                 except (ValueError, FloatingPointError) as e:
                     why = str(e)
         v = diagnose(self._natural, self.stats, max_tree_depth=self.settings.max_tree_depth,
-                     k_hat=np.concatenate(ks) if why is None else why, run_ids=self.runs.run_id, residuals=resid)
+                     k_hat=np.concatenate(ks) if why is None else why, run_ids=self.runs.run_id, residuals=resid,
+                     retried=self.info.get("retried"))
         x = self.extrapolation
         if x is None:
             return v

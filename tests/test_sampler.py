@@ -86,11 +86,15 @@ def test_failed_fit_is_retried_once_with_safer_settings_and_says_so(synthetic_ru
     assert post.settings == SamplerSettings(chains=2, warmup=20, draws=30, max_tree_depth=10, target_accept=0.95)
     assert "fails too" in str(record[0].message)  # 2 x 30 draws cannot pass the ESS check
     assert all(p in str(record[0].message) for p in post.check().problems)
+    # the verdict (what the CLI and the report print) says so too
+    assert any(n.startswith("Retried once automatically with safer settings (target_accept=0.95")
+               for n in post.check().notes)
     # retry=False keeps the first fit, and still warns with the verdict
     with pytest.warns(bs.FitWarning, match="diagnostics failed") as record:
         first = bs.fit(synthetic_runs, chains=2, warmup=10, draws=30, max_tree_depth=2, progress=False,
                        extrapolation="none", retry=False)
     assert "retried" not in first.info and first.settings.max_tree_depth == 2
+    assert not any("Retried" in n for n in first.check().notes)
     assert "rerun" not in str(record[0].message)
 
 
