@@ -698,7 +698,9 @@ def _record_tree(post, extra: dict | None = None, *, data: dict | None = None, d
 
     ``post`` is a :class:`Posterior` or a grouped posterior (then ``data``,
     its draws, and ``dims`` of its per-group sites are given); the runs'
-    groups, if any, are stored as ``group_index`` with a ``group`` coordinate.
+    groups, if any, are stored as ``group_index`` per run, the names as the
+    ``group`` coordinate of per-group sites and in the
+    ``bayesscale_group_names`` attribute.
     """
     from arviz_base import from_dict
 
