@@ -244,7 +244,7 @@ def _anchors(full) -> list[dict]:
 
 
 def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, progress: bool | None = False,
-              full: list | None = None, min_folds: int = MIN_FOLDS) -> list[Discrepancy]:
+              full: list | None = None, min_folds: int = MIN_FOLDS, pools=None) -> list[Discrepancy]:
     """A :class:`~bayesscale.discrepancy.Discrepancy` for each data set, from its rolling-origin refits.
 
     All origins of all data sets run as one batched
@@ -264,6 +264,10 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
         the nuggets (see :func:`_anchors`).
     min_folds : int
         Fewest usable folds to calibrate.
+    pools : list of list of int, optional
+        Sets of data sets (indices) whose log-loss folds are pooled: each
+        member's loss error is fitted to the folds of all of them (see
+        ``pooled`` in :func:`~bayesscale.discrepancy.fit_discrepancy`).
     """
     from .diagnostics import screen
     from .posterior import Posterior
@@ -304,8 +308,8 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
                 problems.append(f"{int(h.divergences)} divergent transitions")
             fp = None if full is None else full[k]
             facts[k].append(_score_origin(post, datasets[k], label, tests, fp, not problems, "; ".join(problems)))
-    out = []
-    for k, runs in enumerate(datasets):
+    built = []  # per data set: (folds, covariances, run points)
+    for k in range(len(datasets)):
         rows, cov, pts = _anchors(None if full is None else full[k]), {}, []
         for r, cl, cn, p in facts[k]:
             rows.extend(r)
@@ -315,9 +319,11 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
         folds = pd.DataFrame(rows, columns=["origin", "budget_C", "horizon", "d", "n_runs", "ok", "problem",
                                             "loss_error", "loss_sd", "n_opt_error", "n_opt_sd", "n_opt_reference",
                                             "n_opt_empirical", "n_opt_fold_median"])
-        out.append(fit_discrepancy(folds, cov, float(runs.C.max()), seed=seed, min_folds=min_folds,
-                                   run_points=pd.concat(pts, ignore_index=True) if pts else None))
-    return out
+        built.append((folds, cov, pd.concat(pts, ignore_index=True) if pts else None))
+    pool_of = {k: [j for j in pool if j != k] for pool in (pools or []) for k in pool}
+    return [fit_discrepancy(folds, cov, float(runs.C.max()), seed=seed, min_folds=min_folds, run_points=pts,
+                            pooled=[built[j][:2] for j in pool_of.get(k, [])])
+            for k, (runs, (folds, cov, pts)) in enumerate(zip(datasets, built))]
 
 
 def calibrate_extrapolation(posterior, *, progress: bool | None = None, device=None):

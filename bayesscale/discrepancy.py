@@ -512,8 +512,27 @@ def _in_sample(folds: pd.DataFrame) -> pd.DataFrame:
     return folds[folds["horizon"] == 0] if len(folds) else folds
 
 
+def _usable(folds: pd.DataFrame, quantity: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The held-out fold rows, and those usable for ``quantity`` (fit passed, error finite)."""
+    held = folds[folds["horizon"] > 0] if len(folds) else folds
+    ok = held[held["ok"].astype(bool) & np.isfinite(held[f"{quantity}_error"].astype(float))] if len(held) else held
+    return held, ok
+
+
+def _fold_paths(held: pd.DataFrame, ok: pd.DataFrame, covariances: dict, quantity: str, ramp: float) -> list:
+    """One path (errors, distances, covariance, nugget share) per origin of the usable folds."""
+    paths = []
+    for origin, g in ok.groupby("origin", sort=False):
+        P = covariances[(quantity, origin)]
+        pos = [list(held.index[held["origin"] == origin]).index(i) for i in g.index]
+        d = g["d"].to_numpy(float)
+        paths.append((g[f"{quantity}_error"].to_numpy(float), d, P[np.ix_(pos, pos)], _ramp(quantity, d, ramp)))
+    return paths
+
+
 def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, seed: int = 0,
-                    min_folds: int = MIN_FOLDS, run_points: pd.DataFrame | None = None) -> Discrepancy:
+                    min_folds: int = MIN_FOLDS, run_points: pd.DataFrame | None = None,
+                    pooled=()) -> Discrepancy:
     """The discrepancy posterior from fold facts (a pure function).
 
     Parameters
@@ -532,6 +551,12 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
         Seed of the posterior draws.
     min_folds : int
         Fewest usable folds.
+    pooled : sequence of (folds, covariances)
+        The fold facts of related data sets (the other groups of a grouped
+        fit: variants on one ladder, one law) whose log-loss folds join this
+        one's: the scales of the loss error are learned from all of them,
+        so a group with too few budgets of its own can still be calibrated.
+        N_opt and the in-sample nuggets stay the data set's own.
     """
     draws, status, reasons = {}, {}, {}
     rng = np.random.default_rng([seed, 41])
@@ -541,15 +566,16 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
     n_failed = int((~folds_out["ok"].astype(bool)).sum()) if len(folds_out) else 0
     failed = f"; {n_failed} fold fit(s) failed their checks and were left out" if n_failed else ""
     for q in QUANTITIES:
-        ok = folds_out[folds_out["ok"].astype(bool) & np.isfinite(folds_out[f"{q}_error"].astype(float))] \
-            if len(folds_out) else folds_out
+        held, ok = _usable(folds, q)
+        others = [(*_usable(f, q), cov) for f, cov in pooled] if q == "loss" else []
         anc = None
         nugget = None
         if len(anchors):
             a = anchors[np.isfinite(anchors[f"{q}_error"].astype(float))]
             if len(a) >= MIN_ANCHORS:
                 anc, nugget = (a[f"{q}_error"].to_numpy(float), a[f"{q}_sd"].to_numpy(float) ** 2), NUGGET_SCALE[q]
-        n = len(ok)
+        n_own = len(ok)
+        n = n_own + sum(len(o) for _, o, _ in others)
         if q == "n_opt" and anc is not None:  # IsoFLOP-shaped budgets: the anchored model (see anchored_posterior)
             draws.update(anchored_posterior(a["d"].to_numpy(float), anc[0], anc[1], rng=rng))
             status[q] = "calibrated"
@@ -562,11 +588,8 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
             continue
         paths = []
         if n >= min_folds:
-            for origin, g in ok.groupby("origin", sort=False):
-                P = covariances[(q, origin)]
-                pos = [list(folds_out.index[folds_out["origin"] == origin]).index(i) for i in g.index]
-                d = g["d"].to_numpy(float)
-                paths.append((g[f"{q}_error"].to_numpy(float), d, P[np.ix_(pos, pos)], _ramp(q, d, ramp)))
+            for h, o, cov in [(held, ok, covariances)] + others:
+                paths += _fold_paths(h, o, cov, q, ramp)
         gp = grid_posterior(paths, scale=PRIOR_SCALE[q], anchors=anc, nugget_scale=nugget,
                             prior_zero=PRIOR_ZERO if paths else 0.0)
         x = gp.sample(N_DRAWS, rng)
@@ -590,8 +613,12 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
                           f"budgets to calibrate it")
             continue
         status[q] = "calibrated"
-        span = f"{ok['d'].min():.2f}-{ok['d'].max():.2f}"
-        reasons[q] = (f"calibrated on {n} held-out budgets in {ok['origin'].nunique()} rolling-origin refits "
+        used = pd.concat([ok] + [o for _, o, _ in others])
+        span = f"{used['d'].min():.2f}-{used['d'].max():.2f}"
+        shared = "" if not others else (f" ({n_own} of this data set's own and {n - n_own} of {len(others)} related "
+                                         "ones: the groups of one fit share the loss error's scales)")
+        n_refits = ok["origin"].nunique() + sum(o["origin"].nunique() for _, o, _ in others)
+        reasons[q] = (f"calibrated on {n} held-out budgets{shared} in {n_refits} rolling-origin refits "
                       f"(1-3 budgets ahead, {span} decades beyond each fold's data{failed}); posterior probability "
                       f"{gp.p_zero:.2f} that the law extrapolates within its own uncertainty{nug}")
     return Discrepancy(c_max=float(c_max), draws=draws, status=status, reasons=reasons,

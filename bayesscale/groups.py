@@ -178,9 +178,14 @@ def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | No
     :class:`~bayesscale.discrepancy.Discrepancy` from its own rolling-origin
     folds: :func:`bayesscale.calibration.calibrate` on the group's runs with
     the single-group model (:attr:`GroupedPosterior.group_spec`), anchored on
-    the group's view, every fold of every group in one batched call.  A
-    group with too few budgets for folds gets the refused (prior)
-    calibration, as a single fit would.
+    the group's view, every fold of every group in one batched call.  With
+    ``pooling="partial"`` or ``"shared"`` the groups' log-loss folds are
+    pooled: variants on one ladder fitted with one law share the scales of
+    its loss extrapolation error, so three groups of 5 budgets (2-3 folds
+    each, too few alone) are calibrated together; N_opt's error and the
+    per-budget offsets stay each group's own.  With ``"separate"`` each
+    group is calibrated alone, and a group with too few folds gets the
+    refused (prior) calibration, as a single fit would.
 
     Parameters
     ----------
@@ -199,8 +204,9 @@ def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | No
     if not posts:
         return []
     views = [(k, g, p.group(g)) for k, p in enumerate(posts) for g in p.groups]
+    pools = [[i for i, (j, _, _) in enumerate(views) if j == k] for k, p in enumerate(posts) if p.pooling != "separate"]
     found = calibrate([v.runs for _, _, v in views], posts[0].group_spec, seed=seed, device=device,
-                      progress=progress, full=[v for _, _, v in views])
+                      progress=progress, full=[v for _, _, v in views], pools=pools)
     out = []
     for k, p in enumerate(posts):
         disc = {g: d for (j, g, _), d in zip(views, found) if j == k}

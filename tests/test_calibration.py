@@ -48,6 +48,24 @@ def test_discrepancy_posterior_recovers_the_scale_and_is_fast():
     assert gp.slab.shape == (gp.rw.size, gp.slope.size, 1) and abs(gp.slab.sum() - 1) < 1e-9
 
 
+def test_pooled_folds_calibrate_groups_with_too_few_folds_of_their_own():
+    """Three related data sets with one origin (3 folds) each: alone each is refused; pooled, each is
+    calibrated on all 9 folds, and its N_opt error stays its own."""
+    rng = np.random.default_rng(3)
+    sets = [_facts(1, rng, rw=0.03) for _ in range(3)]
+    alone = fit_discrepancy(*sets[0], 1e21)
+    assert not alone.calibrated("loss") and "3 usable fold(s)" in alone.reasons["loss"]
+    pooled = fit_discrepancy(*sets[0], 1e21, pooled=sets[1:])
+    assert pooled.calibrated("loss") and "calibrated on 9 held-out budgets (3 of this data set's own" \
+        in pooled.reasons["loss"]
+    assert not pooled.calibrated("n_opt")  # N_opt is not pooled: 3 folds of its own
+    everything = fit_discrepancy(pd.concat([f.assign(origin=f.origin + f"/{i}") for i, (f, _) in enumerate(sets)],
+                                           ignore_index=True),
+                                 {(q, f"{o}/{i}"): v for i, (_, c) in enumerate(sets) for (q, o), v in c.items()},
+                                 1e21)
+    np.testing.assert_allclose(pooled.draws["loss_rw"], everything.draws["loss_rw"])  # the same 9 paths
+
+
 def test_spike_and_slab_folds_inside_their_own_uncertainty_add_almost_nothing():
     """Well-specified folds (errors within the fold fits' sds) leave the law's predictive nearly alone;
     folds that miss by several sds turn the error on."""

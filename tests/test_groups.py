@@ -201,6 +201,8 @@ def test_grouped_fit_carries_calibrated_extrapolation(calibrated_post):
 
     post = calibrated_post
     assert post.extrapolation_mode == "calibrated" and set(post.discrepancies) == {"a", "b"}
+    # partial pooling pools the groups' loss folds (each group's N_opt error stays its own)
+    assert all("of 1 related ones" in d.reasons["loss"] for d in post.discrepancies.values())
     plain = dataclasses.replace(post, extrapolation_mode="none", discrepancies=None)
     c_max = post.runs.C.max()
     for g in post.groups:
