@@ -206,10 +206,10 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     replicated data are computed when asked.  Measured on a 2-core CPU at
     4 x (1,000 + 1,000): with ``extrapolation="none"`` a fit and its
     ``check()`` peak at 0.38 GB above the interpreter for 1,000 runs and
-    0.57 GB for 10,000; the default calibration adds about 56 bytes per run
-    and draw while it runs (2.65 GB for 10,000 runs).  At 100,000 runs the
-    sampler's process itself grows by gigabytes (glibc heap arenas holding
-    XLA's per-step buffers; ``benchmarks/memory.py``, RESULTS.md "memory").
+    0.57 GB for 10,000, 3.5 GB for 100,000 (most of it the sampler's
+    process: glibc heap arenas holding XLA's per-step buffers); with the
+    default calibration 0.51 GB for 10,000 (``benchmarks/memory.py``,
+    RESULTS.md "memory").
     """
     law = get_law(law)
     grouped = groups is not None and groups is not False
