@@ -553,10 +553,14 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
         Fewest usable folds.
     pooled : sequence of (folds, covariances)
         The fold facts of related data sets (the other groups of a grouped
-        fit: variants on one ladder, one law) whose log-loss folds join this
-        one's: the scales of the loss error are learned from all of them,
-        so a group with too few budgets of its own can still be calibrated.
-        N_opt and the in-sample nuggets stay the data set's own.
+        fit: variants on one ladder, one law).  When this data set has fewer
+        than ``min_folds`` usable log-loss folds of its own, theirs join its
+        own and the scales of the loss error are learned from all of them,
+        instead of being refused and drawn from the prior; with enough folds
+        of its own they are not used (measured on Marin's three sweeps:
+        pooling groups that could each be calibrated alone lowered the
+        held-out mlpd from 2.53 to 1.88).  N_opt and the in-sample nuggets
+        stay the data set's own.
     """
     draws, status, reasons = {}, {}, {}
     rng = np.random.default_rng([seed, 41])
@@ -567,7 +571,8 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
     failed = f"; {n_failed} fold fit(s) failed their checks and were left out" if n_failed else ""
     for q in QUANTITIES:
         held, ok = _usable(folds, q)
-        others = [(*_usable(f, q), cov) for f, cov in pooled] if q == "loss" else []
+        # related data sets' folds only when this one has too few of its own (borrow, do not override)
+        others = [(*_usable(f, q), cov) for f, cov in pooled] if q == "loss" and len(ok) < min_folds else []
         anc = None
         nugget = None
         if len(anchors):

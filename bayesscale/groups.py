@@ -179,13 +179,15 @@ def calibrate_groups(posts: list, *, seed: int, device=None, progress: bool | No
     folds: :func:`bayesscale.calibration.calibrate` on the group's runs with
     the single-group model (:attr:`GroupedPosterior.group_spec`), anchored on
     the group's view, every fold of every group in one batched call.  With
-    ``pooling="partial"`` or ``"shared"`` the groups' log-loss folds are
-    pooled: variants on one ladder fitted with one law share the scales of
-    its loss extrapolation error, so three groups of 5 budgets (2-3 folds
-    each, too few alone) are calibrated together; N_opt's error and the
-    per-budget offsets stay each group's own.  With ``"separate"`` each
-    group is calibrated alone, and a group with too few folds gets the
-    refused (prior) calibration, as a single fit would.
+    ``pooling="partial"`` or ``"shared"``, a group with too few folds of its
+    own (fewer than :data:`~bayesscale.discrepancy.MIN_FOLDS`) borrows its
+    siblings' log-loss folds: variants on one ladder fitted with one law
+    share the scales of its loss extrapolation error, so three groups of 5
+    budgets (3 folds each) are calibrated together instead of being refused;
+    N_opt's error and the per-budget offsets stay each group's own.  With
+    ``"separate"``, or enough folds, each group is calibrated alone; with
+    ``"separate"`` and too few folds it gets the refused (prior)
+    calibration, as a single fit would.
 
     Parameters
     ----------

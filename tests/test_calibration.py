@@ -64,6 +64,12 @@ def test_pooled_folds_calibrate_groups_with_too_few_folds_of_their_own():
                                  {(q, f"{o}/{i}"): v for i, (_, c) in enumerate(sets) for (q, o), v in c.items()},
                                  1e21)
     np.testing.assert_allclose(pooled.draws["loss_rw"], everything.draws["loss_rw"])  # the same 9 paths
+    # a data set with enough folds of its own keeps them: the related ones are not used
+    enough = _facts(2, rng, rw=0.03)
+    own = fit_discrepancy(*enough, 1e21)
+    with_others = fit_discrepancy(*enough, 1e21, pooled=sets)
+    np.testing.assert_array_equal(own.draws["loss_rw"], with_others.draws["loss_rw"])
+    assert "related" not in with_others.reasons["loss"]
 
 
 def test_spike_and_slab_folds_inside_their_own_uncertainty_add_almost_nothing():

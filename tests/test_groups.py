@@ -201,8 +201,8 @@ def test_grouped_fit_carries_calibrated_extrapolation(calibrated_post):
 
     post = calibrated_post
     assert post.extrapolation_mode == "calibrated" and set(post.discrepancies) == {"a", "b"}
-    # partial pooling pools the groups' loss folds (each group's N_opt error stays its own)
-    assert all("of 1 related ones" in d.reasons["loss"] for d in post.discrepancies.values())
+    # each group calibrated (on its own folds, or borrowing its sibling's when it has too few)
+    assert all(d.calibrated("loss") for d in post.discrepancies.values())
     plain = dataclasses.replace(post, extrapolation_mode="none", discrepancies=None)
     c_max = post.runs.C.max()
     for g in post.groups:
@@ -221,6 +221,17 @@ def test_grouped_fit_carries_calibrated_extrapolation(calibrated_post):
         a_cal, a_plain = view.allocate([100 * c_max], ci=0.9), plain.group(g).allocate([100 * c_max], ci=0.9)
         w = lambda a: np.log(a.N_opt_hi90 / a.N_opt_lo90).iloc[0]  # noqa: E731
         assert w(a_cal) > w(a_plain)
+
+
+def test_groups_with_too_few_folds_borrow_their_siblings(pair_frame):
+    """5 budgets per group give 3 folds each, too few alone: partial pooling calibrates each group on all 6,
+    separate pooling refuses, as single fits would."""
+    kw = dict(groups="dataset", seed=2, chains=2, warmup=200, draws=200)
+    pooled, separate = _fit(pair_frame, **kw), _fit(pair_frame, pooling="separate", **kw)
+    for g in ("a", "b"):
+        d = pooled.discrepancies[g]
+        assert d.calibrated("loss") and "(3 of this data set's own and 3 of 1 related ones" in d.reasons["loss"]
+        assert not separate.discrepancies[g].calibrated("loss")
 
 
 def test_grouped_posterior_saves_and_loads(calibrated_post, tmp_path):
