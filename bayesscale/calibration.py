@@ -265,9 +265,9 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
     min_folds : int
         Fewest usable folds to calibrate.
     pools : list of list of int, optional
-        Sets of data sets (indices) whose log-loss folds are pooled: each
-        member's loss error is fitted to the folds of all of them (see
-        ``pooled`` in :func:`~bayesscale.discrepancy.fit_discrepancy`).
+        Sets of related data sets (indices): a member with too few log-loss
+        folds of its own borrows the others' (see ``pooled`` in
+        :func:`~bayesscale.discrepancy.fit_discrepancy`).
     """
     from .diagnostics import screen
     from .posterior import Posterior

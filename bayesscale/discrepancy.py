@@ -621,7 +621,7 @@ def fit_discrepancy(folds: pd.DataFrame, covariances: dict, c_max: float, *, see
         used = pd.concat([ok] + [o for _, o, _ in others])
         span = f"{used['d'].min():.2f}-{used['d'].max():.2f}"
         shared = "" if not others else (f" ({n_own} of this data set's own and {n - n_own} of {len(others)} related "
-                                         "ones: the groups of one fit share the loss error's scales)")
+                                         "ones, borrowed because its own are too few)")
         n_refits = ok["origin"].nunique() + sum(o["origin"].nunique() for _, o, _ in others)
         reasons[q] = (f"calibrated on {n} held-out budgets{shared} in {n_refits} rolling-origin refits "
                       f"(1-3 budgets ahead, {span} decades beyond each fold's data{failed}); posterior probability "
