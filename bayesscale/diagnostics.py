@@ -258,7 +258,7 @@ def diagnose(draws: dict, stats: dict, *, max_tree_depth: int, log_lik: np.ndarr
     table = pd.DataFrame(rows, columns=["check", "value", "target"]).set_index("check")
     if retried:
         notes.append(f"Retried once automatically with safer settings ({retried.get('settings', '?')}) after the "
-                     f"first run failed its checks ({retried.get('first_checks', '?')}); these are the retry's "
+                     f"first run did not pass its checks ({retried.get('first_checks', '?')}); these are the retry's "
                      "draws.")
     return Verdict(ok=not problems, problems=problems, notes=notes, table=table)
 
