@@ -78,16 +78,16 @@ def test_previously_divergent_data_sets_sample_cleanly():
 
 
 def test_failed_fit_is_retried_once_with_safer_settings_and_says_so(synthetic_runs):
-    with pytest.warns(bs.FitWarning, match="rerun once with target_accept=0.95, warmup=20") as record:
+    with pytest.warns(bs.FitWarning, match="rerun once with target_accept=0.98, warmup=10") as record:
         post = bs.fit(synthetic_runs, chains=2, warmup=10, draws=30, max_tree_depth=2, progress=False,
                       extrapolation="none")
     r = post.info["retried"]
     assert "maximum tree depth" in r["first_checks"] and "max_tree_depth=2" in r["first_settings"]
-    assert post.settings == SamplerSettings(chains=2, warmup=20, draws=30, max_tree_depth=10, target_accept=0.95)
+    assert post.settings == SamplerSettings(chains=2, warmup=10, draws=30, max_tree_depth=12, target_accept=0.98)
     assert "fails too" in str(record[0].message)  # 2 x 30 draws cannot pass the ESS check
     assert all(p in str(record[0].message) for p in post.check().problems)
     # the verdict (what the CLI and the report print) says so too
-    assert any(n.startswith("Retried once automatically with safer settings (target_accept=0.95")
+    assert any(n.startswith("Retried once automatically with safer settings (target_accept=0.98")
                for n in post.check().notes)
     # retry=False keeps the first fit, and still warns with the verdict
     with pytest.warns(bs.FitWarning, match="diagnostics failed") as record:
@@ -106,7 +106,7 @@ def test_fit_many_names_the_retried_data_sets():
                             extrapolation="none")
     text = " ".join(str(w.message) for w in caught if issubclass(w.category, bs.FitWarning))
     assert "2 of 2 data sets failed their checks and were rerun once" in text
-    assert all(p.info["retried"]["settings"].startswith("target_accept=0.95") for p in posts)
+    assert all(p.info["retried"]["settings"].startswith("target_accept=0.98") for p in posts)
 
 
 def test_a_stuck_chain_fails_the_screen_instead_of_crashing():
