@@ -13,7 +13,7 @@ import pandas as pd
 from .calibration import calibrate
 from .data import DataError, Runs, as_runs, load_runs
 from .diagnostics import THRESHOLDS, diagnose, screen
-from .inference import SamplerSettings, sample
+from .inference import SamplerSettings, resume, sample
 from .laws import get_law
 from .model import ModelSpec, Priors
 from .posterior import Posterior
@@ -28,11 +28,21 @@ class FitWarning(UserWarning):
 #: The retry's chains start from other points: its key is derived from ``seed + RETRY_SEED_OFFSET``.
 RETRY_SEED_OFFSET = 104729
 
+#: A fit whose only failed check is divergent transitions is retried by continuing its chains, from
+#: where they ended, with this fraction of the adapted step size (:func:`bayesscale.inference.resume`).
+CONTINUE_STEP_SCALE = 0.35
+
 
 def retry_settings(settings: SamplerSettings) -> SamplerSettings:
     """The safer settings of the one automatic retry of a fit that failed its checks.
 
-    Much smaller steps (``target_accept`` at least 0.98), the same warm-up,
+    A fit whose only failed check is divergent transitions is not rerun:
+    its chains continue from their last draws with
+    :data:`CONTINUE_STEP_SCALE` times the adapted step size
+    (:func:`bayesscale.inference.resume`; its warm-up is kept, so the retry
+    costs about one sampling phase).  Every other failure is rerun from
+    fresh starting points with these settings:
+    much smaller steps (``target_accept`` at least 0.98), the same warm-up,
     and a tree depth of at least 12.  Chosen by measurement
     (``benchmarks/RESULTS.md``, "robustness.py"): on the five hardest of 200
     well-specified data sets, four retry seeds each, 0.98 with the same
@@ -192,9 +202,11 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         Grouped fits with partial pooling: the parameterisation (see
         :mod:`bayesscale.hierarchy`).
     retry : bool
-        When the sampler checks fail, fit once more with safer settings
-        (:func:`retry_settings`: ``target_accept`` 0.98, the same warm-up)
-        and keep that fit.  ``posterior.info["retried"]`` then records why,
+        When the sampler checks fail, fit once more with safer settings and
+        keep that fit: divergent transitions alone are retried by
+        continuing the chains with a smaller step, anything else by a fresh
+        run with :func:`retry_settings` (``target_accept`` 0.98, tree depth
+        12).  ``posterior.info["retried"]`` then records why,
         and ``posterior.settings`` are the retry's.
 
     Returns
@@ -305,7 +317,10 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
         raise ValueError(f"seed must be a non-negative integer below 2**32 - 8000, got {seed!r}")
     if extrapolation not in ("calibrated", "none"):
         raise ValueError(f"extrapolation must be 'calibrated' or 'none', got {extrapolation!r}")
-    draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress)
+    draws = sample(runs, spec, settings, seed=seed, device=device, batch_size=batch_size, progress=progress,
+                   keep_state=retry)
+    if retry:
+        draws, cont = draws
     versions = _versions()
 
     def posterior(k, d, used, retried=None):
@@ -325,14 +340,24 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
     health = _screen(posts)
     retried = [k for k in range(len(posts)) if retry and not health.ok.iloc[k]]
     if retried:
+        # only divergent transitions failed, and every data set of the program call with them: continue
+        # those chains with a smaller step (the sampling phase again, not the warm-up)
+        divergent = {k for k in retried if _only_divergent(health.loc[k])}
+        calls = tuple(c for c in cont.calls if set(c[0]) <= divergent)
+        continued = [k for c in calls for k in c[0]]
+        again = dict(zip(continued, resume(dataclasses.replace(cont, calls=calls), step_scale=CONTINUE_STEP_SCALE)))
+        fresh = [k for k in retried if k not in again]
         safer = retry_settings(settings)
         # fresh starting points too (another key from the same seed): a chain stuck at its start gets out
-        again = sample([runs[k] for k in retried], spec, safer, seed=(seed + RETRY_SEED_OFFSET) % (2**32 - 8000),
-                       device=device, batch_size=batch_size, progress=progress)
-        for k, d in zip(retried, again):
+        again.update(zip(fresh, sample([runs[k] for k in fresh], spec, safer, device=device,
+                                       seed=(seed + RETRY_SEED_OFFSET) % (2**32 - 8000), batch_size=batch_size,
+                                       progress=progress) if fresh else []))
+        for k in retried:
+            how = (f"the same chains continued from their last draws for {settings.draws} more each, with "
+                   f"{CONTINUE_STEP_SCALE:g} x the adapted step size" if k not in fresh else _describe(safer))
             why = {"first_settings": _describe(settings), "first_checks": _failed(health.loc[k]),
-                   "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": _describe(safer)}
-            posts[k] = posterior(k, d, safer, why)
+                   "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": how}
+            posts[k] = posterior(k, again[k], settings if k not in fresh else safer, why)
         redo = _screen([posts[k] for k in retried])
         for col in health.columns:
             health.loc[retried, col] = redo[col].to_numpy()
@@ -394,6 +419,13 @@ def _screen(posts: list) -> pd.DataFrame:
                    max_tree_depth=int(depth[ks[0]]))
         parts.append(h.set_index(ks))
     return pd.concat(parts).sort_index()
+
+
+def _only_divergent(row) -> bool:
+    """Whether divergent transitions are the only failed check of a row of :func:`bayesscale.diagnostics.screen`."""
+    t = THRESHOLDS
+    return bool(row.divergences) and row.max_r_hat <= t["r_hat"] and row.min_bfmi >= t["bfmi"] \
+        and min(row.min_ess_bulk, row.min_ess_tail) >= t["ess"] and not row.at_max_depth
 
 
 def _failed(row) -> str:

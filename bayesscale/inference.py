@@ -39,7 +39,7 @@ import numpy as np
 from .data import Runs
 from .model import ModelSpec, bend_frame, context, numpyro_model
 
-__all__ = ["SamplerSettings", "Draws", "sample", "bucket_size", "model_data", "configure_cache",
+__all__ = ["SamplerSettings", "Draws", "sample", "resume", "Continuation", "bucket_size", "model_data", "configure_cache",
            "compile_count", "round_trip_count", "CacheWarning", "CHUNK"]
 
 #: Transitions per host round trip, about (see :attr:`SamplerSettings.chunk`).
@@ -361,6 +361,7 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     the host never needs its structure, and flat programs can be exported.
     """
     import jax
+    import jax.numpy as jnp
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
     from numpyro.infer import NUTS
@@ -393,13 +394,19 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
         state = jax.tree.unflatten(treedef["state"], leaves)  # init is always traced first
         post = kernel.postprocess_fn((data,), {})
 
+        def with_step(s, f):
+            return s._replace(adapt_state=s.adapt_state._replace(step_size=s.adapt_state.step_size * f))
+
         def step(s, _):
-            s = kernel.sample(s, (data,), {})
+            # after warm-up (adaptation frozen) the step is scaled by data["step_scale"] (1 but in a
+            # continuation, see resume); x * 1 / 1 is exact, so ordinary fits are unchanged bit for bit
+            f = jnp.where(s.i >= settings.warmup, data["step_scale"], 1.0).astype(s.adapt_state.step_size.dtype)
+            s = kernel.sample(with_step(s, f), (data,), {})
             out = {"z": {k: v for k, v in post(s.z).items() if k not in hidden}, "diverging": s.diverging,
                    "num_steps": s.num_steps,
                    "accept_prob": s.accept_prob, "step_size": s.adapt_state.step_size,
                    "energy": s.energy, "potential_energy": s.potential_energy}
-            return s, out
+            return with_step(s, 1.0 / f), out
 
         state, out = jax.lax.scan(step, state, None, length=chunk)
         return jax.tree.leaves(state), out
@@ -584,7 +591,7 @@ def _progress_bar(total: int, enabled: bool | None, desc: str):
 def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, seed: int = 0,
            device: str | None = None, batch_size: int | None = None,
            progress: bool | None = None, pad_like: list[Runs] | None = None,
-           desc: str | None = None) -> list[Draws]:
+           desc: str | None = None, keep_state: bool = False):
     """Run NUTS on each data set and return its draws.
 
     Parameters
@@ -622,10 +629,13 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
         padded to ``batch_size`` data sets for the same reason.
     desc : str, optional
         Label of the progress bar.
+    keep_state : bool
+        Also return a :class:`Continuation`: the chains' final states, from
+        which :func:`resume` continues them.
 
     Returns
     -------
-    list of Draws
+    list of Draws, or (list of Draws, Continuation) with ``keep_state``
     """
     import jax
 
@@ -654,6 +664,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     desc = desc or f"NUTS {K} data set{'s' * (K > 1)} x {chains} chains"
     bar = _progress_bar(n_chunks * settings.chunk * n_calls, progress, desc)
     results: list[Draws] = []
+    calls: list = []
     t_start = time.perf_counter()
 
     def stage(what: str):
@@ -661,7 +672,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             bar.set_description(f"{desc}: {what}")
 
     def run_call(programs, keys, data, compiling=False):
-        """All chunks of one call; returns the kept chunk outputs."""
+        """All chunks of one call; returns the kept chunk outputs and the final states."""
         states = programs.init(keys, data)
         outs = []
         for i in range(n_chunks):
@@ -674,7 +685,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
                 outs.append((i, out))
             if bar is not None:
                 bar.update(settings.chunk)
-        return outs
+        return outs, states
 
     try:
         for c in range(n_calls):
@@ -684,6 +695,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             cache: dict[int, dict] = {}
             per = [cache.setdefault(k, model_data(datasets[k], spec, n_pad, g_pad, k_pad)) for k, _ in elems]
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
+            data["step_scale"] = np.ones(slots, dtype=np.float32)  # see resume
             keys = np.array([(seed, k, ch) for k, ch in elems], dtype=np.uint32)
             t0 = time.perf_counter()
             if c == 0:
@@ -695,7 +707,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
                     stage("compiling (once per data size and settings)")
                 programs = _programs(*spec_args)
                 try:
-                    outs = run_call(programs, keys, data, compiling=new)
+                    outs, states = run_call(programs, keys, data, compiling=new)
                 except Exception:
                     if programs.source != "disk":
                         raise
@@ -705,22 +717,78 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
                         bar.reset(total=bar.total)
                     stage("compiling (the cached program failed; replacing it)")
                     programs = _programs(*spec_args, fresh=True)
-                    outs = run_call(programs, keys, data, compiling=True)
+                    outs, states = run_call(programs, keys, data, compiling=True)
             else:
-                outs = run_call(programs, keys, data)
+                outs, states = run_call(programs, keys, data)
             elapsed = time.perf_counter() - t0
-            results.extend(_split(outs, ks, chains, settings, elapsed, devices))
+            results.extend(_split(outs, ks, chains, settings, settings.warmup, elapsed, devices))
+            if keep_state:
+                calls.append((ks, programs, states, data))
     finally:
         if bar is not None:
             bar.close()
     for d in results:
         d.timing["total"] = time.perf_counter() - t_start
+    if keep_state:
+        return results, Continuation(tuple(calls), settings, chains, devices, progress, desc)
     return results
 
 
-def _split(outs, ks, chains, settings: SamplerSettings, elapsed: float, devices) -> list[Draws]:
-    """Cut the post-warm-up draws out of the chunk outputs, per data set."""
-    chunk, lo, hi = settings.chunk, settings.warmup, settings.warmup + settings.draws
+@dataclass(frozen=True)
+class Continuation:
+    """The final states of a :func:`sample` run (``keep_state=True``), to continue with :func:`resume`."""
+
+    calls: tuple  # per program call: (data set indices, programs, states, data)
+    settings: SamplerSettings
+    chains: int
+    devices: tuple
+    progress: bool | None
+    desc: str
+
+
+def resume(cont: Continuation, *, step_scale: float) -> list[Draws]:
+    """Continue every chain of a finished run for ``settings.draws`` more draws, with a scaled step size.
+
+    The chains go on from their last states with the adapted mass matrix
+    and ``step_scale`` times the adapted step size (NUTS with any fixed
+    step size leaves the posterior invariant), on the same compiled
+    program.  :func:`bayesscale.fit` uses it for the retry of a fit whose
+    only failed check is divergent transitions: it costs the sampling
+    phase alone, where a fresh run repeats the warm-up.
+
+    Returns
+    -------
+    list of Draws
+        The new draws, in the order of the original data sets.
+    """
+    import jax
+
+    settings, chunk = cont.settings, cont.settings.chunk
+    n_chunks = math.ceil(settings.draws / chunk)
+    desc = f"{cont.desc}: continuing with {step_scale:g} x the step size"
+    bar = _progress_bar(n_chunks * chunk * len(cont.calls), cont.progress, desc)
+    results: list[Draws] = []
+    try:
+        for ks, programs, states, data in cont.calls:
+            data = dict(data, step_scale=np.full_like(data["step_scale"], step_scale))
+            t0 = time.perf_counter()
+            outs = []
+            for i in range(n_chunks):
+                states, out = programs.advance(states, data)
+                outs.append((i, jax.device_get(out)))
+                _COMPILES["round_trips"] += 1
+                if bar is not None:
+                    bar.update(chunk)
+            results.extend(_split(outs, ks, cont.chains, settings, 0, time.perf_counter() - t0, cont.devices))
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _split(outs, ks, chains, settings: SamplerSettings, lo: int, elapsed: float, devices) -> list[Draws]:
+    """Cut ``settings.draws`` draws from transition ``lo`` on out of the chunk outputs, per data set."""
+    chunk, hi = settings.chunk, lo + settings.draws
 
     def keep(get):
         parts = []

@@ -121,3 +121,48 @@ def test_a_stuck_chain_fails_the_screen_instead_of_crashing():
     h = screen([good, stuck], stats, max_tree_depth=10)
     assert not h.ok.iloc[1]
     assert not np.isfinite(h.max_r_hat.iloc[1]) or h.max_r_hat.iloc[1] > 1.01
+
+
+def test_resume_continues_the_chains_with_a_scaled_step_size():
+    from bayesscale.inference import resume
+
+    runs = bs.simulate_runs(sigma=0.01, seed=3)
+    settings = SamplerSettings(chains=2, warmup=150, draws=100)
+    (first,), cont = sample([runs], ModelSpec(), settings, seed=0, progress=False, keep_state=True)
+    (again,) = resume(cont, step_scale=0.5)
+    assert again.samples["alpha"].shape == first.samples["alpha"].shape == (2, 100)
+    # adaptation is frozen after warm-up: every continued draw uses half the adapted step
+    expected = np.broadcast_to(0.5 * first.stats["step_size"][:, -1:], again.stats["step_size"].shape)
+    np.testing.assert_allclose(again.stats["step_size"], expected, rtol=1e-6)
+    assert np.all(first.stats["step_size"] == first.stats["step_size"][:, -1:])  # unscaled in the first run
+    # the continuation starts where the chains stopped: no second warm-up, and different draws
+    assert not np.array_equal(again.samples["alpha"], first.samples["alpha"])
+    assert np.mean(again.stats["num_steps"]) > np.mean(first.stats["num_steps"])
+
+
+def test_only_divergent_failures_are_retried_by_continuing_the_chains():
+    """Data sets of the robustness benchmark whose first run has a few divergent transitions and nothing else."""
+    from bayesscale.fitting import CONTINUE_STEP_SCALE, _only_divergent
+
+    row = dict(divergences=2, max_r_hat=1.002, min_ess_bulk=1500.0, min_ess_tail=1400.0, min_bfmi=0.9, at_max_depth=0)
+    assert _only_divergent(type("Row", (), row)())
+    assert not _only_divergent(type("Row", (), dict(row, max_r_hat=1.02))())
+    assert not _only_divergent(type("Row", (), dict(row, divergences=0))())
+    continued = []
+    for k in (42, 0, 147, 175):  # each was continued at seed 0 in the benchmark (2-core CPU); one is enough
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            post = bs.fit(issue_dataset(k), seed=0, progress=False, extrapolation="none")
+        r = post.info.get("retried")
+        if r and r["settings"].startswith("the same chains continued"):
+            continued.append((k, post, caught))
+            break
+    assert continued, "none of the four data sets was retried by continuation"
+    k, post, caught = continued[0]
+    assert post.settings == SamplerSettings()  # the first run's settings: its warm-up is kept
+    assert f"{CONTINUE_STEP_SCALE:g} x the adapted step size" in post.info["retried"]["settings"]
+    assert "divergences" in post.info["retried"]["first_checks"]
+    assert post.samples["alpha"].shape == (4, 1000)
+    assert any(n.startswith("Retried once automatically with safer settings (the same chains continued")
+               for n in post.check().notes)
+    assert any("rerun once with the same chains continued" in str(w.message) for w in caught)
