@@ -250,25 +250,33 @@ class Posterior:
 
     # -- predictions -------------------------------------------------------
 
-    def predict_draws(self, N, D, *, U=None) -> np.ndarray:
+    def predict_draws(self, N, D=None, *, U=None, S=None, B=None) -> np.ndarray:
         """Posterior predictive draws of loss for new runs, ``(S, n)``.
 
         The law at every draw (:func:`law_log_loss`) plus the predictive
         noise of a new run (:func:`log_noise`: observation noise, a new
         budget's offset, the bend, and beyond the data the calibrated
-        extrapolation error).
+        extrapolation error).  Arguments as for :meth:`predict`.
         """
-        mu = law_log_loss(self, N, D, U=U)
-        N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float)))
+        N, D, extra = _new_runs(self, N, D, U=U, S=S, B=B)
+        mu = law_log_loss(self, N, D, **extra)
         return np.exp(mu + log_noise(self, laws.FLOPS_PER_PARAM_TOKEN * N * D, N=N))
 
-    def predict(self, N, D, *, ci: float | None = None) -> pd.DataFrame:
+    def predict(self, N, D=None, *, U=None, S=None, B=None, ci: float | None = None) -> pd.DataFrame:
         """Posterior predictive loss for new runs.
 
         Parameters
         ----------
         N, D : array_like
-            Model parameters and training tokens (broadcast together).
+            Model parameters and training tokens (broadcast together).  For
+            a law of steps and batch size (``"kaplan_steps"``, fitted to
+            training curves) give ``S`` and ``B`` instead of ``D``.
+        U : array_like, optional
+            Unique training tokens, for laws that read them
+            (``"data_constrained"``); default: no repetition.
+        S, B : array_like, optional
+            Optimiser steps and batch size in tokens, for laws that read
+            them; ``D`` is then the tokens seen, ``S * B``.
         ci : float, optional
             Probability mass of the equal-tailed interval.
             Default :data:`bayesscale.DEFAULT_CI`.
@@ -278,15 +286,16 @@ class Posterior:
         pandas.DataFrame
             Columns ``N, D, C, loss`` (predictive median), ``loss_lo80``,
             ``loss_hi80`` (at ``ci=0.8``; the suffix is the level, e.g.
-            ``loss_lo95`` at ``ci=0.95``) and ``loss_mean``;
-            ``df.attrs["ci"]`` holds the level.
+            ``loss_lo95`` at ``ci=0.95``) and ``loss_mean``, after ``U``,
+            ``S`` and ``B`` when given; ``df.attrs["ci"]`` holds the level.
         """
         ci = check_ci(ci)
-        draws = self.predict_draws(N, D)
+        draws = self.predict_draws(N, D, U=U, S=S, B=B)
         med, lo, hi = quantiles(draws, ci)
-        N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
+        N, D, extra = _new_runs(self, N, D, U=U, S=S, B=B)
         lo_name, hi_name = band_names("loss", ci)
-        df = pd.DataFrame({"N": N, "D": D, "C": laws.FLOPS_PER_PARAM_TOKEN * N * D, "loss": med,
+        df = pd.DataFrame({"N": N, "D": D, **{k: v for k, v in extra.items() if v is not None},
+                           "C": laws.FLOPS_PER_PARAM_TOKEN * N * D, "loss": med,
                            lo_name: lo, hi_name: hi, "loss_mean": draws.mean(axis=0)})
         df.attrs["ci"] = ci
         return df
@@ -583,15 +592,35 @@ def _reach(post: Posterior, C: np.ndarray, N: np.ndarray) -> np.ndarray:
     return np.where(known & (d > np.maximum(d_c, 0.0)), c_max * 10.0 ** d, C)
 
 
-def law_log_loss(post: Posterior, N, D, *, U=None) -> np.ndarray:
+def _new_runs(post: Posterior, N, D=None, *, U=None, S=None, B=None) -> tuple:
+    """``N``, ``D`` and the other covariates of new runs, broadcast to one flat shape and checked."""
+    steps = {"logS", "logB"} & set(post.law.covariates)
+    if steps and (S is None or B is None):
+        raise ValueError(f"law {post.law.name!r} reads optimiser steps and batch size: pass S= (steps) and B= "
+                         "(batch size in tokens), e.g. post.predict(N, S=1e5, B=5e5).")
+    if not steps and (S is not None or B is not None):
+        raise ValueError(f"law {post.law.name!r} does not read steps or batch size: pass D (training tokens).")
+    if D is None:
+        if not steps:
+            raise ValueError("pass D, the training tokens of each new run.")
+        D = np.asarray(S, dtype=float) * np.asarray(B, dtype=float)
+    named = {"N": N, "D": D, "U": U, "S": S, "B": B}
+    given = [k for k, v in named.items() if v is not None]
+    arrays = dict(zip(given, np.broadcast_arrays(*(np.atleast_1d(np.asarray(named[k], dtype=float)).ravel()
+                                                   for k in given))))
+    bad = [k for k, a in arrays.items() if np.any(~np.isfinite(a) | (a <= 0)) and not (k == "U" and np.all(a > 0))]
+    if bad:
+        raise ValueError(f"{', '.join(bad)} must be positive and finite")
+    return arrays.pop("N"), arrays.pop("D"), {k: arrays.get(k) for k in ("U", "S", "B")}
+
+
+def law_log_loss(post: Posterior, N, D, *, U=None, S=None, B=None) -> np.ndarray:
     """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise, no bend)."""
-    arrays = [np.atleast_1d(np.asarray(a, dtype=float)) for a in ((N, D) if U is None else (N, D, U))]
-    arrays = np.broadcast_arrays(*arrays)
-    if any(np.any(~np.isfinite(a) | (a <= 0)) for a in arrays[:2]) or (U is not None and np.any(arrays[2] <= 0)):
-        raise ValueError("N, D (and U) must be positive and finite")
+    N, D, extra = _new_runs(post, N, D, U=U, S=S, B=B)
+    cov = {"logN": np.log(N), "logD": np.log(D)}
+    cov.update({f"log{k}": np.log(v) for k, v in extra.items() if v is not None})
     p = {k: v[:, None] for k, v in post.law_params.items()}
-    return post.law.log_loss_ND(p, arrays[0][None, :], arrays[1][None, :],
-                                U=None if U is None else arrays[2][None, :])
+    return post.law.evaluate(p, {k: v[None, :] for k, v in cov.items()})
 
 
 # ---------------------------------------------------------------------------

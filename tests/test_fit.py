@@ -79,6 +79,10 @@ def test_predict(small_post):
     np.testing.assert_allclose(df.loss[0], np.median(bs.laws.loss(small_post.params, 1e9, 2e10)), rtol=0.01)
     with pytest.raises(ValueError, match="positive"):
         small_post.predict([-1], [1e9])
+    with pytest.raises(ValueError, match="does not read steps or batch size"):
+        small_post.predict(1e9, S=1e4, B=1e6)
+    with pytest.raises(ValueError, match="pass D"):
+        small_post.predict(1e9)
 
 
 def test_netcdf_round_trip_is_exact(small_post, tmp_path):

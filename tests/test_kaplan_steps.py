@@ -81,6 +81,28 @@ def test_fit_recovers_simulated_constants(sim_post):
     assert np.all(np.isfinite(fe["N"])) and np.allclose(fe["N"] + fe["B"] + fe["S"], 1.0)
 
 
+def test_predict_from_steps_and_batch_size(sim_post, sim_curves):
+    """A new run of a curves fit is named by its size, steps and batch size; D is the tokens seen."""
+    N, S, B = 1e7, np.array([1e3, 1e4]), 2.0**20
+    df = sim_post.predict(N, S=S, B=B, ci=0.9)
+    assert list(df.columns[:5]) == ["N", "D", "S", "B", "C"]
+    np.testing.assert_allclose(df.D, S * B)
+    np.testing.assert_allclose(df.C, 6 * N * S * B)
+    assert np.all(df.loss_lo90 < df.loss) and np.all(df.loss < df.loss_hi90)
+    assert df.loss.iloc[1] < df.loss.iloc[0]  # more steps, lower loss
+    # the law's loss at those points, from the kaplan module and the posterior's draws
+    p = {k: np.median(v) for k, v in sim_post.law_params.items()}
+    np.testing.assert_allclose(df.loss, kaplan.loss_steps(p, N, S, B), rtol=0.05)
+    # a checkpoint of the data: its band holds the observed loss (simulated with 0.5% noise)
+    i = len(sim_curves) // 2
+    one = sim_post.predict(sim_curves.N[i], S=sim_curves.step[i], B=sim_curves.batch_tokens[i], ci=0.99)
+    assert one.loss_lo99.iloc[0] < sim_curves.loss[i] < one.loss_hi99.iloc[0]
+    with pytest.raises(ValueError, match="pass S= \\(steps\\) and B="):
+        sim_post.predict(N, 1e9)
+    with pytest.raises(ValueError, match="S must be positive"):
+        sim_post.predict(N, S=[-1.0, 10.0], B=B)
+
+
 def test_ar1_log_density_equals_multivariate_normal():
     from scipy.stats import multivariate_normal
 
