@@ -183,7 +183,9 @@ def backtest(runs, *, holdout="largest_budget", min_train_budgets: int = 3, seed
     rows, points, alloc = [], [], []
     for (label, train, test), post in zip(usable, posts):
         te = runs.subset(test)
-        sc = score_predictions(post.predict_draws(te.N, te.D), te.loss)
+        # the covariates the law reads beyond N and D (unique tokens; steps and batch size)
+        extra = {k: getattr(te, k) for k in ("U", "S", "B") if f"log{k}" in post.law.covariates}
+        sc = score_predictions(post.predict_draws(te.N, te.D, **extra), te.loss)
         pts = pd.DataFrame({"fold": label, "run": te.run_id, "budget": runs.budget[test], "N": te.N, "D": te.D,
                             "C": te.C, "loss": te.loss, **sc})
         rows.append({"fold": label, **summarize(pts),

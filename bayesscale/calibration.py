@@ -35,7 +35,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from .data import Runs
+from .data import DataError, Runs
 from .discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy
 from .inference import SamplerSettings, sample
 from .posterior import CHUNK_ELEMENTS, bend, law_log_loss
@@ -326,6 +326,13 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
             for k, (runs, (folds, cov, pts)) in enumerate(zip(datasets, built))]
 
 
+#: Why training curves are not calibrated (the error of ``fit(curves, extrapolation="calibrated")``).
+CURVES_NOT_CALIBRATED = (
+    "extrapolation='calibrated' learns the extrapolation error from rolling-origin refits that hold out whole "
+    "budgets of final losses; training curves (checkpoints of runs) have no such budgets. Fit curves with "
+    "extrapolation='none' (their default); the per-run offsets and AR(1) residuals carry their uncertainty.")
+
+
 def calibrate_extrapolation(posterior, *, progress: bool | None = None, device=None):
     """Calibrate a posterior's extrapolation error: an explicit, expensive step.
 
@@ -343,6 +350,8 @@ def calibrate_extrapolation(posterior, *, progress: bool | None = None, device=N
     device : str, optional
         JAX platform of the refits; by default the fit's.
     """
+    if posterior.runs.is_curves:
+        raise DataError(CURVES_NOT_CALIBRATED)
     disc = calibrate([posterior.runs], posterior.spec, seed=int(posterior.info.get("seed", 0)),
                      device=device if device is not None else posterior.info.get("device_request"),
                      progress=progress, full=[posterior])[0]

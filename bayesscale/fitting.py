@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .calibration import calibrate
+from .calibration import CURVES_NOT_CALIBRATED, calibrate
 from .data import DataError, Runs, as_runs, load_runs
 from .diagnostics import THRESHOLDS, diagnose, screen
 from .inference import SamplerSettings, resume, sample
@@ -102,9 +102,17 @@ def _grouped_runs(runs, groups, law) -> Runs:
     return as_runs(runs, law)
 
 
-def _extrapolation(extrapolation, grouped: bool) -> str:
-    # grouped fits calibrate each group's extrapolation error (bayesscale.groups.calibrate_groups)
-    return "calibrated" if extrapolation is None else extrapolation
+def _extrapolation(extrapolation, runs: list[Runs]) -> str:
+    """``"calibrated"`` by default for final losses (grouped fits: per group, see
+    :func:`bayesscale.groups.calibrate_groups`); ``"none"`` for training curves, whose checkpoints are not
+    runs at budgets that the rolling-origin folds could hold out."""
+    curves = any(r.is_curves for r in runs)
+    if extrapolation is None:
+        return "none" if curves else "calibrated"
+    if extrapolation == "calibrated" and curves:
+        raise DataError(CURVES_NOT_CALIBRATED)
+    return extrapolation
+
 
 
 def _defaults(runs: list[Runs], likelihood, offsets, bend):
@@ -162,7 +170,8 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         offsets="none"`` treats checkpoints as independent, which makes
         intervals too narrow (``benchmarks/curves_calibration.py``).
     extrapolation : {"calibrated", "none"}, optional
-        ``"calibrated"`` (the default) calibrates the extrapolation error
+        ``"calibrated"`` (the default for final losses; training curves
+        default to ``"none"`` and cannot be calibrated) calibrates the extrapolation error
         inside the fit: rolling-origin refits holding out 1-3 budgets ahead,
         one batched sampler call with short chains (about as much sampling
         as the fit; the progress bar says "calibrating"), and a Bayesian
@@ -236,7 +245,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     runs = _grouped_runs(runs, groups, law) if grouped else as_runs(runs, law)
     likelihood, offsets, bend = _defaults([runs], likelihood, offsets, bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
-    extrapolation = _extrapolation(extrapolation, grouped)
+    extrapolation = _extrapolation(extrapolation, [runs])
     return _fit_all([runs], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
@@ -301,7 +310,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
         raise DataError("fit_many got no data sets.")
     likelihood, offsets, bend = _defaults(runs, likelihood, offsets, bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
-    extrapolation = _extrapolation(extrapolation, grouped)
+    extrapolation = _extrapolation(extrapolation, runs)
     posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),

@@ -103,6 +103,18 @@ def test_predict_from_steps_and_batch_size(sim_post, sim_curves):
         sim_post.predict(N, S=[-1.0, 10.0], B=B)
 
 
+def test_curves_default_to_no_calibration_and_refuse_it(sim_curves, sim_post):
+    """bs.fit(curves, law="kaplan_steps") as the README writes it: no rolling-origin folds exist for curves."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.FitWarning)
+        post = bs.fit(sim_curves, law="kaplan_steps", chains=2, warmup=200, draws=200, progress=False)
+    assert post.extrapolation_mode == "none"
+    with pytest.raises(bs.DataError, match="training curves .* have no such budgets"):
+        bs.fit(sim_curves, law="kaplan_steps", extrapolation="calibrated")
+    with pytest.raises(bs.DataError, match="extrapolation='none'"):
+        bs.calibrate_extrapolation(sim_post)
+
+
 def test_ar1_log_density_equals_multivariate_normal():
     from scipy.stats import multivariate_normal
 
