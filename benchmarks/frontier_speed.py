@@ -24,7 +24,6 @@ import time
 
 import numpy as np
 
-import bayesscale as bs
 from bayesscale import frontier
 from bayesscale.laws import get_law, optimal_allocation
 from bayesscale.simulate import PUBLISHED
@@ -86,14 +85,12 @@ def main():
     ap.add_argument("--budgets", type=int, default=100)
     ap.add_argument("--write", action="store_true", help="write the 'frontier_speed' section of RESULTS.md")
     args = ap.parse_args()
-    import jax
-
     rows = [measure(name, args.draws, args.budgets) for name in LAWS]
     text = table(rows, list(rows[0]))
     print(text)
     if args.write:
-        write_section("frontier_speed", f"## frontier_speed.py\n\nMachine: {machine()}; {jax.device_count()} "
-                      f"JAX device(s), bayesscale {bs.__version__}\n\n`bayesscale.frontier.solve` under C = 6 N D, "
+        write_section("frontier_speed", f"## frontier_speed.py\n\nMachine: {machine()}\n\n"
+                      f"`bayesscale.frontier.solve` under C = 6 N D, "
                       f"{args.draws:,} draws x {args.budgets} budgets (1e18-1e27), published constants with 5% "
                       f"spread per draw.\n\n{text}")
 
