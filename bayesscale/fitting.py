@@ -365,7 +365,8 @@ def _fit_all(runs: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, se
             how = (f"the same chains continued from their last draws for {settings.draws} more each, with "
                    f"{CONTINUE_STEP_SCALE:g} x the adapted step size" if k not in fresh else _describe(safer))
             why = {"first_settings": _describe(settings), "first_checks": _failed(health.loc[k]),
-                   "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": how}
+                   "first_sampling_s": float(draws[k].timing.get("sampling", np.nan)), "settings": how,
+                   "mode": "rerun" if k in fresh else "continued"}
             posts[k] = posterior(k, again[k], settings if k not in fresh else safer, why)
         redo = _screen([posts[k] for k in retried])
         for col in health.columns:
@@ -390,8 +391,9 @@ def _warn(posts, retried: list, ok: np.ndarray, settings: SamplerSettings, label
     if len(posts) == 1:
         if retried:
             r = posts[0].info["retried"]
+            how = f"rerun once with {r['settings']}" if r["mode"] == "rerun" else f"retried once: {r['settings']}"
             said.append(f"The first run ({r['first_settings']}) failed its checks ({r['first_checks']}); it was "
-                        f"rerun once with {r['settings']}, and that run " + ("passes." if ok[0] else "fails too."))
+                        f"{how}, and that run " + ("passes." if ok[0] else "fails too."))
         if not ok[0]:
             # the sampler checks only: PSIS-LOO and the residuals (notes, never problems) wait for check()
             p0 = posts[0]
@@ -404,9 +406,10 @@ def _warn(posts, retried: list, ok: np.ndarray, settings: SamplerSettings, label
     if retried:
         shown = ", ".join(str(name(k)) for k in retried[:10]) + \
             (f" and {len(retried) - 10} more" if len(retried) > 10 else "")
-        said.append(f"{len(retried)} of {len(posts)} data sets failed their checks and were rerun once with "
-                    f"{_describe(retry_settings(settings))} ({int(ok[retried].sum())} of them pass now): "
-                    f"{shown}. posterior.info['retried'] says why.")
+        said.append(f"{len(retried)} of {len(posts)} data sets failed their checks and were retried once (divergent "
+                    f"transitions alone: their chains continued with {CONTINUE_STEP_SCALE:g} x the step size; "
+                    f"otherwise rerun with {_describe(retry_settings(settings))}; {int(ok[retried].sum())} of them "
+                    f"pass now): {shown}. posterior.info['retried'] says how and why.")
     bad = [name(k) for k in np.flatnonzero(~ok)]
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")

@@ -82,6 +82,7 @@ def test_failed_fit_is_retried_once_with_safer_settings_and_says_so(synthetic_ru
         post = bs.fit(synthetic_runs, chains=2, warmup=10, draws=30, max_tree_depth=2, progress=False,
                       extrapolation="none")
     r = post.info["retried"]
+    assert r["mode"] == "rerun"
     assert "maximum tree depth" in r["first_checks"] and "max_tree_depth=2" in r["first_settings"]
     assert post.settings == SamplerSettings(chains=2, warmup=10, draws=30, max_tree_depth=12, target_accept=0.98)
     assert "fails too" in str(record[0].message)  # 2 x 30 draws cannot pass the ESS check
@@ -105,7 +106,7 @@ def test_fit_many_names_the_retried_data_sets():
         posts = bs.fit_many(runs, chains=2, warmup=10, draws=30, max_tree_depth=2, progress=False,
                             extrapolation="none")
     text = " ".join(str(w.message) for w in caught if issubclass(w.category, bs.FitWarning))
-    assert "2 of 2 data sets failed their checks and were rerun once" in text
+    assert "2 of 2 data sets failed their checks and were retried once" in text
     assert all(p.info["retried"]["settings"].startswith("target_accept=0.98") for p in posts)
 
 
@@ -165,4 +166,5 @@ def test_only_divergent_failures_are_retried_by_continuing_the_chains():
     assert post.samples["alpha"].shape == (4, 1000)
     assert any(n.startswith("Retried once automatically with safer settings (the same chains continued")
                for n in post.check().notes)
-    assert any("rerun once with the same chains continued" in str(w.message) for w in caught)
+    assert post.info["retried"]["mode"] == "continued"
+    assert any("retried once: the same chains continued" in str(w.message) for w in caught)
