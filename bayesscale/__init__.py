@@ -14,16 +14,46 @@ import os as _os
 import sys as _sys
 import types as _types
 
+def _registered_lazily(name: str) -> bool:
+    return type(_sys.modules.get(name)).__name__ == "_LazyModule"
+
+
+def _load_lazy_dependencies() -> None:
+    """Execute jax and numpyro now if another package registered them lazily.
+
+    ``import arviz`` registers lazy ``jax`` and ``numpyro`` modules (lazy_loader).  Importing a
+    submodule such as ``numpyro.distributions`` first then executes the parent in the middle of
+    that import and leaves a second ``numpyro.distributions`` without its submodule attributes:
+    every fit would fail with "module 'numpyro.distributions' has no attribute 'distribution'".
+    Touching an attribute runs each package's ``__init__`` first, in the normal order.
+    """
+    for name in ("jax", "numpyro"):
+        if _registered_lazily(name):
+            getattr(_sys.modules[name], "__name__")
+
+
+def _add_xla_flag(name: str, value: str) -> None:
+    """Append ``--name=value`` to XLA_FLAGS unless the user set that flag already."""
+    flags = _os.environ.get("XLA_FLAGS", "")
+    if name not in flags:
+        _os.environ["XLA_FLAGS"] = f"{flags} --{name}={value}".strip()
+
+
 # Chains run in parallel across devices.  On CPU, JAX exposes one device unless
 # told otherwise before it starts, so set the host device count here, unless the
 # user already chose one or jax is already running.  BAYESSCALE_HOST_DEVICES
-# overrides the default (the number of CPU cores, at most 8).
-if "jax" not in _sys.modules and "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
-    _n = _os.environ.get("BAYESSCALE_HOST_DEVICES") or str(max(1, min(_os.cpu_count() or 1, 8)))
-    _os.environ["XLA_FLAGS"] = (_os.environ.get("XLA_FLAGS", "") +
-                                f" --xla_force_host_platform_device_count={_n}").strip()
+# overrides the default (the number of CPU cores, at most 8).  A lazily registered jax (ArviZ
+# registers one when imported first) has not started, so it counts as not running.
+if "jax" not in _sys.modules or _registered_lazily("jax"):
+    _add_xla_flag("xla_force_host_platform_device_count",
+                  _os.environ.get("BAYESSCALE_HOST_DEVICES") or str(max(1, min(_os.cpu_count() or 1, 8))))
+    # On a GPU, NUTS is latency bound: each leapfrog step is a few small kernels inside while loops.
+    # CUDA graphs for while loops and conditionals halved a warm fit's time on an H100
+    # (benchmarks/xla_flags.py, RESULTS.md); CPU backends ignore the flag.
+    _add_xla_flag("xla_gpu_enable_command_buffer", "+WHILE,+CONDITIONAL")
 
 __version__ = "0.1.0"
+_load_lazy_dependencies()
 
 # Public names load on first use (PEP 562): ``import bayesscale`` and the command line start
 # without importing JAX, so ``bayesscale --help``, a bad argument or Ctrl-C during start-up get
@@ -73,6 +103,7 @@ __all__ += ["bayes_decision", "best_D_for_N", "best_N_for_D", "compute_for_loss"
 def __getattr__(name):
     import importlib
 
+    _load_lazy_dependencies()  # ArviZ may have been imported after bayesscale
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
     elif name == "report":

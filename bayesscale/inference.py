@@ -519,8 +519,7 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
         if len(devices) == 1:
             return jax.jit(e.call)
         # every input and output is split along its leading (batch) axis
-        batch = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("b",)),
-                                           jax.sharding.PartitionSpec("b"))
+        batch = _placement(devices)
         return jax.jit(e.call, in_shardings=batch, out_shardings=batch)
 
     law, observation, offsets, bend, grouping, prior_def = structure
@@ -547,9 +546,11 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
         keys = jax.ShapeDtypeStruct(*keys_spec)
         data = {k: jax.ShapeDtypeStruct(*v) for k, v in data_spec}
         try:
-            e_init = export.export(init)(keys, data)
+            # lowered for the devices' platform, not JAX's default one (a GPU machine asked for the CPU)
+            platforms = (_export_platform(devices[0]),)
+            e_init = export.export(init, platforms=platforms)(keys, data)
             leaves = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in e_init.out_avals]
-            e_adv = export.export(advance)(leaves, data)
+            e_adv = export.export(advance, platforms=platforms)(leaves, data)
             files[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             for f, n, e in zip(files, names, (e_init, e_adv)):
                 _write_program(f, key, n, bytes(e.serialize()))
@@ -560,6 +561,25 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
     while len(_LOADED) > 32:  # like the lru_cache of the traced programs: the oldest go first
         _LOADED.pop(next(iter(_LOADED)))
     return out
+
+
+def _placement(devices: tuple):
+    """Where a program's inputs live: the one device, or split along the batch axis over several."""
+    import jax
+
+    if len(devices) == 1:
+        return devices[0]
+    return jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("b",)), jax.sharding.PartitionSpec("b"))
+
+
+def _export_platform(device) -> str:
+    """``jax.export``'s name for a device's platform (a CUDA device's platform is "gpu", its export "cuda")."""
+    import jax
+    from jax import export
+
+    if device.platform == jax.default_backend():
+        return export.default_export_platform()
+    return device.client.platform
 
 
 def _auto_batch(K: int, n_pad: int, g_pad: int, settings: SamplerSettings, devices, n_sites: int) -> int:
@@ -659,6 +679,7 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     slots = per_call * chains
     slots += (-slots) % len(devices)
 
+    placement = _placement(devices)
     total = settings.warmup + settings.draws
     n_chunks = math.ceil(total / settings.chunk)
     desc = desc or f"NUTS {K} data set{'s' * (K > 1)} x {chains} chains"
@@ -697,11 +718,14 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
             data = {name: np.stack([d[name] for d in per]) for name in per[0]}
             data["step_scale"] = np.ones(slots, dtype=np.float32)  # see resume
             keys = np.array([(seed, k, ch) for k, ch in elems], dtype=np.uint32)
+            if c == 0:
+                spec_args = (spec.structure + (prior_leaves(spec, datasets[0])[1],), settings, devices,
+                             (keys.shape, keys.dtype), tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
+            # committed to the chosen devices: a single-device program would otherwise run on JAX's
+            # default device (the GPU, on a GPU machine asked for device="cpu"), and the data cross once
+            keys, data = jax.device_put((keys, data), placement)
             t0 = time.perf_counter()
             if c == 0:
-                structure = spec.structure + (prior_leaves(spec, datasets[0])[1],)
-                spec_args = (structure, settings, devices, (keys.shape, keys.dtype),
-                             tuple((k, (v.shape, v.dtype)) for k, v in sorted(data.items())))
                 new = spec_args not in _LOADED
                 if new:  # tracing and compiling take seconds: say so, the bar would sit at 0%
                     stage("compiling (once per data size and settings)")

@@ -23,7 +23,8 @@ Rows
   bootstrap refits started from the best fit.
 
 Usage: ``python benchmarks/fit_speed.py [--skip-pointfit] [--bootstrap 4000]``.
-Prints a table and writes the "fit_speed" section of benchmarks/RESULTS.md.
+Prints a table and writes the "fit_speed" section of benchmarks/RESULTS.md ("fit_speed_gpu" where JAX's
+default backend is a GPU).
 """
 
 from __future__ import annotations
@@ -223,7 +224,10 @@ def main():
     text = table(rows, cols)
     print(text)
     print("\n".join(notes))
-    write_section("fit_speed", f"## fit_speed.py\n\nMachine: {machine()}\n\n240-run Chinchilla subset, "
+    import jax
+
+    gpu = jax.default_backend() == "gpu"  # a GPU machine's figures get their own section
+    write_section("fit_speed_gpu" if gpu else "fit_speed", f"## fit_speed.py{' (GPU)' if gpu else ''}\n\nMachine: {machine()}\n\n240-run Chinchilla subset, "
                   f"{CHAINS} chains x {WARMUP} warm-up + {DRAWS} draws, Student-t model.\n\n{text}\n"
                   + "\n".join(f"- {n}" for n in notes))
 

@@ -103,3 +103,17 @@ def test_persistent_compilation_cache(tmp_path):
     r = run_fit_in_fresh_process("off")
     assert r.returncode == 0, r.stderr
     assert not off.exists()
+
+
+@pytest.mark.parametrize("first", ["import arviz; import bayesscale as bs", "import bayesscale as bs; import arviz"])
+def test_fit_after_arviz_import(first, tmp_path):
+    # ArviZ registers lazy jax and numpyro modules; a fit used to fail on them ("module
+    # 'numpyro.distributions' has no attribute 'distribution'") and the chains lost their host devices
+    code = (f"{first}; import warnings, jax; warnings.simplefilter('ignore');"
+            "bs.fit(bs.simulate_runs(seed=1), chains=2, warmup=50, draws=50, progress=False, extrapolation='none');"
+            "print(jax.device_count())")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "BAYESSCALE_HOST_DEVICES")}
+    env["BAYESSCALE_CACHE_DIR"] = str(tmp_path / "cache")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) == min(os.cpu_count(), 8)
