@@ -328,6 +328,27 @@ def round_trip_count() -> int:
     return _COMPILES["round_trips"]
 
 
+#: Most chains (data sets x chains) that ``device=None`` runs on the CPU where JAX's default is a GPU.
+#: NUTS on a GPU is latency bound (every leapfrog step is a few small kernels in while loops), so a
+#: GPU pays off only for many chains at once.  Measured on an H100 against a 2-core CPU
+#: (benchmarks/RESULTS.md, batch_speed): 10 data sets x 4 chains took 17.6 s on the GPU and 3.1 s on
+#: the CPU; 100 x 4 took 49 s and 81 s.
+AUTO_CPU_CHAINS = 256
+
+
+def auto_device(n_chains: int) -> str | None:
+    """The platform ``device=None`` means for ``n_chains`` chains: the CPU for few chains, else JAX's default."""
+    import jax
+
+    if jax.default_backend() == "cpu" or n_chains > AUTO_CPU_CHAINS:
+        return None
+    try:
+        jax.devices("cpu")
+    except RuntimeError:  # a JAX without its CPU backend
+        return None
+    return "cpu"
+
+
 def _devices(device: str | None):
     import jax
 
@@ -636,8 +657,10 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
         few transitions.  Compare fits across device counts by their
         posteriors, not draw by draw.
     device : {"cpu", "gpu", None}
-        JAX platform; None takes JAX's default.  All devices of the platform
-        are used.
+        JAX platform.  None: the CPU for at most :data:`AUTO_CPU_CHAINS`
+        chains in all (data sets x chains), where a single fit is many
+        times faster than on a GPU, else JAX's default.  All devices of
+        the platform are used.
     batch_size : int, optional
         Most data sets per program call (memory bound); the default runs
         them all at once.
@@ -660,8 +683,8 @@ def sample(datasets: list[Runs], spec: ModelSpec, settings: SamplerSettings, *, 
     import jax
 
     _ensure_cache()
-    devices = tuple(_devices(device))
     K = len(datasets)
+    devices = tuple(_devices(auto_device(K * settings.chains) if device is None else device))
     like = list(datasets) + list(pad_like or [])
     n_pad = bucket_size(max(len(r) for r in like))
     g_pad = bucket_size(max(r.n_budgets for r in like))

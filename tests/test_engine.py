@@ -117,3 +117,11 @@ def test_fit_after_arviz_import(first, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.split()[-1]) == min(os.cpu_count(), 8)
+
+
+def test_auto_device_on_a_cpu_machine():
+    # device=None: JAX's default here (the CPU); where the default is a GPU, small jobs go to the CPU
+    from bayesscale.inference import AUTO_CPU_CHAINS, auto_device
+
+    assert jax.default_backend() == "cpu"
+    assert auto_device(4) is None and auto_device(10 * AUTO_CPU_CHAINS) is None
