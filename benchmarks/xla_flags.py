@@ -4,7 +4,9 @@ Usage: ``python benchmarks/xla_flags.py [--sizes 1 10]``.  NUTS on a GPU is late
 leapfrog step of every tree runs a handful of small kernels inside while loops whose conditions
 come back to the host.  Command buffers (CUDA graphs) for while loops and conditionals are XLA's
 way to cut that launch cost; this measures whether they do here.  bayesscale turns them on for
-while loops and conditionals at import (unless XLA_FLAGS names the flag).
+while loops and conditionals at import (unless XLA_FLAGS names the flag).  The run in RESULTS.md
+("gpu-notes") predates that default: its first variant set no flag at all; the "-WHILE,-CONDITIONAL"
+form here, which should give XLA's own default, has not yet run on a GPU.
 """
 
 from __future__ import annotations
