@@ -139,7 +139,7 @@ def _defaults(runs: list[Runs], likelihood, offsets, bend):
 def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
         likelihood: str | None = None, offsets: str | None = None, extrapolation: str | None = None,
         bend: str = "auto", priors: Priors | Mapping | None = None,
-        device: str | None = None, max_tree_depth: int = 10, target_accept: float = 0.8,
+        device: str | None = None, max_tree_depth: int = 10, target_accept: float | None = None,
         progress: bool | None = None, groups: str | bool | None = None, pooling: str = "partial",
         centering: str = "noncentred", retry: bool = True):
     """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
@@ -197,7 +197,9 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         fit ran about 30 times faster on a 2-core CPU than on an H100),
         else JAX's default (the GPU where there is one).
     max_tree_depth, target_accept
-        NUTS settings.
+        NUTS settings.  ``target_accept`` defaults to 0.8, and to
+        :data:`bayesscale.hierarchy.GROUPED_TARGET_ACCEPT` (0.95) for a grouped
+        fit, whose first attempt otherwise rarely passes its checks.
     progress : bool, optional
         Progress bar; by default shown when stderr is a terminal.
     groups : str or True, optional
@@ -250,17 +252,27 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     likelihood, offsets, bend = _defaults([runs], likelihood, offsets, bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
     extrapolation = _extrapolation(extrapolation, [runs])
+    target_accept = _target_accept(target_accept, grouped)
     return _fit_all([runs], spec,
                     SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                     target_accept=target_accept),
                     seed=seed, device=device, progress=progress, extrapolation=extrapolation, retry=retry)[0]
 
 
+def _target_accept(target_accept: float | None, grouped: bool) -> float:
+    """The NUTS acceptance target: the caller's, else 0.8, or the grouped model's higher default."""
+    if target_accept is not None:
+        return target_accept
+    from .hierarchy import GROUPED_TARGET_ACCEPT
+
+    return GROUPED_TARGET_ACCEPT if grouped else 0.8
+
+
 def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: int = 4, warmup: int = 1000,
              draws: int = 1000, seed: int = 0, likelihood: str | None = None, offsets: str | None = None,
              extrapolation: str | None = None, bend: str = "auto", priors: Priors | Mapping | None = None,
              device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
-             target_accept: float = 0.8, progress: bool | None = None, groups: str | bool | None = None,
+             target_accept: float | None = None, progress: bool | None = None, groups: str | bool | None = None,
              pooling: str = "partial", centering: str = "noncentred", retry: bool = True):
     """Fit the law to many data sets in one vectorised, compiled program.
 
@@ -315,6 +327,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
     likelihood, offsets, bend = _defaults(runs, likelihood, offsets, bend)
     spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
     extrapolation = _extrapolation(extrapolation, runs)
+    target_accept = _target_accept(target_accept, grouped)
     posts = _fit_all(runs, spec,
                      SamplerSettings(chains=chains, warmup=warmup, draws=draws, max_tree_depth=max_tree_depth,
                                      target_accept=target_accept),

@@ -17,11 +17,14 @@ Pooling (``pooling=``)
     ``log E_g``, ``log alpha_g`` and ``log beta_g`` scatter around shared
     means with learned scales:
 
-    * ``log E_g = log_E_mu + s_E z_E[g]``
-    * ``alpha_g = alpha_mu exp(s_alpha z_alpha[g])``
-    * ``beta_g = beta_mu exp(s_beta z_beta[g])``
+    * ``log E_g = log_E_mu + s_E u_E[g]``
+    * ``alpha_g = alpha_mu exp(s_alpha u_alpha[g])``
+    * ``beta_g = beta_mu exp(s_beta u_beta[g])``
 
-    with ``z ~ Normal(0, 1)``, ``log_E_mu``, ``alpha_mu``, ``beta_mu`` under
+    with ``u = (z - mean(z)) sqrt(n / (n - 1))`` over the ``n`` groups,
+    ``z ~ Normal(0, 1)`` (sum-to-zero deviations, each of prior sd 1; zero
+    with one group, which is then exactly the plain law), so ``*_mu`` is
+    the groups' own mean; ``log_E_mu``, ``alpha_mu``, ``beta_mu`` under
     the plain law's priors on ``log E``, ``alpha`` and ``beta``, and
     ``s_E, s_alpha, s_beta ~ HalfNormal(0.1)`` (a 10% spread between
     variants is a priori typical; the data move it towards 0, full pooling,
@@ -50,8 +53,15 @@ form had 10 divergences on Marin (0 at 0.95) and 12 on the synthetic groups
 (45 at 0.95, all from one seed with a chain stuck in a second mode of E),
 at the price of 115-310 leapfrog steps per draw (the ``s z`` product is
 curved).  Divergences bias the posterior; more steps only cost time, so the
-non-centred form is the default.  Pass ``target_accept=0.95`` to remove the
-remaining divergences when a fit warns of them.
+non-centred form is the default, and grouped fits sample at
+``target_accept=0.95`` by default (:data:`GROUPED_TARGET_ACCEPT`).
+
+Sum-to-zero deviations (session 7).  With free ``z``'s, ``*_mu`` and a
+common shift of every group's ``z`` trade off along a ridge that only the
+prior bounds (with two groups, two of the four coordinates of each pooled
+parameter).  Centring the ``z``'s over the groups removes it: the shift
+becomes a standard normal the likelihood never sees.  Measured on 2-group
+synthetic pairs (``benchmarks/RESULTS.md``, "Sum-to-zero deviations").
 
 Padding
 -------
@@ -72,7 +82,8 @@ group); a group where it is off has the prior sd
 :data:`bayesscale.model.BEND_OFF_SCALE`.  With ``b_g`` the group's prior sd
 (``Priors.bend_scale`` when on), sampled non-centred in units of ``b_g``:
 
-* ``"partial"``: ``kappa_g = b_g (z_bend_mu + s_bend z_bend[g])``,
+* ``"partial"``: ``kappa_g = b_g (z_bend_mu + s_bend u_bend[g])``, ``u_bend``
+  the sum-to-zero deviations of ``z_bend`` as above,
   ``z_bend_mu, z_bend[g] ~ Normal(0, 1)``, ``s_bend ~ HalfNormal(``
   :data:`BEND_POOLING_SCALE` ``)``: the curvature is shared in the mean and
   may differ between variants (always non-centred: the bend is a small
@@ -98,7 +109,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["POOLINGS", "CENTERINGS", "POOLING_SCALE", "BEND_POOLING_SCALE", "group_slots", "grouped_sites",
+__all__ = ["POOLINGS", "CENTERINGS", "POOLING_SCALE", "BEND_POOLING_SCALE", "GROUPED_TARGET_ACCEPT", "group_slots",
+           "grouped_sites",
            "vector_sites", "grouped_priors", "grouped_model", "group_site_draws", "check_grouped_law",
            "group_bend_scales", "group_bend_data", "group_kappa"]
 
@@ -114,6 +126,13 @@ POOLING_SCALE = 0.1
 BEND_POOLING_SCALE = 0.5
 
 _HYPER = (("log_E", "s_E", "z_E"), ("alpha", "s_alpha", "z_alpha"), ("beta", "s_beta", "z_beta"))
+
+
+#: NUTS's acceptance target for grouped fits by default (0.8 for a single fit).  Measured on 30
+#: two-group synthetic pairs (4 x 1000 + 1000, sum-to-zero deviations; RESULTS.md "Sum-to-zero
+#: deviations"): at 0.8 every first attempt failed a check and was retried (29/30 pass after the
+#: retry, 361 s); at 0.95, 20 of 30 passed at once and 30/30 after the retry (256 s in all).
+GROUPED_TARGET_ACCEPT = 0.95
 
 
 def group_slots(n: int) -> int:
@@ -198,16 +217,18 @@ def group_bend_data(runs, spec, k_pad: int) -> dict:
             "bend_hi": frame[2].astype(np.float32), "bend_scale": scale.astype(np.float32)}
 
 
-def _z_bend(s: Mapping, pooling: str):
-    """The bend of each group slot in units of its prior sd (``kappa_g / b_g``)."""
+def _z_bend(s: Mapping, pooling: str, active, xp=np):
+    """The bend of each group slot in units of its prior sd (``kappa_g / b_g``); ``active`` marks slots with runs."""
     if pooling == "partial":
-        return s["z_bend_mu"][..., None] + s["s_bend"][..., None] * s["z_bend"]
+        return s["z_bend_mu"][..., None] + s["s_bend"][..., None] * _deviations(s["z_bend"], active, xp)
     return s["z_bend"]
 
 
 def group_kappa(samples: Mapping, pooling: str, scales, n_groups: int) -> np.ndarray:
     """Each group's bend ``kappa_g``, ``(chains, draws, n_groups)``, from the grouped model's draws."""
-    z = np.asarray(_z_bend({k: np.asarray(v, np.float64) for k, v in samples.items()}, pooling), np.float64)
+    s = {k: np.asarray(v, np.float64) for k, v in samples.items()}
+    active = (np.arange(s["z_bend"].shape[-1]) < n_groups).astype(np.float64) if pooling == "partial" else None
+    z = np.asarray(_z_bend(s, pooling, active), np.float64)
     if pooling == "shared":
         z = np.broadcast_to(z[..., None], z.shape + (n_groups,))
     return z[..., :n_groups] * np.asarray(scales, np.float64)[:n_groups]
@@ -241,7 +262,7 @@ def grouped_model(data, *, law, observation, offsets, prior_def, pooling: str, c
             sd = numpyro.sample(scale, priors[scale])
             log_mu = mu if name == "log_E" else jnp.log(mu)
             if centering == "noncentred":
-                val = log_mu + sd * vec(z, dist.Normal(0.0, 1.0))
+                val = log_mu + sd * _deviations(vec(z, dist.Normal(0.0, 1.0)), data["gid_slots"], jnp)
                 s[name] = val if name == "log_E" else jnp.exp(val)
             elif name == "log_E":
                 s[name] = vec(name, dist.Normal(log_mu, sd))
@@ -266,12 +287,28 @@ def grouped_model(data, *, law, observation, offsets, prior_def, pooling: str, c
             zb["s_bend"] = numpyro.sample("s_bend", priors["s_bend"])
         zb["z_bend"] = (numpyro.sample("z_bend", priors["z_bend"]) if pooling == "shared"
                         else vec("z_bend", priors["z_bend"]))
-        kappa = data["bend_scale"] * _z_bend(zb, pooling)  # (G,)
+        kappa = data["bend_scale"] * _z_bend(zb, pooling, data["gid_slots"], jnp)  # (G,)
         mu = mu + bend_term(kappa[g], data["bend_logC"], data["bend_center"][g], data["bend_lo"][g],
                             data["bend_hi"][g])
     obs_s = {name: numpyro.sample(name, priors[name]) for name in observation.sites}
     order = {"y": data["y"], "prev": data["prev"]} if getattr(observation, "ordered", False) else {}
     numpyro.sample("y", observation.distribution(mu, obs_s, **order).mask(data["mask"]), obs=data["y"])
+
+
+def _deviations(z, active, xp):
+    """Standardised group deviations from the groups' mean: ``z`` centred over the groups with runs.
+
+    ``z ~ Normal(0, 1)`` per slot; the deviations of the ``n`` groups with runs are
+    ``(z - mean(z)) sqrt(n / (n - 1))`` (each still has prior sd 1; they sum to zero, and with one
+    group it is exactly zero), so ``*_mu`` is the groups' own mean and the mean of the ``z``'s is a
+    direction the likelihood never sees, a standard normal that NUTS crosses in one step.  Without
+    it, ``*_mu`` and the common shift of every ``z`` trade off along a ridge only the prior bounds:
+    with two groups, two of the four coordinates per parameter.  Padded slots keep their ``z``.
+    """
+    n = xp.sum(active)
+    zbar = xp.sum(z * active, axis=-1, keepdims=True) / n
+    factor = xp.where(n > 1, xp.sqrt(n / xp.maximum(n - 1, 1)), 0.0)
+    return xp.where(active > 0, (z - zbar) * factor, z)
 
 
 def group_site_draws(samples: Mapping, pooling: str, centering: str, n_groups: int) -> dict:
@@ -288,7 +325,8 @@ def group_site_draws(samples: Mapping, pooling: str, centering: str, n_groups: i
         if pooling == "partial":
             if centering == "noncentred":
                 mu = s[name + "_mu"] if name == "log_E" else np.log(s[name + "_mu"])
-                val = mu[..., None] + s[scale][..., None] * s[z][..., :n_groups]
+                active = (np.arange(s[z].shape[-1]) < n_groups).astype(np.float64)
+                val = mu[..., None] + s[scale][..., None] * _deviations(s[z], active, np)[..., :n_groups]
                 out[name] = val if name == "log_E" else np.exp(val)
             else:
                 out[name] = s[name][..., :n_groups]

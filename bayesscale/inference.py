@@ -199,7 +199,7 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int, k_pad: int |
         if runs.n_groups > k_pad:
             raise ValueError("group padding smaller than the data")
         data["gid"] = pad(runs.group).astype(np.int32)
-        data["gid_slots"] = np.zeros(k_pad, np.float32)
+        data["gid_slots"] = (np.arange(k_pad) < runs.n_groups).astype(np.float32)  # 1 where a slot has runs
     if getattr(spec.observation, "ordered", False):
         data["prev"] = np.concatenate([runs.previous_index(), np.full(n_pad - n, -1)]).astype(np.int32)
     data.update({f"ctx:{k}": np.float32(v) for k, v in ctx.items()})

@@ -298,6 +298,11 @@ def test_partial_pooling_fit(pair_post):
     assert view.predict([1e9], [2e10]).shape[0] == 1
     assert view.summary().loc["alpha", "median"] == pytest.approx(summ.loc[("b", "alpha"), "median"])
     assert "pooling='partial'" in repr(post)
+    # sum-to-zero deviations: each pooled parameter's *_mu is the groups' own mean, draw by draw
+    for name, mu in (("E", "log_E_mu"), ("alpha", "alpha_mu"), ("beta", "beta_mu")):
+        groups_mean = np.mean([np.log(post.params[g][name]) for g in post.groups], axis=0)
+        centre = post.samples[mu].reshape(-1)
+        assert np.allclose(groups_mean, centre if name == "E" else np.log(centre), atol=1e-4), name
 
 
 # -- the compute multiplier -------------------------------------------------------
