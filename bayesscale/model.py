@@ -307,7 +307,7 @@ class ModelSpec:
                "priors": dataclasses.asdict(self.priors),
                "prior_overrides": {k: prior_to_dict(v) for k, v in self.prior_overrides.items()}}
         if self.pooling is not None:
-            out.update(pooling=self.pooling, centering=self.centering)
+            out.update(pooling=self.pooling, centering=self.centering, deviations=GROUP_DEVIATIONS)
         return out
 
     @classmethod
@@ -321,10 +321,20 @@ class ModelSpec:
                                  f"again: load_posterior(path, law=my_law)") from None
         elif law.name != name:
             raise ValueError(f"law={law.name!r} was passed but the posterior was fitted with law {name!r}")
+        if d.get("pooling") == "partial" and d.get("deviations") != GROUP_DEVIATIONS:
+            raise ValueError("this grouped posterior was written by an earlier bayesscale, whose partially pooled "
+                             "model had free group deviations; this version reads its draws as sum-to-zero "
+                             "deviations and would give wrong group parameters. Refit it (bayesscale fit ... "
+                             "--group COLUMN --out FILE).")
         return cls(likelihood=d["likelihood"], offsets=d["offsets"], priors=Priors(**d["priors"]), law=law,
                    bend=d.get("bend", "none"),
                    prior_overrides={k: prior_from_dict(v) for k, v in d.get("prior_overrides", {}).items()},
                    pooling=d.get("pooling"), centering=d.get("centering", "noncentred"))
+
+
+#: How a partially pooled grouped model parametrises its group deviations (see
+#: :mod:`bayesscale.hierarchy`); stored with a grouped posterior and checked when it is read back.
+GROUP_DEVIATIONS = "sum_to_zero"
 
 
 def context(covariates: Mapping, loss) -> dict:

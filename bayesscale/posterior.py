@@ -899,7 +899,7 @@ def load_posterior(path: str | os.PathLike, *, law=None):
     try:
         spec = ModelSpec.from_dict(spec_dict, law=law)
     except ValueError as e:
-        if "law" in str(e):
+        if "law" in str(e) or "grouped posterior" in str(e):
             raise PosteriorFileError(f"{path}: {e}") from None
         raise
     try:
