@@ -259,9 +259,9 @@ class Law:
         Whether ``bend="auto"`` may switch the bend in log compute on for
         this law (:class:`bayesscale.ModelSpec`).  False for laws with a
         term of their own that is a curve in log compute, next to which a
-        bend is not identified (the ``coupled`` law's ``F`` term:
-        ``F / (N^alpha D^beta)`` is ``F (C / 6)^-alpha`` when
-        ``alpha = beta``).  ``bend="on"`` still forces it.
+        bend is hard to tell apart (the ``coupled`` law's ``gamma``, which
+        changes how the data term falls across budgets).  ``bend="on"``
+        still forces it.
     """
 
     name: str
@@ -428,7 +428,7 @@ def _lse(*terms):
     return m + xp.log(sum(xp.exp(t - m) for t in terms))
 
 
-def level_form(terms: tuple, level: str = "log_L0", linear: Mapping | None = None) -> Callable:
+def level_form(terms: tuple, level: str = "log_L0") -> Callable:
     """Draw ``log_E`` through the loss level at the data's centre (a ``Law.sample_sites``).
 
     For laws ``L = E + sum of terms``, whose terms' logs at the data centre
@@ -453,10 +453,6 @@ def level_form(terms: tuple, level: str = "log_L0", linear: Mapping | None = Non
     terms), 0.1)`` whose density is cancelled in the model: it only sets the
     starting point (``E`` near its prior median, whatever the terms).
     ``log_L0 <= log(sum of terms)`` (E <= 0) has zero density.
-
-    ``linear`` (``{site: function of ctx giving a log scale}``) draws those
-    log-scale term sites through :func:`softplus_site` (linear in the
-    term's value above that scale, see there) instead of from their priors.
     """
     def sample_sites(priors, ctx):
         """``priors``: the law's sites' priors, in order; returns every site's value."""
@@ -464,11 +460,7 @@ def level_form(terms: tuple, level: str = "log_L0", linear: Mapping | None = Non
         import numpyro
         import numpyro.distributions as dist
 
-        if linear:
-            s = {name: (softplus_site(name, prior, linear[name](ctx)) if name in linear else numpyro.sample(name, prior))
-                 for name, prior in priors.items() if name != "log_E"}
-        else:
-            s = {name: numpyro.sample(name, prior) for name, prior in priors.items() if name != "log_E"}
+        s = {name: numpyro.sample(name, prior) for name, prior in priors.items() if name != "log_E"}
         log_terms = _lse(*(s[t] for t in terms))
         # centred on E = 0.6 x the smallest loss (the default prior's median) on top of the terms: always E > 0
         ref = dist.Normal(jnp.logaddexp(log_terms, ctx["log_min_loss"] - 0.5), 0.1)
@@ -482,42 +474,8 @@ def level_form(terms: tuple, level: str = "log_L0", linear: Mapping | None = Non
         return {name: s[name] for name in priors}
 
     # sampler-only coordinates, not kept in the draws
-    sample_sites.hidden = (level,) + tuple(f"{name}_u" for name in (linear or {}))
+    sample_sites.hidden = (level,)
     return sample_sites
-
-
-def softplus_site(name: str, prior, log_scale):
-    """Draw the log-scale site ``name`` as ``log(scale * softplus(u))`` with NUTS moving ``u``; same prior.
-
-    For a term whose value ``f = exp(t)`` the data bound from above only
-    (a term that may be negligible, such as the coupling ``F`` of
-    :data:`COUPLED`): in ``t`` the posterior is a Gumbel-like shape, a
-    prior tail towards ``t -> -inf`` where the term vanishes and a
-    double-exponential wall above (the misfit grows like ``exp(2 t)``), and
-    the other parameters shift linearly in ``f``, so exponentially in
-    ``t``: a curved ridge whose top end diverged.  In ``u``, with
-    ``f = scale * softplus(u)``, the wall and the ridge are linear for
-    ``f >> scale`` and the tail stays logarithmic for ``f << scale``.
-
-    The prior of ``t`` is kept exactly: ``u`` gets the density
-    ``prior(t) |dt/du|`` with ``dt/du = sigmoid(u) / softplus(u)``; ``u``
-    is drawn from a reference ``Normal(0, 2)`` whose density is cancelled
-    (it only sets the starting points, near ``f = scale``).  ``t`` is kept
-    in the draws (a deterministic site); ``{name}_u`` is sampler-only.
-    """
-    import jax
-    import jax.numpy as jnp
-    import numpyro
-    import numpyro.distributions as dist
-
-    ref = dist.Normal(0.0, 2.0)
-    u = numpyro.sample(f"{name}_u", ref)
-    # log softplus(u) without underflow for very negative u (softplus(u) = exp(u) there)
-    log_sp = jnp.where(u < -15.0, u, jnp.log(jax.nn.softplus(jnp.maximum(u, -15.0))))
-    t = log_scale + log_sp
-    log_jac = -jax.nn.softplus(-u) - log_sp  # log sigmoid(u) - log softplus(u)
-    numpyro.factor(f"{name}_u_jacobian", prior.log_prob(t) + log_jac - ref.log_prob(u))
-    return numpyro.deterministic(name, t)
 
 
 def _chinchilla_priors(ctx, config):
@@ -680,49 +638,66 @@ def _coupled_priors(ctx, config):
     import numpyro.distributions as dist
 
     out = _chinchilla_priors(ctx, config)
-    out["t_F"] = dist.Normal((ctx["log_median_loss"] - 1.0 if config.t_loc is None else config.t_loc) - 1.0,
-                             config.t_scale)
+    out["gamma"] = dist.Normal(0.0, COUPLING_PRIOR_SD)
     return out
 
 
 def _coupled_natural(s, ctx):
-    xp = _xp(s["t_F"])
+    xp = _xp(s["t_D"])
     out = _chinchilla_natural(s, ctx)
-    out["F"] = xp.exp(s["t_F"] + s["alpha"] * ctx["c_logN"] + s["beta"] * ctx["c_logD"])
+    out["B"] = xp.exp(s["t_D"] + s["beta"] * ctx["c_logD"] + s["gamma"] * ctx["c_logN"])
+    out["gamma"] = s["gamma"]
     return out
-
-
-def _coupled_F_scale(ctx):
-    """Log of the scale where the coupling term's coordinate turns from logarithmic to linear (e^-4 x min loss)."""
-    return ctx["log_min_loss"] - 4.0
 
 
 def _coupled_sampler(s, ctx, log_N, log_D):
     dN, dD = log_N - ctx["c_logN"], log_D - ctx["c_logD"]
-    return _lse(s["log_E"] + 0.0 * dN, s["t_N"] - s["alpha"] * dN, s["t_D"] - s["beta"] * dD,
-                s["t_F"] - s["alpha"] * dN - s["beta"] * dD)
+    return _lse(s["log_E"] + 0.0 * dN, s["t_N"] - s["alpha"] * dN, s["t_D"] - s["beta"] * dD - s["gamma"] * dN)
 
 
 def _coupled_log_loss(p, log_N, log_D):
-    return _lse(_log(p["E"]) + 0.0 * log_N, _log(p["A"]) - p["alpha"] * log_N, _log(p["B"]) - p["beta"] * log_D,
-                _log(p["F"]) - p["alpha"] * log_N - p["beta"] * log_D)
+    return _lse(_log(p["E"]) + 0.0 * log_N, _log(p["A"]) - p["alpha"] * log_N,
+                _log(p["B"]) - p["gamma"] * log_N - p["beta"] * log_D)
 
 
-#: The additive law plus a coupling term ``F / (N^alpha D^beta)``.  Sites as for ``chinchilla`` plus
-#: ``t_F``, the log of the coupling term at the data's centre (prior ``Normal(log(median loss) - 2,
-#: Priors.t_scale)``).  NUTS moves ``log_L0`` (the loss at the centre, :func:`level_form`) instead of
-#: ``log_E``, and ``u`` with ``exp(t_F) = e^-4 (min loss) softplus(u)`` (:func:`softplus_site`) instead
-#: of ``t_F``; both are exact changes of variables (the priors are unchanged).  ``auto_bend=False``:
-#: on an isoFLOP design the coupling term is nearly a function of compute alone, and a bend next to it
-#: is not identified.  Measured on 20 synthetic sweeps from ``PUBLISHED["coupled"]`` (4 chains x 500 +
-#: 500, no retry): fits passing every check 0/20 before (log E and log F sampled, bend on), 7/20 with
-#: the bend off alone, 8/20 with the new coordinates alone, 19/20 with both (benchmarks/RESULTS.md).
+def _coupled_frontier(p, C):
+    """Closed form under C = 6 N D: ``N_opt = G (C/6)^(beta / s)``, ``s = alpha + beta - gamma``,
+    ``G = (alpha A / ((beta - gamma) B))^(1 / s)``; NaN where ``gamma >= beta`` (no interior optimum)."""
+    alpha, beta, gamma = p["alpha"], p["beta"], p["gamma"]
+    xp = _xp(alpha, beta, gamma, p["A"], p["B"], C)
+    slope = beta - gamma
+    ok = slope > 0
+    s = alpha + slope
+    log_G = (xp.log(alpha) + xp.log(p["A"]) - xp.log(xp.where(ok, slope, 1.0)) - xp.log(p["B"])) / s
+    log_c6 = xp.log(C) - np.log(FLOPS_PER_PARAM_TOKEN)
+    log_N = xp.where(ok, log_G + beta / s * log_c6, np.nan)
+    return xp.exp(log_N), xp.exp(log_c6 - log_N)
+
+
+#: Prior scale of the coupling exponent ``gamma`` of :data:`COUPLED` (``Normal(0, 0.1)``).
+COUPLING_PRIOR_SD = 0.1
+
+#: The additive law with an N x D coupling: the data term's coefficient scales with model size,
+#: ``B(N) = B / N^gamma`` (``gamma > 0``: larger models learn more from each token; ``gamma < 0``: they
+#: need more; ``gamma = 0`` is Chinchilla's law).  The cross-derivative
+#: ``d^2 L / (d log N d log D) = beta gamma B / (N^gamma D^beta)`` is what the additive form sets to zero.
+#: On an isoFLOP sweep the coupling shows as a mismatch between the data term's slope within a budget
+#: (``beta - gamma`` in log N) and its fall across budgets (``beta`` in log C), which the additive law
+#: cannot fit.  Fitted to the 245 Chinchilla runs, ``gamma = -0.059`` (90%: -0.080 to -0.039) and elpd
+#: +6.4 over Chinchilla's law.  The first form tried, ``+ F / (N^alpha D^beta)``, is a function of
+#: compute alone when ``alpha ~ beta``: the additive law refitted it away even at 13% of the loss, and on
+#: the Chinchilla data it scored 2.2 nats below the additive law (benchmarks/RESULTS.md).
+#: Sites as for ``chinchilla`` plus ``gamma`` (prior ``Normal(0, COUPLING_PRIOR_SD)``); NUTS moves
+#: ``log_L0`` instead of ``log_E`` (:func:`level_form`).  Closed-form frontier (``_coupled_frontier``).
+#: ``auto_bend=False``: the bend and ``gamma`` both bend the law across budgets; with both, 11 of 20
+#: synthetic fits passed their checks, with ``gamma`` alone 20 of 20 (4 x 500 + 500, RESULTS.md).
 COUPLED = Law(
-    name="coupled", params=PARAMETERS + ("F",), covariates=("logN", "logD"), log_loss=_coupled_log_loss,
-    sites=("log_E", "alpha", "beta", "t_N", "t_D", "t_F"), priors=_coupled_priors, to_natural=_coupled_natural,
-    sampler_log_loss=_coupled_sampler, sample_sites=level_form(("t_N", "t_D", "t_F"), linear={"t_F": _coupled_F_scale}),
-    formula="L = E + A / N^alpha + B / D^beta + F / (N^alpha D^beta)",
-    reference="the additive law plus an N x D coupling term", source_key="builtin:coupled", auto_bend=False)
+    name="coupled", params=PARAMETERS + ("gamma",), covariates=("logN", "logD"), log_loss=_coupled_log_loss,
+    sites=("log_E", "alpha", "beta", "t_N", "t_D", "gamma"), priors=_coupled_priors, to_natural=_coupled_natural,
+    sampler_log_loss=_coupled_sampler, sample_sites=level_form(("t_N", "t_D")), frontier=_coupled_frontier,
+    formula="L = E + A / N^alpha + B / (N^gamma D^beta)",
+    reference="the additive law with an N x D coupling (the data term's coefficient scales as N^-gamma)",
+    source_key="builtin:coupled", auto_bend=False)
 
 def _ks_priors(ctx, config):
     """Priors of ``kaplan_steps`` (see :data:`KAPLAN_STEPS_LAW`)."""

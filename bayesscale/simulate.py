@@ -15,13 +15,15 @@ CHINCHILLA_FIT = {"E": 1.8169, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta
 
 #: Parameters to simulate each built-in law from: the published constants where a paper gives them
 #: (Chinchilla: Besiroglu et al. 2024; Kaplan et al. 2020, eq. 1.5; Muennighoff et al. 2023's R*_D and
-#: R*_N on top of the Chinchilla refit), and illustrative values for the two forms no paper pins down.
+#: R*_N on top of the Chinchilla refit), and for the two forms no paper pins down: an illustrative
+#: envelope (``compute_only``) and the coupled law's own fit to the Chinchilla data (``coupled``:
+#: posterior medians of ``fit(datasets.chinchilla(), law="coupled", bend="none")``, 4 x 500 + 500).
 PUBLISHED = {
     "chinchilla": CHINCHILLA_FIT,
     "kaplan": {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
     "data_constrained": dict(CHINCHILLA_FIT, R_D=15.4, R_N=5.3),
     "compute_only": {"E": 1.8, "A": 2.6e3, "gamma": 0.17},
-    "coupled": dict(CHINCHILLA_FIT, F=2.0e5),
+    "coupled": {"E": 1.7653, "A": 389.2, "B": 1299.6, "alpha": 0.3277, "beta": 0.3996, "gamma": -0.0585},
 }
 
 

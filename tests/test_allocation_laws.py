@@ -46,6 +46,12 @@ USER = laws.Law.from_function(_user_log_loss, params={"E": dist.LogNormal(0.5, 0
                               covariates=["logN", "logD"], name="user_power")
 USER_PARAMS = dict(PUBLISHED["chinchilla"], q=0.9)
 
+# The coupled law without its closed form: the numeric path, to check the closed form against.
+COUPLED_COPY = laws.Law.from_function(laws.LAWS["coupled"].log_loss,
+                                      params=dict({k: dist.LogNormal(0.0, 1.0) for k in laws.PARAMETERS},
+                                                  gamma=dist.Normal(0.0, 0.1)),
+                                      covariates=["logN", "logD"], name="coupled_numeric")
+
 
 def _numeric(table):
     return table.select_dtypes("number").to_numpy(dtype=float)
@@ -64,11 +70,12 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("law", ["chinchilla", "coupled"])
 @pytest.mark.parametrize("name,fn", CASES, ids=[c[0] for c in CASES])
-def test_numeric_path_equals_closed_form_for_chinchilla(name, fn):
-    p = _draws("chinchilla")
-    closed = fn(p)
-    numeric = fn(p, law=CHIN_COPY)
+def test_numeric_path_equals_closed_form(name, fn, law):
+    p = _draws(law)
+    closed = fn(p) if law == "chinchilla" else fn(p, law="coupled")
+    numeric = fn(p, law=CHIN_COPY if law == "chinchilla" else COUPLED_COPY)
     assert list(closed.columns) == list(numeric.columns)
     np.testing.assert_allclose(_numeric(numeric), _numeric(closed), rtol=1e-6)
 
@@ -82,16 +89,26 @@ def test_chinchilla_by_name_is_the_closed_form():
     assert list(al.frontier_exponents(p, law="chinchilla").index) == ["a", "b", "G"]
 
 
-def test_coupled_with_vanishing_F_is_chinchilla():
+def test_coupled_with_zero_gamma_is_chinchilla():
     p = _draws("chinchilla")
-    q = dict(p, F=np.full(S, 1e-30))
+    q = dict(p, gamma=np.zeros(S))
     for fn in (lambda x, **kw: al.allocate(x, BUDGETS, **kw).table,
                lambda x, **kw: al.compute_for_loss(x, [2.3, 2.0], **kw).table,
                lambda x, **kw: al.frontier_exponents(x, budgets=BUDGETS, **kw)):
         np.testing.assert_allclose(_numeric(fn(q, law="coupled")), _numeric(fn(p)), rtol=1e-6)
-    # a real coupling term changes the answer
+    # a real coupling changes the answer
     c = al.allocate(_draws("coupled"), BUDGETS, law="coupled").table
     assert not np.allclose(c["N_opt"], al.allocate(p, BUDGETS).table["N_opt"], rtol=1e-3)
+
+
+def test_coupled_without_interior_optimum_is_nan():
+    # gamma >= beta: the loss falls with N along every budget, so no compute-optimal split exists
+    p = _draws("coupled")
+    p["gamma"] = p["beta"] * np.where(np.arange(S) < 8, 1.2, 0.0)  # 8 draws of 64 have no optimum
+    N, D = laws.LAWS["coupled"].frontier(p, 1e22)
+    assert np.isnan(N[:8]).all() and np.isnan(D[:8]).all() and np.isfinite(N[8:]).all()
+    fr = bs.frontier.solve(COUPLED_COPY.log_loss, p, np.array([1e22]))
+    assert not fr.interior[:8].any() and fr.interior[8:].all()
 
 
 def test_data_constrained_reduces_to_chinchilla_without_repetition_decay():
