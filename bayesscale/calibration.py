@@ -16,9 +16,11 @@ cannot reveal this; only extrapolations can.  So this module
    :data:`FOLD_DIVERGENT` of the draws); a failed fold is reported in the
    record and the verdict, and left out;
 4. scores each held-out budget: the median error of its runs in log loss,
-   and the error of the fold's N_opt against the budget's empirical
-   optimum (vertex of a quadratic in log N fitted to the budget's runs, when
-   the budget is IsoFLOP-shaped), otherwise against the full-data fit;
+   the tilt of those errors along the budget (their slope in log tokens per
+   parameter, :func:`fold_tilt`), and the error of the fold's N_opt against
+   the budget's empirical optimum (vertex of a quadratic in log N fitted to
+   the budget's runs, when the budget is IsoFLOP-shaped), otherwise against
+   the full-data fit;
 5. hands the fold facts to :func:`bayesscale.discrepancy.fit_discrepancy`,
    the Bayesian model of the errors.
 
@@ -41,7 +43,7 @@ from .inference import SamplerSettings, sample
 from .posterior import CHUNK_ELEMENTS, bend, law_log_loss
 from .model import BEND_OFF_SCALE, ModelSpec
 
-__all__ = ["calibrate", "calibrate_extrapolation", "horizon_folds", "estimate_kappa", "isoflop_vertex",
+__all__ = ["calibrate", "calibrate_extrapolation", "horizon_folds", "estimate_kappa", "isoflop_vertex", "fold_tilt",
            "FOLD_SETTINGS", "MAX_ORIGINS", "HORIZONS", "MIN_TRAIN", "FOLD_RHAT", "FOLD_DIVERGENT"]
 
 #: Short chains for the rolling-origin refits.
@@ -58,6 +60,8 @@ MIN_TRAIN_BUDGETS = 3
 FOLD_RHAT = 1.05
 #: Largest share of divergent transitions in a usable fold fit.
 FOLD_DIVERGENT = 0.01
+#: Fewest runs, and least spread of log tokens per parameter, of a held-out budget whose tilt is measured.
+TILT_MIN_RUNS, TILT_MIN_SPREAD = 5, 1.0
 
 
 def horizon_folds(runs: Runs, horizons=HORIZONS, min_train_budgets: int = MIN_TRAIN_BUDGETS,
@@ -145,6 +149,29 @@ def estimate_kappa(errors, scales, distances) -> tuple[float, float]:
     return float(grid[i]), float(grid[j])
 
 
+def fold_tilt(x, err, mu) -> tuple[float, float]:
+    """Tilt of a held-out budget's errors: their slope in ``x = log(D / N)``, and its standard deviation.
+
+    The slope is Theil-Sen's (the median of pairwise slopes: one bad run
+    cannot swing it); its variance adds the spread of the Theil-Sen 90%
+    interval (as a normal sd) and the fold fit's own uncertainty about the
+    law's slope there (the variance over its draws of the least-squares
+    slope of ``mu``, ``(S, n)``).  NaN when the budget has fewer than
+    :data:`TILT_MIN_RUNS` runs or spans less than :data:`TILT_MIN_SPREAD`
+    in ``x``.
+    """
+    from scipy.stats import theilslopes
+
+    x, err = np.asarray(x, float), np.asarray(err, float)
+    if x.size < TILT_MIN_RUNS or np.ptp(x) < TILT_MIN_SPREAD:
+        return math.nan, math.nan
+    fit = theilslopes(err, x, alpha=0.9)
+    xc = x - x.mean()
+    law_slopes = (np.asarray(mu, float) - np.asarray(mu, float).mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    sd = math.sqrt(((fit.high_slope - fit.low_slope) / (2 * 1.645)) ** 2 + float(np.var(law_slopes)))
+    return float(fit.slope), sd
+
+
 def _score_origin(post, runs: Runs, label: str, tests, full, ok: bool, problem: str):
     """Fold rows and covariances of one origin."""
     spec = post.spec
@@ -175,11 +202,12 @@ def _score_origin(post, runs: Runs, label: str, tests, full, ok: bool, problem: 
         else:
             ref, ref_var, source = math.nan, math.nan, "none"
         extra_nopt.append(ref_var)
+        tilt, tilt_sd = fold_tilt(np.log(te.D / te.N), err_runs, mu)
         rows.append({"origin": label, "budget_C": Cb, "horizon": h, "d": float(np.log10(Cb / c_train)),
                      "n_runs": len(te), "ok": ok, "problem": problem,
                      "loss_error": float(np.median(err_runs)), "n_opt_error": float(ref - np.median(log_n)),
                      "n_opt_reference": source, "n_opt_empirical": float(np.exp(ref)) if np.isfinite(ref) else math.nan,
-                     "n_opt_fold_median": float(np.exp(np.median(log_n)))})
+                     "n_opt_fold_median": float(np.exp(np.median(log_n))), "tilt": tilt, "tilt_sd": tilt_sd})
         if h == 1:  # per-run points of the former estimator (benchmark comparison)
             rng = np.random.default_rng([int(post.info.get("seed", 0)), 5])
             yrep = obs.sample(rng, mu, {k: p[k][:, None] for k in obs.sites})
@@ -239,7 +267,8 @@ def _anchors(full) -> list[dict]:
                      "n_opt_sd": float(math.sqrt(vvar + np.var(ln))) if ln.size else math.nan,
                      "n_opt_reference": "isoflop vertex" if ln.size else "none",
                      "n_opt_empirical": float(np.exp(vx)) if ln.size else math.nan,
-                     "n_opt_fold_median": float(np.exp(np.median(ln))) if ln.size else math.nan})
+                     "n_opt_fold_median": float(np.exp(np.median(ln))) if ln.size else math.nan,
+                     "tilt": math.nan, "tilt_sd": math.nan})
     return rows
 
 
@@ -318,7 +347,7 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
             pts.extend(p)
         folds = pd.DataFrame(rows, columns=["origin", "budget_C", "horizon", "d", "n_runs", "ok", "problem",
                                             "loss_error", "loss_sd", "n_opt_error", "n_opt_sd", "n_opt_reference",
-                                            "n_opt_empirical", "n_opt_fold_median"])
+                                            "n_opt_empirical", "n_opt_fold_median", "tilt", "tilt_sd"])
         built.append((folds, cov, pd.concat(pts, ignore_index=True) if pts else None))
     pool_of = {k: [j for j in pool if j != k] for pool in (pools or []) for k in pool}
     return [fit_discrepancy(folds, cov, float(runs.C.max()), seed=seed, min_folds=min_folds, run_points=pts,

@@ -51,7 +51,7 @@ from .intervals import band_names, quantiles
 from .data import Runs, match_budgets
 from .diagnostics import Verdict, convergence_table, diagnose, pareto_k
 from .inference import Draws, SamplerSettings
-from .discrepancy import Discrepancy, joint_draws
+from .discrepancy import Discrepancy, joint_draws, tilt_draws
 from .inference import covariate_arrays
 from .model import ModelSpec, bend_frame, bend_term, context
 
@@ -256,7 +256,8 @@ class Posterior:
         The law at every draw (:func:`law_log_loss`) plus the predictive
         noise of a new run (:func:`log_noise`: observation noise, a new
         budget's offset, the bend, and beyond the data the calibrated
-        extrapolation error).  Arguments as for :meth:`predict`.
+        extrapolation error and tilt along the budget).  Arguments as for
+        :meth:`predict`.
         """
         N, D, extra = _new_runs(self, N, D, U=U, S=S, B=B)
         mu = law_log_loss(self, N, D, **extra)
@@ -547,7 +548,8 @@ def log_noise(post: Posterior, C, *, seed: int | None = None, N=None, run=None) 
     compute per draw, shared by runs at that compute, zero at the
     largest run).  A run whose size or tokens (``N`` given) lie farther
     beyond the data than its compute takes the extrapolation error of that
-    distance (:func:`_reach`).
+    distance (:func:`_reach`).  With ``N`` given, beyond the data, the
+    calibrated tilt along the budget too (:func:`_tilt`).
 
     Every element's draws are seeded by its own value (``C``, and ``N``
     when given) and its repeat count, so a run's band does not depend on
@@ -568,7 +570,33 @@ def log_noise(post: Posterior, C, *, seed: int | None = None, N=None, run=None) 
         rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
         eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
     out = eps + _offsets(post, C, N=None if N is None else Nk, run=run) + bend(post, C)
-    return out + joint_draws(post.extrapolation, _reach(post, C, Nk), S, seed=seed, quantity="loss")
+    reach = _reach(post, C, Nk)
+    return out + joint_draws(post.extrapolation, reach, S, seed=seed, quantity="loss") + _tilt(post, C, Nk, reach, seed)
+
+
+def _tilt(post: Posterior, C: np.ndarray, N: np.ndarray, reach: np.ndarray, seed: int) -> np.ndarray:
+    """The calibrated tilt along the budget for runs of size ``N`` at compute ``C``, ``(S, n)`` (zero where ``N = 0``).
+
+    ``tilt (x - x_c(C))`` with ``x = log(D / N)`` and ``x_c(C)`` where a
+    budget's runs sit: the least-squares line through the fitted budgets'
+    median ``log(D / N)`` against ``log C``, continued (flat on an IsoFLOP
+    ladder; rising on a grid of sizes x tokens).  The folds measure the
+    level error as the median error of a held-out budget's runs, so the
+    tilt turns the prediction about the point that error refers to.  The
+    tilt's size follows the run's distance beyond the data (``reach``, see
+    :func:`bayesscale.discrepancy.tilt_draws`).
+    """
+    S = post.n_draws
+    disc = post.extrapolation
+    known = N > 0
+    if disc is None or not disc.has_tilt or not np.any(known & (reach > disc.c_max)):
+        return np.zeros((S, C.size))
+    x = np.log(C / laws.FLOPS_PER_PARAM_TOKEN) - 2 * np.log(np.where(known, N, 1.0))
+    r = post.runs
+    per = pd.DataFrame({"b": r.budget, "lc": np.log(r.C), "x": np.log(r.D / r.N)}).groupby("b").median()
+    fit = np.polyfit(per["lc"], per["x"], 1) if len(per) > 1 else np.array([0.0, float(per["x"].iloc[0])])
+    lever = np.where(known, x - np.polyval(fit, np.log(C)), 0.0)
+    return tilt_draws(disc, reach, S, seed=seed) * lever[None, :]
 
 
 def _reach(post: Posterior, C: np.ndarray, N: np.ndarray) -> np.ndarray:

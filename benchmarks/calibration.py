@@ -84,9 +84,9 @@ def chinchilla_holdout() -> list[dict]:
 # issue 9: the discrepancy model against the plain law and the former grid-ML kappa
 # ---------------------------------------------------------------------------
 
-METHODS = ("calibrated", "plain", "grid-ML (former)")
-DCOLS = ["n_folds", "n_runs", "coverage_50", "coverage_80", "coverage_90", "width_90", "mlpd", "crps",
-         "nopt_folds", "nopt_coverage_80"]
+METHODS = ("calibrated", "calibrated, no tilt", "plain", "grid-ML (former)")
+DCOLS = ["n_folds", "n_runs", "coverage_50", "coverage_80", "coverage_90", "run_cov_50", "run_cov_90", "width_90",
+         "mlpd", "crps", "med_err_%", "nopt_folds", "nopt_coverage_80"]
 
 
 def _holdout_tasks(runs, ks=(1, 2)):
@@ -107,6 +107,10 @@ def _method_draws(post, te, method, rng):
     plain = dataclasses.replace(post, extrapolation_mode="none")
     if method == "calibrated":
         return post.predict_draws(te.N, te.D)
+    if method == "calibrated, no tilt":
+        disc = post.discrepancy
+        flat = dataclasses.replace(disc, draws={k: v for k, v in disc.draws.items() if not k.startswith("tilt_")})
+        return dataclasses.replace(post, discrepancy=flat).predict_draws(te.N, te.D)
     draws = plain.predict_draws(te.N, te.D)
     if method == "plain":
         return draws
@@ -146,7 +150,7 @@ def score_tasks(tasks, *, settings, seed=0):
                 continue
             Cb = float(np.exp(np.log(runs.C[sel]).mean()))
             for m in METHODS:
-                p = post if m == "calibrated" else dataclasses.replace(post, extrapolation_mode="none")
+                p = post if m.startswith("calibrated") else dataclasses.replace(post, extrapolation_mode="none")
                 a = p.allocate([Cb], ci=0.8).iloc[0]
                 nopt.append({"task": t["name"], "method": m, "covered": bool(a.N_opt_lo80 <= np.exp(v) <= a.N_opt_hi80),
                              "ratio": float(a.N_opt / np.exp(v))})
@@ -161,6 +165,8 @@ def _summ(points, nopt, by):
         key = key if isinstance(key, tuple) else (key,)
         r = dict(zip(by, key))
         r.update(summarize(g.rename(columns={"task": "dataset"})))
+        r["run_cov_50"], r["run_cov_90"] = float(g["covered_50"].mean()), float(g["covered_90"].mean())
+        r["med_err_%"] = float(100 * np.median(np.abs(np.expm1(g["error"]))))
         n = nopt
         for k, v in zip(by, key):
             if k in n.columns:
@@ -290,10 +296,12 @@ def discrepancy_evidence(args):
     fold_cfg = f"fits {settings['chains']} chains x {settings['warmup']} + {settings['draws']}; fold refits 2 x 300 + 300"
     parts = [f"## calibration.py: extrapolation-error model (issue 9)\n\nMachine: {machine()}\n\n"
              f"Mode: {'--quick' if args.quick else 'full'}; {fold_cfg}. Coverage, its verdicts and n_folds count "
-             "held-out budgets (each budget's share of runs inside the interval, averaged over budgets). "
+             "held-out budgets (each budget's share of runs inside the interval, averaged over budgets); "
+             "`run_cov_*` count runs; `med_err_%` is the median relative error of the predictive median. "
              "N_opt: the 80% band of the fold fit's N_opt at a held-out budget against the vertex of a quadratic "
              "in log N fitted to that budget's runs (IsoFLOP-shaped budgets only). Methods: `calibrated` = the "
-             "discrepancy posterior (this work), `plain` = the law without extrapolation error, `grid-ML (former)` "
+             "discrepancy posterior (this work), `calibrated, no tilt` = the same without its tilt along the budget, "
+             "`plain` = the law without extrapolation error, `grid-ML (former)` "
              "= the previous kappa0/kappa1 maximum-likelihood plug-in on one-step folds, independent per run.\n"]
     t0 = time.perf_counter()
     print("kappa recovery", flush=True)

@@ -10,9 +10,10 @@ import pytest
 
 import bayesscale as bs
 from bayesscale.backtest import summarize
-from bayesscale.calibration import horizon_folds, isoflop_vertex
+from bayesscale.calibration import fold_tilt, horizon_folds, isoflop_vertex
 from bayesscale.cli import main
-from bayesscale.discrepancy import MIN_FOLDS, Discrepancy, fit_discrepancy, grid_posterior, joint_draws
+from bayesscale.discrepancy import (MIN_FOLDS, Discrepancy, fit_discrepancy, grid_posterior, joint_draws,
+                                    tilt_draws, tilt_posterior)
 from bayesscale.sbc import simulation_based_calibration
 
 from .conftest import SMALL
@@ -228,6 +229,67 @@ def test_allocation_bands_carry_the_n_opt_error(synthetic_post):
     assert inside_c.loss_lo80 == inside_p.loss_lo80 and inside_c.loss_hi80 == inside_p.loss_hi80
     a = post.allocate([1e22, 1e24]).iloc[1]
     assert a.N_opt_lo80 == far_c.N_opt_lo80 and a.loss_hi80 == far_c.loss_hi80
+
+
+def test_fold_tilt_is_robust_and_counts_the_fold_fits_own_uncertainty():
+    rng = np.random.default_rng(0)
+    x = np.linspace(0.0, 4.0, 9)
+    err = 0.003 + 0.004 * (x - 2) + rng.normal(0, 0.0005, x.size)
+    sure = np.zeros((100, x.size))  # a fold fit with no uncertainty about the law's slope
+    tilt, sd = fold_tilt(x, err, sure)
+    assert tilt == pytest.approx(0.004, abs=0.0005) and 0 < sd < 0.001
+    bad = err.copy()
+    bad[0] += 0.2  # one wild run barely moves it (Theil-Sen)
+    assert fold_tilt(x, bad, sure)[0] == pytest.approx(tilt, abs=0.0005)
+    unsure = rng.normal(0, 1, (100, 1)) * 0.01 * x[None, :]  # law slopes spread by 0.01 over the fold's draws
+    assert fold_tilt(x, err, unsure)[1] > 0.008
+    assert np.isnan(fold_tilt(x[:4], err[:4], sure[:, :4])[0])           # too few runs
+    assert np.isnan(fold_tilt(x / 10, err, sure)[0])                     # too narrow a spread in tokens per parameter
+
+
+def test_tilt_posterior_learns_a_systematic_tilt_and_keeps_zero_for_none():
+    rng = np.random.default_rng(1)
+    sds = np.full(9, 0.001)
+    found = tilt_posterior(0.004 + rng.normal(0, 0.0008, 9), sds, rng=rng)
+    lo, hi = np.quantile(found["tilt_mean"], [0.05, 0.95])
+    assert lo < 0.004 < hi and lo > 0.002 and found["tilt_p_zero"][0] < 0.01
+    # tilts no larger than their own noise: the spike (no tilt) wins, as for the level error
+    none = tilt_posterior(rng.normal(0, 0.001, 9), sds, rng=rng)
+    lo, hi = np.quantile(none["tilt_mean"], [0.05, 0.95])
+    assert none["tilt_p_zero"][0] > 0.6 and np.mean(none["tilt_mean"] == 0) > 0.5 and lo <= 0 <= hi and hi - lo < 0.004
+    # three copies of each fold at weight 1/3 say what one copy says
+    t = rng.normal(0.002, 0.001, 4)
+    one = tilt_posterior(t, sds[:4], rng=np.random.default_rng(2))
+    three = tilt_posterior(np.repeat(t, 3), np.repeat(sds[:4], 3), weight=1 / 3, rng=np.random.default_rng(2))
+    assert np.median(three["tilt_mean"]) == pytest.approx(np.median(one["tilt_mean"]), abs=2e-4)
+
+
+def test_tilt_turns_predictions_beyond_the_data_about_where_the_runs_sit(synthetic_post):
+    post = synthetic_post
+    disc = post.extrapolation
+    flat = dataclasses.replace(post, discrepancy=dataclasses.replace(
+        disc, draws={k: v for k, v in disc.draws.items() if not k.startswith("tilt_")}))
+    n = disc.draws["loss_rw"].size
+    tilted = dataclasses.replace(post, discrepancy=dataclasses.replace(
+        disc, draws=dict(flat.discrepancy.draws, tilt_mean=np.full(n, 0.01), tilt_spread=np.zeros(n))))
+    assert tilted.extrapolation.has_tilt and not flat.extrapolation.has_tilt
+    C = 1e25
+    N = np.array([2e10, 6e10, 2e11])
+    D = C / (6 * N)
+    gap = np.log(tilted.predict_draws(N, D)) - np.log(flat.predict_draws(N, D))
+    x = np.log(D / N)
+    assert np.allclose(gap, gap[:1], atol=1e-12)  # one tilt per draw here (no spread): a fixed line in x
+    slope = np.polyfit(x, gap[0], 1)
+    assert slope[0] == pytest.approx(0.01, rel=1e-6)  # full size far beyond the data (ramp)
+    # request-independent, zero at c_max, and the allocation (the optimum's loss) untouched
+    np.testing.assert_array_equal(np.log(tilted.predict_draws(N[:1], D[:1]))[:, 0],
+                                  np.log(tilted.predict_draws(N, D))[:, 0])
+    c_max = float(post.runs.C.max())
+    top = post.runs.N[post.runs.C > c_max / 2]  # sizes of the largest budget: nothing lies beyond the data there
+    at = np.log(tilted.predict_draws(top, c_max / (6 * top))) - np.log(flat.predict_draws(top, c_max / (6 * top)))
+    assert np.all(at == 0)
+    pd.testing.assert_frame_equal(tilted.allocate([1e24]), flat.allocate([1e24]))
+    assert tilt_draws(None, [1e24], 5).shape == (5, 1)
 
 
 def test_horizon_folds_and_isoflop_vertex(synthetic_runs):

@@ -322,11 +322,13 @@ def _extrapolation_words(xm: dict | None) -> str:
                     "inside the data too" if "n_opt_nugget_median" in xm else "") + ")"
                  if "n_opt_sd_at_1_decade" in xm else
                  f"; the N_opt bands are parameter uncertainty only ({reasons.get('n_opt', 'not calibrated')})")
+        tilt = (f"; a run's loss prediction also carries {reasons['tilt']} (zero at the law's optimum, so the "
+                "allocation's loss band does not)" if "tilt_mean_median" in xm and reasons.get("tilt") else "")
         return ("beyond the largest run every loss prediction carries an extrapolation error on log loss drawn from "
                 "its own posterior (a random walk plus a random slope in log compute, zero at the largest run, "
                 "Student-t, with a prior that gives even odds to no error beyond the fold fits' own; "
                 f"sd {fmt_num(xm['loss_sd_at_1_decade'], 3)} at one decade), "
-                f"{reasons.get('loss', '')}{n_opt}.")
+                f"{reasons.get('loss', '')}{tilt}{n_opt}.")
     if {"kappa0", "kappa1"} <= set(xm):
         where = (f", calibrated on {int(xm['n_points'])} held-out runs in {int(xm['n_folds'])} rolling-origin "
                  "refits of the data" if finite(xm.get("n_points")) and finite(xm.get("n_folds")) else "")
