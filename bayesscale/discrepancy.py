@@ -639,8 +639,8 @@ def _fit_tilt(folds: pd.DataFrame, min_budgets: int, rng: np.random.Generator) -
     reason = (f"a tilt along the budget of {med:+.4f} per unit log tokens per parameter (90%: {lo:+.4f} to {hi:+.4f}; "
               f"spread between budgets {np.median(draws['tilt_spread']):.4f}; posterior probability "
               f"{float(draws['tilt_p_zero'][0]):.2f} of none), from {len(ok)} held-out folds at "
-              f"{n_budgets} distinct budgets: beyond the data, runs with more tokens per parameter than the law's optimum "
-              f"come out {'worse' if med > 0 else 'better'} than the law says, and runs with fewer "
+              f"{n_budgets} distinct budgets: beyond the data, runs with more tokens per parameter than is usual at "
+              f"their budget come out {'worse' if med > 0 else 'better'} than the law says, and runs with fewer "
               f"{'better' if med > 0 else 'worse'}")
     return draws, "calibrated", reason
 

@@ -548,8 +548,8 @@ def log_noise(post: Posterior, C, *, seed: int | None = None, N=None, run=None) 
     compute per draw, shared by runs at that compute, zero at the
     largest run).  A run whose size or tokens (``N`` given) lie farther
     beyond the data than its compute takes the extrapolation error of that
-    distance (:func:`_reach`).  With ``N`` given, beyond the data, the
-    calibrated tilt along the budget too (:func:`_tilt`).
+    distance (:func:`_reach`).  With ``N`` given, at a compute beyond the
+    data, the calibrated tilt along the budget too (:func:`_tilt`).
 
     Every element's draws are seeded by its own value (``C``, and ``N``
     when given) and its repeat count, so a run's band does not depend on
@@ -570,8 +570,8 @@ def log_noise(post: Posterior, C, *, seed: int | None = None, N=None, run=None) 
         rng = np.random.default_rng([seed, 11, key[0], key[1], rep])
         eps[:, i] = obs.sample(rng, np.zeros(S), noise_params)
     out = eps + _offsets(post, C, N=None if N is None else Nk, run=run) + bend(post, C)
-    reach = _reach(post, C, Nk)
-    return out + joint_draws(post.extrapolation, reach, S, seed=seed, quantity="loss") + _tilt(post, C, Nk, seed)
+    return (out + joint_draws(post.extrapolation, _reach(post, C, Nk), S, seed=seed, quantity="loss")
+            + _tilt(post, C, Nk, seed))
 
 
 def _tilt(post: Posterior, C: np.ndarray, N: np.ndarray, seed: int) -> np.ndarray:

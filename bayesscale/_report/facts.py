@@ -322,8 +322,10 @@ def _extrapolation_words(xm: dict | None) -> str:
                     "inside the data too" if "n_opt_nugget_median" in xm else "") + ")"
                  if "n_opt_sd_at_1_decade" in xm else
                  f"; the N_opt bands are parameter uncertainty only ({reasons.get('n_opt', 'not calibrated')})")
-        tilt = (f"; a run's loss prediction also carries {reasons['tilt']} (zero at the law's optimum, so the "
-                "allocation's loss band does not)" if "tilt_mean_median" in xm and reasons.get("tilt") else "")
+        tilt = "" if not reasons.get("tilt") else (
+            f"; a run's loss prediction at a compute beyond the data also carries {reasons['tilt']} (the "
+            "allocation's loss band, which asks for no particular run, does not)" if "tilt_mean_median" in xm
+            else f"; {reasons['tilt']}")
         return ("beyond the largest run every loss prediction carries an extrapolation error on log loss drawn from "
                 "its own posterior (a random walk plus a random slope in log compute, zero at the largest run, "
                 "Student-t, with a prior that gives even odds to no error beyond the fold fits' own; "
