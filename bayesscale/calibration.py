@@ -233,18 +233,26 @@ def _anchors(full) -> list[dict]:
 
     ``loss_error``: the median residual of the budget's runs in log loss
     (what a per-budget offset looks like in the data); ``n_opt_error``: the
-    full fit's N_opt against the budget's empirical optimum (IsoFLOP-shaped
-    budgets only).  They identify the nuggets: errors that a new budget
-    carries however close it is to the data.
+    full fit's median N_opt against the budget's empirical optimum
+    (IsoFLOP-shaped budgets only), ``n_opt_sd`` the empirical optimum's own
+    sd.  They identify the nuggets and the anchored N_opt model: errors
+    that a new budget carries however close it is to the data.
+
+    Returns
+    -------
+    rows : list of dict
+    law : ndarray or None
+        ``(k, S)``: the full fit's log N_opt for each of its draws at the
+        ``k`` rows with a finite ``n_opt_error``, in their order.
     """
     if full is None:
-        return []
+        return [], None
     runs, obs = full.runs, full.spec.observation
     c_max = float(runs.C.max())
     noise_f = _median_noise_factor(full.spec.likelihood, full.spec.priors.df)
     sigma2 = float(np.median(obs.noise_scale(full.params)) ** 2)
     S = full.n_draws
-    rows = []
+    rows, law = [], []
     for b in np.unique(runs.budget):
         sel = runs.budget == b
         idx = np.flatnonzero(sel)
@@ -259,17 +267,19 @@ def _anchors(full) -> list[dict]:
         loss_sd = math.sqrt(float(np.var(total / idx.size)) + noise_f * sigma2 / int(sel.sum()))
         vx, vvar = isoflop_vertex(runs.N[sel], runs.loss[sel])
         ln = log_n_opt(full.law, full.law_params, Cb) if np.isfinite(vx) else np.array([])
+        if ln.size and np.isfinite(ln).any():
+            law.append(ln)
         ln = ln[np.isfinite(ln)]
         rows.append({"origin": "in-sample", "budget_C": Cb, "horizon": 0, "d": float(np.log10(Cb / c_max)),
                      "n_runs": int(sel.sum()), "ok": True, "problem": "", "loss_error": float(np.median(resid)),
                      "loss_sd": loss_sd,
                      "n_opt_error": float(vx - np.median(ln)) if ln.size else math.nan,
-                     "n_opt_sd": float(math.sqrt(vvar + np.var(ln))) if ln.size else math.nan,
+                     "n_opt_sd": float(math.sqrt(vvar)) if ln.size else math.nan,
                      "n_opt_reference": "isoflop vertex" if ln.size else "none",
                      "n_opt_empirical": float(np.exp(vx)) if ln.size else math.nan,
                      "n_opt_fold_median": float(np.exp(np.median(ln))) if ln.size else math.nan,
                      "tilt": math.nan, "tilt_sd": math.nan})
-    return rows
+    return rows, (np.stack(law) if law else None)
 
 
 def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, progress: bool | None = False,
@@ -339,7 +349,7 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
             facts[k].append(_score_origin(post, datasets[k], label, tests, fp, not problems, "; ".join(problems)))
     built = []  # per data set: (folds, covariances, run points)
     for k in range(len(datasets)):
-        rows, cov, pts = _anchors(None if full is None else full[k]), {}, []
+        (rows, law), cov, pts = _anchors(None if full is None else full[k]), {}, []
         for r, cl, cn, p in facts[k]:
             rows.extend(r)
             cov[("loss", r[0]["origin"])] = cl
@@ -348,11 +358,11 @@ def calibrate(datasets: list[Runs], spec: ModelSpec, *, seed: int, device=None, 
         folds = pd.DataFrame(rows, columns=["origin", "budget_C", "horizon", "d", "n_runs", "ok", "problem",
                                             "loss_error", "loss_sd", "n_opt_error", "n_opt_sd", "n_opt_reference",
                                             "n_opt_empirical", "n_opt_fold_median", "tilt", "tilt_sd"])
-        built.append((folds, cov, pd.concat(pts, ignore_index=True) if pts else None))
+        built.append((folds, cov, pd.concat(pts, ignore_index=True) if pts else None, law))
     pool_of = {k: [j for j in pool if j != k] for pool in (pools or []) for k in pool}
     return [fit_discrepancy(folds, cov, float(runs.C.max()), seed=seed, min_folds=min_folds, run_points=pts,
-                            pooled=[built[j][:2] for j in pool_of.get(k, [])])
-            for k, (runs, (folds, cov, pts)) in enumerate(zip(datasets, built))]
+                            pooled=[built[j][:2] for j in pool_of.get(k, [])], anchor_law=law)
+            for k, (runs, (folds, cov, pts, law)) in enumerate(zip(datasets, built))]
 
 
 #: Why training curves are not calibrated (the error of ``fit(curves, extrapolation="calibrated")``).

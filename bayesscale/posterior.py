@@ -315,10 +315,11 @@ class Posterior:
         * ``N_opt``, ``D_opt``, ``tokens_per_param``: parameter uncertainty,
           and, when the data have at least three IsoFLOP-shaped budgets, the
           law's misplacement of the empirical optimum: a Gaussian process in
-          log C fitted to the full fit's N_opt against those budgets'
-          vertices (:func:`bayesscale.discrepancy.anchored_posterior`),
-          which moves the centre as well as widening the band, at every
-          budget, and grows beyond the data.  Without IsoFLOP-shaped
+          log C fitted, draw by draw, to each posterior draw's N_opt
+          against those budgets' vertices
+          (:func:`bayesscale.discrepancy.anchored_posterior`), which moves
+          the centre and sets the band, at every budget, and grows beyond
+          the data.  Without IsoFLOP-shaped
           budgets, beyond the data the extrapolation error of log N_opt
           fitted on the rolling-origin folds (the fold fit's N_opt against
           the full-data fit; drawn from its prior when the calibration was

@@ -120,6 +120,31 @@ def test_n_opt_misplacement_learned_from_in_sample_vertices_drift_included():
     assert disc.to_dict()["n_opt_level_median"] == pytest.approx(lvl)
 
 
+def test_n_opt_anchors_conditioned_draw_by_draw_count_the_law_uncertainty_once():
+    """With the law's draws at the anchors, each draw's misplacement corrects that draw: where the vertices pin
+    the optimum down, law + misplacement is as tight as the vertices, not the law's band plus a second one."""
+    rng = np.random.default_rng(10)
+    d, S = np.linspace(-2.0, -0.1, 8), 2000
+    c, a = rng.normal(0, 0.15, S), rng.normal(0, 0.1, S)  # the law's log N_opt path per draw: c + a x
+    law = c[None, :] + a[None, :] * d[:, None]             # (anchors, draws)
+    rows = _anchor_rows(d, rng.normal(0, 0.02, d.size) - np.median(law, axis=1), sd=0.02)  # vertices near 0
+    disc = fit_discrepancy(rows, {}, 1e21, anchor_law=law)
+    assert disc.draws["n_opt_level"].size == S and "n_opt_aligned" in disc.draws
+    assert Discrepancy.from_json(disc.to_json()) == disc
+    x = np.array([-1.0, 0.0, 0.5])
+    C = 1e21 * 10.0**x
+    total = c[:, None] + a[:, None] * x[None, :] + joint_draws(disc, C, S, seed=2, quantity="n_opt")
+    assert np.all(np.abs(np.median(total, axis=0)) < 0.05)
+    assert np.all(total.std(axis=0) < 0.5 * (c[:, None] + a[:, None] * x[None, :]).std(axis=0))
+    assert total[:, 2].std() > total[:, 1].std()  # wider beyond the data
+    # the same anchors without the law's draws: the misplacement cannot undo them, the band stays wide
+    loose = fit_discrepancy(rows, {}, 1e21)
+    total_loose = c[:, None] + a[:, None] * x[None, :] + joint_draws(loose, C, S, seed=2, quantity="n_opt")
+    assert np.all(total_loose.std(axis=0) > 1.5 * total.std(axis=0))
+    # a request of another size cannot be aligned: the draws are picked at random, not failed
+    assert joint_draws(disc, C, 500, seed=2, quantity="n_opt").shape == (500, 3)
+
+
 def test_n_opt_anchors_without_drift_give_a_centred_band():
     rng = np.random.default_rng(9)
     d = np.linspace(-2.0, -0.1, 6)
@@ -222,8 +247,11 @@ def test_allocation_bands_carry_the_n_opt_error(synthetic_post):
     assert far_c.N_opt_hi80 / far_c.N_opt_lo80 > far_p.N_opt_hi80 / far_p.N_opt_lo80
     assert far_c.tokens_per_param_hi80 / far_c.tokens_per_param_lo80 > far_p.tokens_per_param_hi80 / far_p.tokens_per_param_lo80
     inside_c, inside_p = post.allocate([1e20]).iloc[0], plain.allocate([1e20]).iloc[0]
-    if "n_opt_nugget" in post.extrapolation.draws:  # IsoFLOP-shaped budgets: the law's misplacement of an optimum
-        assert inside_c.N_opt_hi80 / inside_c.N_opt_lo80 >= inside_p.N_opt_hi80 / inside_p.N_opt_lo80
+    disc = post.extrapolation
+    if disc.anchored("n_opt"):  # IsoFLOP-shaped budgets: the law's misplacement of the optimum, draw by draw
+        assert "n_opt_aligned" in disc.draws and disc.draws["n_opt_level"].size == post.n_draws
+        assert "conditioned on each posterior draw of the law" in disc.reasons["n_opt"]
+        assert inside_c.N_opt_lo80 < inside_c.N_opt < inside_c.N_opt_hi80 and inside_c.N_opt != inside_p.N_opt
     else:
         assert inside_c.N_opt_lo80 == inside_p.N_opt_lo80 and inside_c.N_opt_hi80 == inside_p.N_opt_hi80
     assert inside_c.loss_lo80 == inside_p.loss_lo80 and inside_c.loss_hi80 == inside_p.loss_hi80
