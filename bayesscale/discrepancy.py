@@ -64,7 +64,7 @@ budget, inside the data and beyond, where the trend and the walk carry on.
 It is conditioned draw by draw (each posterior draw of the law against the
 vertices), so the law's parameter uncertainty enters once: counted as
 noise of the anchors and again in the law's band, it had made the 80%
-bands hold 0.89-0.95 of held-out synthetic vertices (0.82 draw by draw).
+bands hold 0.89-0.95 of held-out synthetic vertices (0.81 draw by draw).
 Otherwise (no IsoFLOP-shaped budgets) N_opt uses the fold model above,
 scored against the full-data fit.
 
