@@ -268,7 +268,7 @@ class Discrepancy:
         d = np.maximum(np.log10(C / self.c_max), 0.0)
         if not self.has_error(quantity):
             return np.zeros_like(d)
-        if self.anchored(quantity):  # Monte Carlo: the sd around the law's N_opt, the level's shift included
+        if self.anchored(quantity):  # Monte Carlo: root mean square of the misplacement (level's shift included)
             return np.sqrt(np.mean(joint_draws(self, C, N_DRAWS, quantity=quantity) ** 2, axis=0))
         rw, sl = self.draws[f"{quantity}_rw"], self.draws[f"{quantity}_slope"]
         ng = self.draws.get(f"{quantity}_nugget", np.zeros_like(rw))[:, None] * _ramp(quantity, d, self.ramp)[None, :]

@@ -316,8 +316,11 @@ def _extrapolation_words(xm: dict | None) -> str:
         return (f"{reasons.get('loss', 'not calibrated')}: beyond the largest run the intervals carry parameter "
                 "and noise uncertainty only.")
     if "loss_sd_at_1_decade" in xm:
+        size = (f"its draws move each draw of the law's log N_opt by {fmt_num(xm['n_opt_sd_at_1_decade'], 3)} "
+                "(root mean square) at one decade" if "n_opt_level_median" in xm else
+                f"sd {fmt_num(xm.get('n_opt_sd_at_1_decade', math.nan), 3)} at one decade")
         n_opt = ("; the N_opt, D_opt and tokens-per-parameter bands carry the extrapolation error of log N_opt "
-                 f"({reasons.get('n_opt', '')}; sd {fmt_num(xm['n_opt_sd_at_1_decade'], 3)} at one decade"
+                 f"({reasons.get('n_opt', '')}; {size}"
                  + (f", of which a nugget of {fmt_num(xm['n_opt_nugget_median'], 3)} applies at every budget, "
                     "inside the data too" if "n_opt_nugget_median" in xm else "") + ")"
                  if "n_opt_sd_at_1_decade" in xm else
