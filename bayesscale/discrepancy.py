@@ -528,13 +528,15 @@ def anchored_posterior(x, y, v, *, law=None, n: int = N_DRAWS, rng: np.random.Ge
         L = np.linalg.cholesky(H @ Sz @ H.T + np.diag(v + es[j] ** 2))
         return H, L
 
-    logw = np.empty((qs.size * es.size, n))
-    for c in range(logw.shape[0]):
-        i, j = divmod(c, es.size)
-        _, L = cell(i, j)
-        a = np.linalg.solve(L, Y)
-        logw[c] = lp_q[i] + lp_e[j] - 0.5 * np.sum(a * a, axis=0) - np.log(np.diag(L)).sum()
-    pick = np.argmax(logw + rng.gumbel(size=logw.shape), axis=0)  # a cell per draw, from its own posterior
+    pick = np.empty(n, dtype=int)  # a cell per draw, from its own posterior (Gumbel-max; in chunks of draws)
+    for cols in np.array_split(np.arange(n), max(1, n // N_DRAWS)):
+        logw = np.empty((qs.size * es.size, cols.size))
+        for c in range(logw.shape[0]):
+            i, j = divmod(c, es.size)
+            _, L = cell(i, j)
+            a = np.linalg.solve(L, Y[:, cols])
+            logw[c] = lp_q[i] + lp_e[j] - 0.5 * np.sum(a * a, axis=0) - np.log(np.diag(L)).sum()
+        pick[cols] = np.argmax(logw + rng.gumbel(size=logw.shape), axis=0)
     z = np.empty((n, k + 2))
     for c in np.unique(pick):
         at = np.flatnonzero(pick == c)
