@@ -38,7 +38,9 @@ def _add_fit_options(p: argparse.ArgumentParser, *, draws_default: int = 1000):
     g.add_argument("--draws", type=int, default=draws_default,
                    help=f"kept draws per chain (default: {draws_default})")
     g.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    g.add_argument("--device", choices=["cpu", "gpu"], default=None, help="JAX platform (default: JAX's default)")
+    g.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                   help="JAX platform (default: the CPU for a few chains where JAX's default is a GPU, "
+                        "else JAX's default)")
     g.add_argument("--likelihood", choices=["student_t", "normal"], default="student_t",
                    help="noise on log loss (default: student_t, robust)")
     g.add_argument("--offsets", choices=["none", "budget"], default="none",

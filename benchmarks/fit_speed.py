@@ -22,7 +22,7 @@ Rows
   the 4,500-start grid of Hoffmann et al. / Besiroglu et al., then 4,000
   bootstrap refits started from the best fit.
 
-Usage: ``python benchmarks/fit_speed.py [--skip-pointfit] [--bootstrap 4000]``.
+Usage: ``python benchmarks/fit_speed.py [--skip-pointfit] [--bootstrap 4000] [--stock-methods vectorized]``.
 Prints a table and writes the "fit_speed" section of benchmarks/RESULTS.md ("fit_speed_gpu" where JAX's
 default backend is a GPU).
 """
@@ -39,6 +39,7 @@ import time
 import warnings
 from functools import partial
 
+import jax
 import numpy as np
 
 import bayesscale as bs
@@ -65,13 +66,12 @@ def new_data(runs, seed: int = 1):
     return bs.simulate_runs(CHINCHILLA_FIT, N=runs.N, D=runs.D, sigma=0.01, df=4, seed=seed)
 
 
-def stock_numpyro(runs) -> list[dict]:
+def stock_numpyro(runs, methods=("sequential", "vectorized")) -> list[dict]:
     """Stock NumPyro on the same model: a first run, then ``MCMC.run`` again on new data of the same size.
 
     ``jit_model_args=True`` is NumPyro's way to re-run a compiled model on new
     data (the data become arguments of the compiled sampler, not constants).
     """
-    import jax
     from numpyro.infer import MCMC, NUTS
 
     from bayesscale.inference import bucket_size, model_data, prior_leaves
@@ -82,7 +82,7 @@ def stock_numpyro(runs) -> list[dict]:
                     prior_def=prior_leaves(spec, runs)[1])
     rows = []
     # "parallel" needs a device per chain (this machine has fewer), so a user picks one of these
-    for method in ("sequential", "vectorized"):
+    for method in methods:
         mcmc = MCMC(NUTS(model, dense_mass=True), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS,
                     chain_method=method, progress_bar=False, jit_model_args=True)
         for i, (label, data) in enumerate([(f"stock NumPyro MCMC ({method}), first run", runs),
@@ -100,6 +100,7 @@ def stock_numpyro(runs) -> list[dict]:
             ex = mcmc.get_extra_fields(group_by_chain=True)
             params = {k: np.asarray(s[k]) for k in ("alpha", "beta", "log_E", "t_N", "t_D", "sigma")}
             rows.append(mcmc_row(label, dt, params, {k: np.asarray(v) for k, v in ex.items()}))
+            print(rows[-1], flush=True)  # as it goes: a run stopped at a time limit keeps what it measured
     return rows
 
 
@@ -122,9 +123,14 @@ def bayesscale_rows(runs, csv: str) -> list[dict]:
                              ("bayesscale CLI fit --out fit.nc (+ calibration), fresh process, calibration programs not yet cached", ("--out", out)),
                              ("bayesscale CLI fit --out fit.nc (+ calibration), fresh process, warm cache", ("--out", out))):
             rows.append({"method": label, "wall s": fresh_process(csv, cache, *extra)})
+            print(rows[-1], flush=True)
     fresh = new_data(runs)
-    for label, kw in (("bayesscale fit, warm, new data, same model as stock (extrapolation='none')", {"extrapolation": "none"}),
-                      ("bayesscale fit, warm, new data, default, with its calibration refits", {})):
+    variants = [("bayesscale fit, warm, new data, same model as stock (extrapolation='none')", {"extrapolation": "none"}),
+                ("bayesscale fit, warm, new data, default, with its calibration refits", {})]
+    if jax.default_backend() == "gpu":  # device=None keeps one fit on the CPU there; this row forces the GPU
+        variants.insert(1, ("bayesscale fit, warm, new data, extrapolation='none', device='gpu'",
+                            {"extrapolation": "none", "device": "gpu"}))
+    for label, kw in variants:
         bs.fit(runs, seed=0, progress=False, **kw).extrapolation  # compile in this process
         t = time.perf_counter()
         post = bs.fit(fresh, seed=1, progress=False, **kw)
@@ -132,6 +138,7 @@ def bayesscale_rows(runs, csv: str) -> list[dict]:
         dt = time.perf_counter() - t
         rows.append(mcmc_row(label, dt, post._natural, post.stats))
         rows[-1]["sampling s"] = post.info["timing"]["sampling"]
+        print(rows[-1], flush=True)
     t = time.perf_counter()
     post.check()  # explicit: the full verdict with PSIS-LOO's influential-run notes
     rows.append({"method": "posterior.check() after the fit (PSIS-LOO notes; not on the fit's path)",
@@ -196,13 +203,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-pointfit", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=4000)
+    ap.add_argument("--stock-methods", nargs="+", choices=["sequential", "vectorized"],
+                    default=["sequential", "vectorized"], help="stock NumPyro chain methods to time")
     args = ap.parse_args()
     warnings.simplefilter("ignore", bs.FitWarning)
     runs = bs.datasets.chinchilla(drop_highest_loss=5)
     with tempfile.TemporaryDirectory() as d:
         csv = os.path.join(d, "runs.csv")
         runs.to_frame().drop(columns=["budget"]).to_csv(csv, index=False)
-        rows = stock_numpyro(runs) + bayesscale_rows(runs, csv)
+        rows = stock_numpyro(runs, args.stock_methods) + bayesscale_rows(runs, csv)
     by = {r["method"]: r for r in rows}
     stock = min(r["wall s"] for m, r in by.items() if "again" in m and "wall s" in r)  # the faster stock re-fit
     ours = by["bayesscale fit, warm, new data, same model as stock (extrapolation='none')"]["wall s"]
@@ -224,8 +233,6 @@ def main():
     text = table(rows, cols)
     print(text)
     print("\n".join(notes))
-    import jax
-
     gpu = jax.default_backend() == "gpu"  # a GPU machine's figures get their own section
     write_section("fit_speed_gpu" if gpu else "fit_speed", f"## fit_speed.py{' (GPU)' if gpu else ''}\n\nMachine: {machine()}\n\n240-run Chinchilla subset, "
                   f"{CHAINS} chains x {WARMUP} warm-up + {DRAWS} draws, Student-t model.\n\n{text}\n"

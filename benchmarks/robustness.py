@@ -15,7 +15,10 @@ A data set passes when every check of :func:`bayesscale.diagnostics.screen`
 passes (R-hat <= 1.01, bulk and tail ESS >= 400, no divergences, E-BFMI >=
 0.3, no draw at the tree-depth limit).
 
-Usage: ``python benchmarks/robustness.py [--k 200] [--chains 4 --warmup 1000 --draws 1000]``.
+Usage: ``python benchmarks/robustness.py [--k 200] [--chains 4 --warmup 1000 --draws 1000]
+[--device gpu --batch-size 200]``.  On a GPU, one data set per call wastes the device (NUTS there is
+latency bound), so ``--batch-size`` fits that many data sets per call; each fit's time is then its
+batch's sampling time (the "fit s" column), and the section written is "robustness_gpu".
 Prints the pass rate, divergences, R-hat, leapfrog steps and per-fit time
 quantiles from a second, timed pass (the first pass compiles every program:
 one per shape bucket, and the retry's), and (with ``--write``) the "robustness" section of RESULTS.md.
@@ -60,11 +63,11 @@ def datasets(K: int, seed: int = 0) -> tuple[list, list]:
     return runs, truths
 
 
-def fit_each(runs: list, *, seed: int = 0, **kw) -> list:
-    """Fit every data set with ``fit_many`` (one per call: each gets its own wall time)."""
+def fit_each(runs: list, *, seed: int = 0, batch_size: int = 1, **kw) -> list:
+    """Fit every data set with ``fit_many`` (one per call by default: each gets its own wall time)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
-        return bs.fit_many(runs, seed=seed, batch_size=1, extrapolation="none", progress=False, **kw)
+        return bs.fit_many(runs, seed=seed, batch_size=batch_size, extrapolation="none", progress=False, **kw)
 
 
 def per_fit(posts: list, max_tree_depth: int = 10) -> list[dict]:
@@ -105,10 +108,13 @@ def main():
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--target-accept", type=float, default=None)
     ap.add_argument("--label", default="default settings")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default=None, help="default: bayesscale's choice")
+    ap.add_argument("--batch-size", type=int, default=1, help="data sets per program call")
     ap.add_argument("--write", action="store_true", help="write the 'robustness' section of RESULTS.md")
     args = ap.parse_args()
     runs, truths = datasets(args.k, seed=args.seed)
-    kw = dict(chains=args.chains, warmup=args.warmup, draws=args.draws)
+    kw = dict(chains=args.chains, warmup=args.warmup, draws=args.draws, device=args.device,
+              batch_size=args.batch_size)
     if args.target_accept is not None:
         kw["target_accept"] = args.target_accept
     # an untimed first pass compiles every program the timed pass uses (one per shape bucket, and the retry's),
@@ -129,10 +135,11 @@ def main():
     print(text)
     print(f"wall {wall:.0f} s")
     if args.write:
-        write_section("robustness", f"## robustness.py\n\nMachine: {machine()}\n\n{args.k} well-specified synthetic "
+        gpu = args.device == "gpu"
+        write_section("robustness_gpu" if gpu else "robustness", f"## robustness.py{' --device gpu' if gpu else ''}\n\nMachine: {machine()}\n\n{args.k} well-specified synthetic "
                       f"data sets (245 runs, N log-uniform 1e7.7-1e10.3, D 1e9.3-1e11.6, 1.5% Normal noise; issue 12 "
-                      f"item 19), `fit_many` with {args.chains} chains x {args.warmup} warm-up + {args.draws} draws, one "
-                      f"data set per call; a data set passes when every check passes.\n\n{text}")
+                      f"item 19), `fit_many` with {args.chains} chains x {args.warmup} warm-up + {args.draws} draws, "
+                      f"{args.batch_size} data set(s) per call; a data set passes when every check passes.\n\n{text}")
 
 
 if __name__ == "__main__":

@@ -123,5 +123,22 @@ def test_auto_device_on_a_cpu_machine():
     # device=None: JAX's default here (the CPU); where the default is a GPU, small jobs go to the CPU
     from bayesscale.inference import AUTO_CPU_CHAINS, auto_device
 
-    assert jax.default_backend() == "cpu"
+    if jax.default_backend() != "cpu":
+        pytest.skip("JAX's default backend here is not the CPU (test_auto_device_on_a_gpu_machine covers it)")
     assert auto_device(4) is None and auto_device(10 * AUTO_CPU_CHAINS) is None
+
+
+@pytest.mark.skipif(jax.default_backend() != "gpu", reason="needs a GPU as JAX's default backend")
+def test_auto_device_on_a_gpu_machine():
+    # where the default is a GPU: one fit's chains run on the CPU, many chains on the GPU, device="gpu" forces it
+    from bayesscale.inference import AUTO_CPU_CHAINS, auto_device
+    from bayesscale.simulate import CHINCHILLA_FIT
+
+    assert auto_device(4) == "cpu" and auto_device(AUTO_CPU_CHAINS + 1) is None
+    runs = bs.simulate_runs(CHINCHILLA_FIT, N=np.geomspace(1e8, 3e9, 24), D=np.geomspace(3e9, 1e11, 24) * 2,
+                            sigma=0.01, seed=0)
+    kw = dict(chains=2, warmup=200, draws=200, progress=False, extrapolation="none", retry=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.FitWarning)  # short chains: the verdict is not what this checks
+        assert bs.fit(runs, **kw).info["device"].startswith("cpu")
+        assert bs.fit(runs, device="gpu", **kw).info["device"].startswith("gpu")
