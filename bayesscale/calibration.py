@@ -7,7 +7,8 @@ cannot reveal this; only extrapolations can.  So this module
 1. builds rolling-origin folds with several horizons
    (:func:`horizon_folds`): at each origin, train on every budget below it
    and hold out the next 1, 2 and 3 budgets, so the distance beyond the
-   data varies (the last :data:`MAX_ORIGINS` origins);
+   data varies (the last :data:`MAX_ORIGINS` origins whose next budget was
+   swept, :data:`TILT_MIN_RUNS` runs or more, then the latest others);
 2. refits the law on every origin of every data set in ONE batched
    :func:`bayesscale.inference.sample` call with short chains
    (:data:`FOLD_SETTINGS`);
@@ -72,7 +73,13 @@ def horizon_folds(runs: Runs, horizons=HORIZONS, min_train_budgets: int = MIN_TR
     -------
     list of (origin label, train mask, [(horizon, test mask), ...])
         For the last ``max_origins`` origins with at least
-        ``min_train_budgets`` budgets and :data:`MIN_TRAIN` runs below them.
+        ``min_train_budgets`` budgets and :data:`MIN_TRAIN` runs below them,
+        in order of compute.  Origins whose next budget holds at least
+        :data:`TILT_MIN_RUNS` runs come first: a fold that holds out one or
+        two runs measures little (no tilt, a level as noisy as a run), so on
+        a sweep with sparse budgets (Chinchilla's) the folds move back to the
+        budgets that were swept.  Where fewer such origins exist, the latest
+        of the others fill the remaining places.
     """
     Cg = runs.budget_compute()
     order = np.argsort(Cg)
@@ -83,7 +90,10 @@ def horizon_folds(runs: Runs, horizons=HORIZONS, min_train_budgets: int = MIN_TR
             continue
         tests = [(h, runs.budget == order[i + h - 1]) for h in horizons if i + h - 1 < len(order)]
         out.append((f"C < {Cg[order[i]]:.3g}", train, tests))
-    return out[-max_origins:]
+    swept = [k for k, (_, _, tests) in enumerate(out) if tests[0][1].sum() >= TILT_MIN_RUNS]
+    keep = swept[-max_origins:]
+    keep += [k for k in range(len(out)) if k not in keep][::-1][:max_origins - len(keep)]
+    return [out[k] for k in sorted(keep)]
 
 
 def isoflop_vertex(N, loss, *, min_runs: int = 5) -> tuple[float, float]:

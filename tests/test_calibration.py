@@ -329,6 +329,25 @@ def test_horizon_folds_and_isoflop_vertex(synthetic_runs):
     assert np.isnan(isoflop_vertex(np.exp(x), np.exp(-0.05 * x))[0])  # no minimum: not IsoFLOP-shaped
 
 
+def test_horizon_folds_move_back_to_swept_budgets():
+    # Chinchilla-like: some budgets hold one or two runs; a fold that holds out such a budget first measures
+    # little, so the origins are the last six whose next budget was swept, the latest others filling up
+    counts = [8, 8, 8, 8, 8, 1, 8, 2, 8, 1, 2, 1]
+    rows = []
+    for b, k in enumerate(counts):
+        C = 1e18 * 3.0**b
+        for N in np.geomspace(1e7, 1e9, k) * 3.0 ** (b / 2) if k > 1 else [3e7 * 3.0 ** (b / 2)]:
+            D = C / (6 * N)
+            rows.append({"N": N, "D": D, "loss": 1.8 + 400 / N**0.34 + 400 / D**0.28, "budget": f"b{b:02d}"})
+    runs = bs.load_runs(pd.DataFrame(rows))
+    folds = horizon_folds(runs)
+    first = [int(tests[0][1].sum()) for _, _, tests in folds]
+    assert first == [8, 8, 8, 8, 2, 1]  # the four swept origins past the first three budgets, then the latest two
+    assert [len(t) for _, _, t in folds] == [3, 3, 3, 3, 2, 1]
+    cuts = [train.sum() for _, train, _ in folds]
+    assert cuts == sorted(cuts)  # in order of compute
+
+
 def test_calibration_is_explicit_and_travels_in_the_file(synthetic_runs, synthetic_post, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.FitWarning)
