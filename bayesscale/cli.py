@@ -51,6 +51,9 @@ def _add_fit_options(p: argparse.ArgumentParser, *, draws_default: int = 1000):
     g.add_argument("--bend", choices=["auto", "on", "none"], default="auto",
                    help="a bend in log compute on top of the law (default: auto, on with 5 or more budgets; "
                         "none fits the plain law)")
+    g.add_argument("--profile", choices=["law", "trend"], default="law",
+                   help="shape of each IsoFLOP profile: the law's own (default), or trend: its curvature changes "
+                        "with log compute (chinchilla law, single fits)")
     g.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
 
@@ -186,7 +189,7 @@ def _law_option(p: argparse.ArgumentParser, *, repeatable: bool = False, report:
 def _fit_kwargs(a, *, calibrate_now: bool = True) -> dict:
     """fit's keywords from the options; the calibration runs inside the fit only when ``calibrate_now``."""
     return dict(chains=a.chains, warmup=a.warmup, draws=a.draws, seed=a.seed, device=a.device,
-                likelihood=a.likelihood, offsets=a.offsets, bend=a.bend,
+                likelihood=a.likelihood, offsets=a.offsets, bend=a.bend, profile=a.profile,
                 extrapolation=a.extrapolation if calibrate_now else "none",
                 progress=False if a.no_progress else None, law=getattr(a, "law", "chinchilla") or "chinchilla")
 

@@ -74,14 +74,15 @@ def _versions() -> dict:
             "python": platform.python_version()}
 
 
-def _spec(likelihood, offsets, priors, law, bend="auto", pooling=None, centering="noncentred") -> ModelSpec:
+def _spec(likelihood, offsets, priors, law, bend="auto", pooling=None, centering="noncentred",
+          profile="law") -> ModelSpec:
     """The model from fit's keywords; ``priors`` is a :class:`Priors` or a dict of site -> distribution."""
     config, overrides = (priors, {}) if isinstance(priors, Priors) or priors is None else (Priors(), priors)
     if not isinstance(overrides, Mapping):
         raise TypeError("priors must be a bayesscale.Priors or a dict of sampled variable -> numpyro "
                         f"distribution, got {type(priors).__name__}")
     return ModelSpec(likelihood=likelihood, offsets=offsets, priors=config or Priors(), law=get_law(law),
-                     prior_overrides=overrides, bend=bend, pooling=pooling, centering=centering)
+                     prior_overrides=overrides, bend=bend, pooling=pooling, centering=centering, profile=profile)
 
 
 def _grouped_runs(runs, groups, law) -> Runs:
@@ -141,7 +142,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         bend: str = "auto", priors: Priors | Mapping | None = None,
         device: str | None = None, max_tree_depth: int = 10, target_accept: float | None = None,
         progress: bool | None = None, groups: str | bool | None = None, pooling: str = "partial",
-        centering: str = "noncentred", retry: bool = True):
+        centering: str = "noncentred", retry: bool = True, profile: str = "law"):
     """Fit a scaling law (by default ``L(N, D) = E + A / N**alpha + B / D**beta``) to training runs with NUTS.
 
     Parameters
@@ -185,6 +186,11 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
         (see :class:`bayesscale.ModelSpec`): on by default when the runs span
         at least 5 budgets.  It moves predicted losses, never the
         compute-optimal split.  ``"none"`` fits the plain law.
+    profile : {"law", "trend"}
+        ``"trend"`` (opt-in, ``chinchilla`` law, single fits): the IsoFLOP
+        profile's curvature changes linearly with log compute, about the
+        law's own optimum (see :class:`bayesscale.ModelSpec`); the default
+        ``"law"`` keeps the law's own profile.
     priors : Priors or dict, optional
         Tune the default priors (:class:`Priors`), or replace any sampled
         variable's prior with a numpyro distribution
@@ -250,7 +256,7 @@ def fit(runs, *, law="chinchilla", chains: int = 4, warmup: int = 1000, draws: i
     grouped = groups is not None and groups is not False
     runs = _grouped_runs(runs, groups, law) if grouped else as_runs(runs, law)
     likelihood, offsets, bend = _defaults([runs], likelihood, offsets, bend)
-    spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
+    spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering, profile)
     extrapolation = _extrapolation(extrapolation, [runs])
     target_accept = _target_accept(target_accept, grouped)
     return _fit_all([runs], spec,
@@ -273,7 +279,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
              extrapolation: str | None = None, bend: str = "auto", priors: Priors | Mapping | None = None,
              device: str | None = None, batch_size: int | None = None, max_tree_depth: int = 10,
              target_accept: float | None = None, progress: bool | None = None, groups: str | bool | None = None,
-             pooling: str = "partial", centering: str = "noncentred", retry: bool = True):
+             pooling: str = "partial", centering: str = "noncentred", retry: bool = True, profile: str = "law"):
     """Fit the law to many data sets in one vectorised, compiled program.
 
     Every data set gets its own posterior and its own diagnostics.  Data sets
@@ -325,7 +331,7 @@ def fit_many(datasets, *, group: str | None = None, law="chinchilla", chains: in
     if not runs:
         raise DataError("fit_many got no data sets.")
     likelihood, offsets, bend = _defaults(runs, likelihood, offsets, bend)
-    spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering)
+    spec = _spec(likelihood, offsets, priors, law, bend, pooling if grouped else None, centering, profile)
     extrapolation = _extrapolation(extrapolation, runs)
     target_accept = _target_accept(target_accept, grouped)
     posts = _fit_all(runs, spec,

@@ -213,6 +213,10 @@ def model_data(runs: Runs, spec: ModelSpec, n_pad: int, g_pad: int, k_pad: int |
             center, lo, hi = bend_frame(runs.C)
             data.update(bend_center=np.float32(center), bend_lo=np.float32(lo), bend_hi=np.float32(hi))
             data["bend_scale"] = np.float32(spec.bend_scale(runs))
+    if spec.profile != "law":
+        data["profile_logC"] = pad(np.log(runs.C)).astype(np.float32)
+        data["profile_center"] = np.float32(bend_frame(runs.C)[0])
+        data["profile_scale"] = np.float32(spec.priors.profile_scale)
     data.update({f"prior:{i}": np.asarray(v, dtype=np.float32) for i, v in enumerate(leaves)})
     return data
 
@@ -387,10 +391,10 @@ def _traced_programs(structure: tuple, settings: SamplerSettings, devices: tuple
     from jax.sharding import PartitionSpec as P
     from numpyro.infer import NUTS
 
-    law, observation, offsets, bend, grouping, prior_def = structure
+    law, observation, offsets, bend, profile, grouping, prior_def = structure
     if grouping is None:
         model = functools.partial(numpyro_model, law=law, observation=observation, offsets=offsets,
-                                  prior_def=prior_def, bend=bend)
+                                  prior_def=prior_def, bend=bend, profile=profile)
     else:
         from .hierarchy import grouped_model
 
@@ -543,10 +547,11 @@ def _programs(structure: tuple, settings: SamplerSettings, devices: tuple, keys_
         batch = _placement(devices)
         return jax.jit(e.call, in_shardings=batch, out_shardings=batch)
 
-    law, observation, offsets, bend, grouping, prior_def = structure
+    law, observation, offsets, bend, profile, grouping, prior_def = structure
     # a law whose code cannot be identified is compiled in memory only
     cache = _CACHE_STATE["dir"] if law.source_key else None
-    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, bend, grouping, str(prior_def),
+    key = hashlib.sha256(repr((_code_version(), law.source_key, observation, offsets, bend, profile, grouping,
+                               str(prior_def),
                                settings,
                                devices[0].platform, len(devices), keys_spec, data_spec)).encode()).hexdigest()[:32]
     names = ("init", "advance")

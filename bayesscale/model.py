@@ -71,7 +71,8 @@ from .laws import CHINCHILLA, Law, get_law
 from .observation import Observation, get_observation
 
 __all__ = ["Priors", "ModelSpec", "LIKELIHOODS", "OFFSETS", "numpyro_model", "context",
-           "describe_prior", "prior_to_dict", "prior_from_dict", "bend_term", "bend_frame", "BENDS",
+           "describe_prior", "prior_to_dict", "prior_from_dict", "bend_term", "bend_frame", "BENDS", "PROFILES",
+           "profile_term",
            "BEND_MIN_BUDGETS"]
 
 LIKELIHOODS = ("student_t", "normal", "ar1")
@@ -83,6 +84,8 @@ BENDS = ("auto", "on", "none")
 #: error), and the bend's prior is shrunk to zero (the compiled program stays the same).
 BEND_MIN_BUDGETS = 5
 
+#: Shapes of the IsoFLOP profile (:class:`ModelSpec`).
+PROFILES = ("law", "trend")
 #: Prior sd of the bend when it is off (``auto`` with too few budgets): zero for every purpose.
 BEND_OFF_SCALE = 1e-6
 
@@ -112,6 +115,10 @@ class Priors:
     bend_scale : float
         Prior sd of the bend ``kappa`` (log-loss units per squared decade
         of compute; see :class:`ModelSpec`).
+    profile_scale : float
+        Prior sd of ``profile_trend``, the change per decade of compute of
+        the IsoFLOP profile's extra curvature (log-loss units per squared
+        decade of ``N / N_opt``; ``profile="trend"``, see :class:`ModelSpec`).
     """
 
     E_loc: float | None = None
@@ -126,6 +133,7 @@ class Priors:
     tau_scale: float = 0.02
     df: float = 4.0
     bend_scale: float = 0.01
+    profile_scale: float = 0.05
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -204,6 +212,19 @@ class ModelSpec:
         Beyond the data the bend continues as a straight line in log C (a
         parabola would be a strong claim), and the calibrated extrapolation
         error (:mod:`bayesscale.discrepancy`) is fitted on top.
+    profile : {"law", "trend"}
+        The shape of each IsoFLOP profile.  ``"law"`` (default): the law's
+        own.  ``"trend"`` (opt-in; the ``chinchilla`` law, single fits):
+        ``log loss += profile_trend * (log10 C - m) * (log10 (N / N_opt(C)))**2``,
+        with ``N_opt(C)`` the law's own optimum at the run's compute (so the
+        compute-optimal split and the loss at it are the law's) and
+        ``profile_trend ~ Normal(0, Priors.profile_scale)`` (sampled
+        non-centred as ``z_profile``), continued linearly in ``log10 C``
+        beyond the data.  Measured on every real sweep (benchmarks/HELDOUT.md,
+        session 10): the law's residual curvature across a budget rises
+        with compute, so its profiles are too sharp at small budgets and too
+        flat at large ones, and held-out runs away from the optimum come out
+        worse than predicted.
     pooling : {None, "partial", "shared", "separate"}
         None: one law for all runs.  Otherwise a grouped (hierarchical) fit
         of runs that carry groups (:mod:`bayesscale.hierarchy`).
@@ -218,6 +239,7 @@ class ModelSpec:
     prior_overrides: Mapping = field(default_factory=dict)
     bend: str = "auto"
     pooling: str | None = None
+    profile: str = "law"
     centering: str = "noncentred"
 
     def __post_init__(self):
@@ -231,6 +253,12 @@ class ModelSpec:
             raise ValueError(f"offsets must be one of {OFFSETS}, got {self.offsets!r}")
         if self.bend not in BENDS:
             raise ValueError(f"bend must be one of {BENDS}, got {self.bend!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got {self.profile!r}")
+        if self.profile != "law" and (self.law.name != "chinchilla" or self.pooling is not None):
+            raise ValueError(f"profile={self.profile!r} needs the law's optimum inside the model: it is implemented "
+                             f"for single fits of the 'chinchilla' law (this fit: law {self.law.name!r}"
+                             f"{', grouped' if self.pooling is not None else ''}); use profile='law'.")
         if self.pooling is not None:
             from . import hierarchy
 
@@ -267,13 +295,13 @@ class ModelSpec:
 
             return grouped_sites(self.pooling, self.centering, self.bend != "none") + self.observation.sites
         return (self.law.sites + self.observation.sites + (("tau",) if self.offsets == "budget" else ())
-                + (("z_bend",) if self.bend != "none" else ()))
+                + (("z_bend",) if self.bend != "none" else ()) + (("z_profile",) if self.profile != "law" else ()))
 
     @property
     def structure(self) -> tuple:
         """The part of the spec that shapes the compiled program."""
         grouping = None if self.pooling is None else (self.pooling, self.centering)
-        return (self.law, self.observation, self.offsets, self.bend != "none", grouping)
+        return (self.law, self.observation, self.offsets, self.bend != "none", self.profile != "law", grouping)
 
     def resolve_priors(self, ctx: Mapping) -> dict:
         """Every prior as a numpyro distribution, in sampling order, for data with summary ``ctx``."""
@@ -290,6 +318,8 @@ class ModelSpec:
             out["tau"] = dist.HalfNormal(self.priors.tau_scale)
         if self.bend != "none":
             out["z_bend"] = dist.Normal(0.0, 1.0)
+        if self.profile != "law":
+            out["z_profile"] = dist.Normal(0.0, 1.0)
         out.update(self.prior_overrides)
         return {k: out[k] for k in self.sites if k in out}
 
@@ -304,7 +334,7 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         out = {"likelihood": self.likelihood, "offsets": self.offsets, "law": self.law.name, "bend": self.bend,
-               "priors": dataclasses.asdict(self.priors),
+               "profile": self.profile, "priors": dataclasses.asdict(self.priors),
                "prior_overrides": {k: prior_to_dict(v) for k, v in self.prior_overrides.items()}}
         if self.pooling is not None:
             out.update(pooling=self.pooling, centering=self.centering, deviations=GROUP_DEVIATIONS)
@@ -327,7 +357,7 @@ class ModelSpec:
                              "deviations and would give wrong group parameters. Refit it (bayesscale fit ... "
                              "--group COLUMN --out FILE).")
         return cls(likelihood=d["likelihood"], offsets=d["offsets"], priors=Priors(**d["priors"]), law=law,
-                   bend=d.get("bend", "none"),
+                   bend=d.get("bend", "none"), profile=d.get("profile", "law"),
                    prior_overrides={k: prior_from_dict(v) for k, v in d.get("prior_overrides", {}).items()},
                    pooling=d.get("pooling"), centering=d.get("centering", "noncentred"))
 
@@ -375,6 +405,30 @@ def _clip(x, lo, hi):
     return _np.clip(x, lo, hi)
 
 
+def profile_term(trend, params, log_N, log_C, center):
+    """The extra curvature across an IsoFLOP profile (numpy or jax; broadcasts).
+
+    ``trend * (log10 C - center) * u**2`` with ``u = log10(N / N_opt(C))``
+    and ``N_opt`` the ``chinchilla`` law's own optimum under ``C = 6 N D``
+    (``params``: ``A, B, alpha, beta``).  Zero at the optimum, so it moves
+    neither the compute-optimal split nor the loss there.
+    """
+    xp = _np_or_jnp(log_N, params["alpha"], trend)
+    alpha, beta = params["alpha"], params["beta"]
+    log_G = (xp.log(alpha) + xp.log(params["A"]) - xp.log(beta) - xp.log(params["B"])) / (alpha + beta)
+    log_n_opt = log_G + beta / (alpha + beta) * (log_C - math.log(6.0))
+    u = (log_N - log_n_opt) / math.log(10.0)
+    return trend * (log_C / math.log(10.0) - center) * u**2
+
+
+def _np_or_jnp(*arrays):
+    if any(type(a).__module__.startswith("jax") for a in arrays):
+        import jax.numpy as jnp
+
+        return jnp
+    return np
+
+
 def bend_frame(C) -> tuple[float, float, float]:
     """Centre and range of ``log10 C`` of the runs a bend is fitted to: ``(center, lo, hi)``."""
     x = np.log10(np.asarray(C, dtype=float))
@@ -382,7 +436,8 @@ def bend_frame(C) -> tuple[float, float, float]:
     return c, float(x.min() - c), float(x.max() - c)
 
 
-def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, prior_def, bend: bool = False):
+def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, prior_def, bend: bool = False,
+                  profile: bool = False):
     """NumPyro model of log loss.
 
     Parameters
@@ -394,6 +449,9 @@ def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, pri
         (``ctx:*``) and the priors' leaves (``prior:*``).
     law, observation, offsets
         See :class:`ModelSpec`.
+    bend, profile : bool
+        Whether the bend in log compute, and the profile's trend in
+        curvature, are on (see :class:`ModelSpec`).
     prior_def : jax PyTreeDef
         Structure of the dict of priors whose leaves are ``prior:*``.
     """
@@ -418,6 +476,10 @@ def numpyro_model(data, *, law: Law, observation: Observation, offsets: str, pri
         z_bend = numpyro.sample("z_bend", priors["z_bend"])
         mu = mu + bend_term(data["bend_scale"] * z_bend, data["bend_logC"], data["bend_center"], data["bend_lo"],
                             data["bend_hi"])
+    if profile:
+        z_profile = numpyro.sample("z_profile", priors["z_profile"])
+        mu = mu + profile_term(data["profile_scale"] * z_profile, law.natural({k: s[k] for k in law.sites}, ctx),
+                               data["logN"], data["profile_logC"], data["profile_center"])
     order = {"y": data["y"], "prev": data["prev"]} if getattr(observation, "ordered", False) else {}
     noise = observation.distribution(mu, {k: s[k] for k in observation.sites}, **order)
     numpyro.sample("y", noise.mask(data["mask"]), obs=data["y"])

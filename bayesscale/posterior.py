@@ -53,7 +53,7 @@ from .diagnostics import Verdict, convergence_table, diagnose, pareto_k
 from .inference import Draws, SamplerSettings
 from .discrepancy import Discrepancy, joint_draws, tilt_draws
 from .inference import covariate_arrays
-from .model import ModelSpec, bend_frame, bend_term, context
+from .model import ModelSpec, bend_frame, bend_term, context, profile_term
 
 __all__ = ["Posterior", "PosteriorFileError", "load_posterior", "atomic_write", "file_mode", "law_log_loss",
            "log_noise", "bend", "log_likelihood", "posterior_predictive", "to_arviz", "CHUNK_ELEMENTS",
@@ -226,6 +226,8 @@ class Posterior:
                 out[k] = s[k]
         if "z_bend" in s:
             out["kappa"] = self.spec.bend_scale(self.runs) * s["z_bend"]
+        if "z_profile" in s:
+            out["profile_trend"] = self.spec.priors.profile_scale * np.asarray(s["z_profile"], dtype=np.float64)
         return out
 
     @property
@@ -648,12 +650,37 @@ def _new_runs(post: Posterior, N, D=None, *, U=None, S=None, B=None) -> tuple:
 
 
 def law_log_loss(post: Posterior, N, D, *, U=None, S=None, B=None) -> np.ndarray:
-    """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise, no bend)."""
+    """The law's ``log L`` for every draw at new runs, ``(S, n)`` (no noise, no bend).
+
+    With ``profile="trend"`` the profile's extra curvature is part of it
+    (:func:`profile`): it belongs to the run's size and tokens, not to
+    its compute.
+    """
     N, D, extra = _new_runs(post, N, D, U=U, S=S, B=B)
     cov = {"logN": np.log(N), "logD": np.log(D)}
     cov.update({f"log{k}": np.log(v) for k, v in extra.items() if v is not None})
     p = {k: v[:, None] for k, v in post.law_params.items()}
-    return post.law.evaluate(p, {k: v[None, :] for k, v in cov.items()})
+    mu = post.law.evaluate(p, {k: v[None, :] for k, v in cov.items()})
+    if "profile_trend" in post._natural:
+        mu = mu + profile(post, N, laws.FLOPS_PER_PARAM_TOKEN * N * D)
+    return mu
+
+
+def profile(post: Posterior, N, C) -> np.ndarray | float:
+    """The IsoFLOP profile's extra curvature (``profile="trend"``) at runs of size ``N`` and compute ``C``.
+
+    ``(S,) + shape`` of ``N`` and ``C`` broadcast (0.0 without the term);
+    see :func:`bayesscale.model.profile_term`.  It continues linearly in
+    ``log10 C`` beyond the data.
+    """
+    nat = post._natural
+    if "profile_trend" not in nat:
+        return 0.0
+    N, C = np.broadcast_arrays(np.asarray(N, dtype=float), np.asarray(C, dtype=float))
+    lead = (slice(None),) + (None,) * N.ndim
+    p = {k: post.law_params[k][lead] for k in ("A", "B", "alpha", "beta")}
+    return profile_term(nat["profile_trend"].reshape(-1)[lead], p, np.log(N)[None], np.log(C)[None],
+                        bend_frame(post.runs.C)[0])
 
 
 # ---------------------------------------------------------------------------
@@ -681,6 +708,9 @@ def _mean_log_loss(post: Posterior, idx, chains=slice(None), covs: dict | None =
         mu = mu + post.samples["tau"][chains][..., None] * post.samples["z_budget"][chains][..., r.budget[idx]]
     if "kappa" in nat:
         mu = mu + bend_term(nat["kappa"], np.log(r.C[idx]), *bend_frame(r.C))
+    if "profile_trend" in nat:
+        p = {k: nat[k] for k in ("A", "B", "alpha", "beta")}
+        mu = mu + profile_term(nat["profile_trend"], p, np.log(r.N[idx]), np.log(r.C[idx]), bend_frame(r.C)[0])
     return mu
 
 

@@ -14,7 +14,9 @@ Methods:
 
 * ``bs default``: ``bayesscale.fit(runs)`` (Student-t, calibrated extrapolation), ``bs default, no
   tilt``: the same without the extrapolation error's tilt along the budget, ``bs none``:
-  ``extrapolation="none"`` (the plain law).  Predictive draws from ``Posterior.predict_draws``.
+  ``extrapolation="none"`` (the plain law).  ``bs profile trend`` and ``bs profile trend, none``: the same
+  two with ``profile="trend"`` (the IsoFLOP profile's curvature changes with log C; session 10).
+  Predictive draws from ``Posterior.predict_draws``.
 * ``chinchilla pkg``: the ``chinchilla`` PyPI package (v0.2, Takano), its default loss
   (asymmetric MAE, weight 10: a 1/11-quantile fit) and BFGS over an initialisation grid; a point.
 * ``ssl``: ``simple-scaling-laws`` (v0.2), default law, bootstrap draws, ``new-run`` predictive.
@@ -106,7 +108,7 @@ def tasks() -> list[Task]:
 # methods: each returns (draws (S, n) of loss or None, point (n,), info dict)
 
 
-def run_bs(task: Task, quick: bool, extrapolation: str, seed: int, tilt: bool = True):
+def run_bs(task: Task, quick: bool, extrapolation: str, seed: int, tilt: bool = True, profile: str = "law"):
     import bayesscale as bs
 
     tr = task.train
@@ -116,7 +118,7 @@ def run_bs(task: Task, quick: bool, extrapolation: str, seed: int, tilt: bool = 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        post = bs.fit(frame, extrapolation=extrapolation, seed=seed, progress=False, **kw)
+        post = bs.fit(frame, extrapolation=extrapolation, seed=seed, progress=False, profile=profile, **kw)
         if not tilt:  # the calibrated extrapolation error without its tilt along the budget
             disc = post.discrepancy
             post = dataclasses.replace(post, discrepancy=dataclasses.replace(
@@ -222,6 +224,10 @@ def main():
                     results = {meth: run_bs(task, args.quick, "calibrated", args.seed, tilt=False)}
                 elif meth == "bs none":
                     results = {meth: run_bs(task, args.quick, "none", args.seed)}
+                elif meth == "bs profile trend":
+                    results = {meth: run_bs(task, args.quick, "calibrated", args.seed, profile="trend")}
+                elif meth == "bs profile trend, none":
+                    results = {meth: run_bs(task, args.quick, "none", args.seed, profile="trend")}
                 elif meth == "chinchilla pkg":
                     results = {meth: run_chinchilla(task, args.quick, args.seed)}
                 elif meth == "ssl":

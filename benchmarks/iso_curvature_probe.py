@@ -1,10 +1,11 @@
-"""Probe: does a curvature term across each IsoFLOP profile fix the centre? (issue 9, item 0; not in the package)
+"""Probe: does a curvature term across each IsoFLOP profile fix the centre? (issue 9, item 0)
 
 A standalone NumPyro model: the Chinchilla law (level-at-centre coordinates), the bend in log C as in
 bayesscale, Student-t(4) noise, and optionally ``gamma * (log10 N / N_opt_law(C))**2`` (``gamma ~ Normal(0, 0.05)``),
 which sharpens or flattens the IsoFLOP parabola about the law's own optimum without moving it.  Variants:
 ``none``; ``constant`` (session 4); ``trend`` (session 10): ``gamma + gamma1 * (log10 C - m)``, a curvature
-that changes with compute (``gamma1 ~ Normal(0, 0.05)`` per decade), continued linearly beyond the data.
+that changes with compute (``gamma1 ~ Normal(0, 0.05)`` per decade), continued linearly beyond the data;
+``trend0`` (session 10): ``gamma1 * (log10 C - m)`` alone, which bayesscale now offers as ``profile="trend"``.
 Fits Chinchilla (C < 1e21), Marin and Farseer (largest 1 or 2 budgets held out), plain posterior predictive
 (no extrapolation error), 2 chains x 600 + 500.
 
@@ -37,8 +38,8 @@ def model(lN, lD, y=None, m=0.0, lo=-1, hi=1, iso="none", cN=0., cD=0.):
     k = numpyro.sample("kappa", dist.Normal(0, 0.01))
     mu = mu + k * xc * (2 * x - xc)
     if iso != "none":
-        g = numpyro.sample("gamma", dist.Normal(0, 0.05))
-        if iso == "trend":
+        g = numpyro.sample("gamma", dist.Normal(0, 0.05)) if iso != "trend0" else 0.0
+        if iso in ("trend", "trend0"):
             g = g + numpyro.sample("gamma1", dist.Normal(0, 0.05)) * x
         lG = (jnp.log(a) + lA - jnp.log(b) - lB) / (a + b)
         lNopt = lG + b / (a + b) * (lC - jnp.log(6.0))
@@ -64,8 +65,8 @@ def fit_pred(tr, te, iso, seed=0):
     L = te.loss
     return dict(err=100 * np.median(np.abs(med / L - 1)), bias=100 * np.median(med / L - 1),
                 cov50=np.mean((lo50 <= L) & (L <= hi50)), cov90=np.mean((lo90 <= L) & (L <= hi90)), div=div,
-                gamma=float(np.median(smp["gamma"])) if iso != "none" else np.nan,
-                gamma1=float(np.median(smp["gamma1"])) if iso == "trend" else np.nan, kappa=float(np.median(smp["kappa"])))
+                gamma=float(np.median(smp["gamma"])) if iso in ("constant", "trend") else np.nan,
+                gamma1=float(np.median(smp["gamma1"])) if iso in ("trend", "trend0") else np.nan, kappa=float(np.median(smp["kappa"])))
 
 tasks = []
 ch = bs.datasets.chinchilla()
@@ -117,7 +118,7 @@ if "--scan" in sys.argv:
     sys.exit()
 rows = []
 for name, tr, te in tasks:
-    for iso in ("none", "constant", "trend"):
+    for iso in ("none", "constant", "trend", "trend0"):
         r = fit_pred(tr, te, iso); r.update(task=name, iso=iso); rows.append(r); print(r, flush=True)
 df = pd.DataFrame(rows)
 print(df.to_string())
