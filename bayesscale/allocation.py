@@ -722,6 +722,12 @@ def prob_below(params, N, D, target, *, log_noise=None, law=None, U=None) -> np.
         if U is not None and "logU" not in law.covariates:
             raise ValueError(f"law {law.name!r} does not read unique tokens; drop U=")
         log_L = law.log_loss_ND(P, N, D, U=U)
+    if post is not None and "profile_trend" in post._natural:  # profile="trend": part of the run's mean
+        from .posterior import profile
+
+        Nb, Db = np.broadcast_arrays(N, D)
+        log_L = log_L + profile(post, Nb, laws.FLOPS_PER_PARAM_TOKEN * Nb * Db).reshape(
+            (S,) + (1,) * (len(shape) - Nb.ndim) + Nb.shape)
     noise = _noise(log_noise, S, shape)
     if noise is not None:
         log_L = log_L + noise

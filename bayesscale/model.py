@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .laws import CHINCHILLA, Law, get_law
+from .laws import CHINCHILLA, FLOPS_PER_PARAM_TOKEN, Law, _xp, get_law
 from .observation import Observation, get_observation
 
 __all__ = ["Priors", "ModelSpec", "LIKELIHOODS", "OFFSETS", "numpyro_model", "context",
@@ -413,20 +413,13 @@ def profile_term(trend, params, log_N, log_C, center):
     (``params``: ``A, B, alpha, beta``).  Zero at the optimum, so it moves
     neither the compute-optimal split nor the loss there.
     """
-    xp = _np_or_jnp(log_N, params["alpha"], trend)
+    xp = _xp(log_N, params["alpha"], trend)
     alpha, beta = params["alpha"], params["beta"]
+    # laws.frontier_coefficients in logs: G itself can overflow float32 for a wild warm-up draw
     log_G = (xp.log(alpha) + xp.log(params["A"]) - xp.log(beta) - xp.log(params["B"])) / (alpha + beta)
-    log_n_opt = log_G + beta / (alpha + beta) * (log_C - math.log(6.0))
+    log_n_opt = log_G + beta / (alpha + beta) * (log_C - math.log(FLOPS_PER_PARAM_TOKEN))
     u = (log_N - log_n_opt) / math.log(10.0)
     return trend * (log_C / math.log(10.0) - center) * u**2
-
-
-def _np_or_jnp(*arrays):
-    if any(type(a).__module__.startswith("jax") for a in arrays):
-        import jax.numpy as jnp
-
-        return jnp
-    return np
 
 
 def bend_frame(C) -> tuple[float, float, float]:

@@ -65,6 +65,10 @@ def test_profile_trend_is_recovered_and_carried_into_predictions(tmp_path):
     idx = np.arange(len(runs))
     pointwise = _mean_log_loss(post, idx).reshape(post.n_draws, -1)
     np.testing.assert_allclose(pointwise, bs.posterior.law_log_loss(post, runs.N, runs.D), rtol=1e-6, atol=1e-9)
+    # the probability that a planned run beats a target sees the same mean
+    target = np.exp(np.median(mu, axis=0))
+    p_below = bs.prob_below(post, sizes, Cn / (laws.FLOPS_PER_PARAM_TOKEN * sizes), target, log_noise=np.zeros(1))
+    np.testing.assert_allclose(p_below, np.mean(mu < np.log(target), axis=0), atol=1e-12)
     post.to_netcdf(tmp_path / "p.nc")
     back = bs.load_posterior(tmp_path / "p.nc")
     assert back.spec.profile == "trend"
@@ -77,3 +81,25 @@ def test_cli_passes_the_profile_through():
     a = build_parser().parse_args(["fit", "runs.csv", "--profile", "trend"])
     assert _fit_kwargs(a)["profile"] == "trend"
     assert _fit_kwargs(build_parser().parse_args(["fit", "runs.csv"]))["profile"] == "law"
+
+
+def test_figures_draw_the_fitted_profile():
+    # the IsoFLOP figure's bands come from the same mean as the predictions, the trend included
+    import matplotlib
+
+    matplotlib.use("Agg")
+    N, D = isoflop_design(sizes_per_budget=7)
+    runs = bs.simulate_runs(CHINCHILLA_FIT, N=N, D=D, sigma=0.005, seed=1)
+    post = fit_quietly(runs, profile="trend", bend="none", extrapolation="none")
+    from bayesscale.plots import scaling
+
+    idx = np.arange(post.n_draws)
+    n = np.array([[1e8, 1e9]])
+    d = 1e21 / (6 * n)
+    got = scaling._profile_at(post, idx, n, d)
+    np.testing.assert_allclose(got[:, 0], bs.posterior.law_log_loss(post, n[0], d[0])
+                               - post.law.evaluate({k: v[:, None] for k, v in post.law_params.items()},
+                                                   {"logN": np.log(n), "logD": np.log(d)}), rtol=1e-6, atol=1e-9)
+    fig = bs.plots.isoflop_profiles(post)
+    assert fig.axes
+    bs.plots.isoloss_contours(post)

@@ -33,11 +33,18 @@ from .._validate import check_ci as _check_ci
 from .._validate import positive as _positive
 from ..data import match_budgets
 from ..intervals import band_names, quantiles
-from ..posterior import log_noise
+from ..posterior import log_noise, profile
 from ._common import (_BAND_ALPHA, _RUN_GREY, _budget_cmap, _check_posterior, _count, _loss_axis, _panel_figure,
                       _ratio_axis, _root_figure, _sci, _single_axes, _style, _thin_params, _unit)
 
 __all__ = ["isoflop_profiles", "optimal_frontier", "isoloss_contours", "excess_compute"]
+
+
+def _profile_at(post, idx, N, D):
+    """The profile's extra curvature (``profile="trend"``) at draws ``idx`` and grid ``(N, D)``; 0.0 without it."""
+    if "profile_trend" not in post._natural:
+        return 0.0
+    return profile(post, N, laws.FLOPS_PER_PARAM_TOKEN * N * D)[idx]
 
 
 # ---------------------------------------------------------------------------
@@ -127,7 +134,7 @@ def isoflop_profiles(post, budgets=None, *, ci: float | None = None, ax=None, co
     N = np.exp(log_lo[:, None] + (log_hi - log_lo)[:, None] * u[None, :])  # (B, G)
     D = C[:, None] / (laws.FLOPS_PER_PARAM_TOKEN * N)
     P = {k: v[:, None, None] for k, v in p.items()}
-    mu = post.law.log_loss_ND(P, N[None], D[None])  # (S, B, G)
+    mu = post.law.log_loss_ND(P, N[None], D[None]) + _profile_at(post, idx, N, D)  # (S, B, G)
     # one noise draw per (posterior draw, budget), shared along the curve: every point keeps its
     # exact predictive marginal, and the quantile curves come out smooth
     noise = log_noise(post, C)[idx][:, :, None]
@@ -337,13 +344,13 @@ def isoloss_contours(post, *, ci: float | None = None, ax=None, compute_unit: st
         levels = np.unique(_positive(levels, "levels"))
     runs = post.runs
     n_grid = max(int(n_grid), 20)
-    _, p = _thin_params(post, 400)
+    idx, p = _thin_params(post, 400)
     Cg = np.geomspace(runs.C.min() / 3, runs.C.max() * 100, n_grid)
     Ng = np.geomspace(runs.N.min() / 3, runs.N.max() * 10, n_grid)
     CC, NN = np.meshgrid(Cg, Ng)  # (nN, nC)
     DD = CC / (laws.FLOPS_PER_PARAM_TOKEN * NN)
     P = {k: v[:, None, None] for k, v in p.items()}
-    L = np.median(np.exp(post.law.log_loss_ND(P, NN[None], DD[None])), axis=0)
+    L = np.median(np.exp(post.law.log_loss_ND(P, NN[None], DD[None]) + _profile_at(post, idx, NN, DD)), axis=0)
     if levels is None:
         levels = _nice_levels(np.quantile(L, 0.01), np.quantile(L, 0.85))
     norm = LogNorm(levels.min(), levels.max()) if levels.size > 1 else Normalize(levels[0] * 0.9, levels[0] * 1.1)
