@@ -168,6 +168,8 @@ class Priors:
             "df": f"Student-t df = {p.df:g} (student_t likelihood only)",
             "kappa": f"kappa ~ Normal(0, {p.bend_scale:g}) (bend in log C; off with fewer than "
                      f"{BEND_MIN_BUDGETS} budgets)",
+            "profile_trend": f"profile_trend ~ Normal(0, {p.profile_scale:g}) (the IsoFLOP profile's curvature "
+                             "per decade of C; profile='trend' only)",
         }
 
 

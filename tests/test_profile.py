@@ -103,3 +103,7 @@ def test_figures_draw_the_fitted_profile():
     fig = bs.plots.isoflop_profiles(post)
     assert fig.axes
     bs.plots.isoloss_contours(post)
+    # the report names the term's prior
+    from bayesscale._report.facts import _priors
+
+    assert any(r["parameter"] == "profile_trend" for r in _priors(post))

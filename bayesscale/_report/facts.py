@@ -272,7 +272,7 @@ def _priors(posterior) -> list[dict]:
     except Exception:  # noqa: BLE001 - the formula alone is still a complete description
         resolved = desc
     skip = {"tau": spec.offsets != "budget", "df": spec.likelihood != "student_t",
-            "kappa": "kappa" not in posterior.params}
+            "kappa": "kappa" not in posterior.params, "profile_trend": "profile_trend" not in posterior.params}
     return [{"parameter": name, "prior": text,
              "with_these_data": resolved[name] if resolved.get(name, text) != text else None}
             for name, text in desc.items() if not skip.get(name, False)]
